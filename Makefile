@@ -1,0 +1,71 @@
+# spi — two commands for a new machine: `make run` and `make test`.
+# Everything the tests need is installed from this repository's own files: Go modules (go.mod,
+# e2e/go.mod, tools/go.mod) and npm packages (e2e/package-lock.json).
+
+GO        ?= go
+SPID_ARGS ?=
+FUZZTIME  ?= 5m
+BIN       := bin
+LINT      := $(BIN)/golangci-lint
+NPM_STAMP := e2e/node_modules/.spi-installed
+
+.PHONY: all build run test unit e2e lint fmt deps fuzz bench clean
+
+all: build
+
+## build: compile spid into bin/
+build:
+	$(GO) build -o $(BIN)/spid ./cmd/spid
+
+## run: build and start spid with embedded defaults (data plane on 127.0.0.1:27017)
+run: build
+	exec ./$(BIN)/spid $(SPID_ARGS)
+
+## test: install what the tests need, then lint, unit tests (race detector) and end-to-end tests
+test: deps lint unit e2e
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+e2e: $(NPM_STAMP)
+	cd e2e && $(GO) test -count=1 -timeout 15m ./...
+
+## deps: Go modules, the pinned linter, mongosh and the Node driver's compressors
+deps: $(NPM_STAMP) $(LINT)
+	$(GO) mod download
+	cd e2e && $(GO) mod download
+
+$(NPM_STAMP): e2e/package.json e2e/package-lock.json e2e/scripts/build-node-zstd.sh
+	cd e2e && npm ci --no-audit --no-fund
+	cd e2e && bash scripts/build-node-zstd.sh
+	touch $@
+
+$(LINT): tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../$(LINT) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+## lint: gofmt, go vet and golangci-lint (config in .golangci.yml) over both modules
+lint: $(LINT)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './e2e/node_modules/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	cd e2e && $(GO) vet ./...
+	$(LINT) run ./...
+	cd e2e && ../$(LINT) run --config ../.golangci.yml ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## fuzz: run every fuzz target for FUZZTIME each (default 5m)
+FUZZ_TARGETS := FuzzReadMessage FuzzValidateBSON FuzzSnappy FuzzZlib FuzzZstd
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t ($(FUZZTIME))"; \
+	  $(GO) test ./wire -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+## bench: ping round trips per second, spid against a reference server, measured in one run
+bench: build
+	cd e2e && $(GO) run ./cmd/spibench -spid ../$(BIN)/spid
+
+clean:
+	rm -rf $(BIN) $(NPM_STAMP)

@@ -1,0 +1,178 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/wire"
+)
+
+// Options configures a Dispatcher.
+type Options struct {
+	// Version is spid's own version, reported by buildInfo.
+	Version string
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Dispatcher serves wire requests from the command table. It implements wire.Handler.
+type Dispatcher struct {
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+	byName  map[string]*Command
+}
+
+// New returns a dispatcher over the command table.
+func New(opts Options) *Dispatcher {
+	d := &Dispatcher{opts: opts, log: opts.Logger, started: time.Now(), byName: map[string]*Command{}}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	for i := range table {
+		d.byName[table[i].Name] = &table[i]
+	}
+	return d
+}
+
+var _ wire.Handler = (*Dispatcher)(nil)
+
+// Handle runs one command and appends its reply document to dst.
+func (d *Dispatcher) Handle(ctx context.Context, c *wire.Conn, req *wire.Request, dst []byte) []byte {
+	call, cmd, err := d.parse(c, req)
+	if err == nil {
+		r := startReply(dst)
+		err = d.run(ctx, cmd, call, r)
+		if err == nil {
+			r.Double("ok", 1)
+			return r.end()
+		}
+	}
+	e, ok := err.(*Error)
+	if !ok {
+		d.log.Error("command failed with an internal error", "command", call.Name, "err", err)
+		e = Errorf(CodeInternalError, "internal error running %s", call.Name)
+	}
+	return appendError(dst, e)
+}
+
+// run calls the handler, turning a panic into an InternalError reply so one bad request cannot
+// take the server down.
+func (d *Dispatcher) run(ctx context.Context, cmd *Command, call *Call, r *Reply) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.Error("command panicked", "command", call.Name, "panic", fmt.Sprint(p))
+			err = Errorf(CodeInternalError, "internal error running %s", call.Name)
+		}
+	}()
+	return cmd.Handler(ctx, call, r)
+}
+
+// parse finds the command and its database.
+func (d *Dispatcher) parse(c *wire.Conn, req *wire.Request) (*Call, *Command, error) {
+	call := &Call{Conn: c, Req: req, Body: req.Body, Server: d}
+	if req.OpCode == wire.OpQuery {
+		call.DB = req.Database()
+		// Legacy OP_QUERY may wrap the command as {$query: {...}, $readPreference: ...}.
+		if v, err := call.Body.IndexErr(0); err == nil {
+			if k := v.Key(); (k == "$query" || k == "query") && v.Value().Type == bson.TypeEmbeddedDocument {
+				call.Body = v.Value().Document()
+			}
+		}
+	}
+	first, err := call.Body.IndexErr(0)
+	if err != nil {
+		return call, nil, Errorf(CodeCommandNotFound, "no such command: ''")
+	}
+	call.Name = first.Key()
+	call.Arg = first.Value()
+	cmd := d.byName[call.Name]
+	if req.OpCode == wire.OpQuery {
+		if cmd == nil || !cmd.Handshake {
+			return call, nil, Errorf(CodeUnsupportedOpQueryCommand,
+				"Unsupported OP_QUERY command: %s. The client driver may require an upgrade. "+
+					"For more details see https://dochub.mongodb.org/core/legacy-opcode-removal", call.Name)
+		}
+		return call, cmd, nil
+	}
+	dbv, err := call.Body.LookupErr("$db")
+	if err != nil {
+		return call, nil, Errorf(CodeMissingDatabase, "OP_MSG requests require a $db argument")
+	}
+	db, ok := dbv.StringValueOK()
+	if !ok {
+		return call, nil, Errorf(CodeTypeMismatch, "$db must be a string, not %s", typeName(dbv.Type))
+	}
+	call.DB = db
+	if cmd == nil {
+		return call, nil, Errorf(CodeCommandNotFound, "no such command: '%s'", call.Name)
+	}
+	return call, cmd, nil
+}
+
+// HandleMessageError answers a malformed message; the connection closes after it.
+func (d *Dispatcher) HandleMessageError(_ *wire.Conn, me *wire.MessageError, dst []byte) []byte {
+	code := CodeProtocolError
+	switch me.Kind {
+	case wire.KindInvalidBSON:
+		code = CodeInvalidBSON
+	case wire.KindChecksum:
+		code = CodeChecksumMismatch
+	case wire.KindIllegalFlag:
+		code = CodeIllegalOpMsgFlag
+	case wire.KindTooManySequences:
+		code = CodeTooManyDocumentSequences
+	case wire.KindTooLarge:
+		code = CodeBSONObjectTooLarge
+	case wire.KindUnsupportedOpcode:
+		if me.OpCode == wire.OpQuery {
+			code = CodeUnsupportedOpQueryCommand
+		}
+	}
+	return appendError(dst, &Error{Code: code, Msg: me.Msg})
+}
+
+// typeName is the MongoDB name of a BSON type, as used in error messages.
+func typeName(t bson.Type) string {
+	switch t {
+	case bson.TypeDouble:
+		return "double"
+	case bson.TypeString:
+		return "string"
+	case bson.TypeEmbeddedDocument:
+		return "object"
+	case bson.TypeArray:
+		return "array"
+	case bson.TypeBinary:
+		return "binData"
+	case bson.TypeUndefined:
+		return "undefined"
+	case bson.TypeObjectID:
+		return "objectId"
+	case bson.TypeBoolean:
+		return "bool"
+	case bson.TypeDateTime:
+		return "date"
+	case bson.TypeNull:
+		return "null"
+	case bson.TypeRegex:
+		return "regex"
+	case bson.TypeInt32:
+		return "int"
+	case bson.TypeTimestamp:
+		return "timestamp"
+	case bson.TypeInt64:
+		return "long"
+	case bson.TypeDecimal128:
+		return "decimal"
+	case bson.TypeMinKey:
+		return "minKey"
+	case bson.TypeMaxKey:
+		return "maxKey"
+	}
+	return t.String()
+}

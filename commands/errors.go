@@ -1,0 +1,79 @@
+package commands
+
+import "fmt"
+
+// Code is a MongoDB error code. Every error a client sees carries one, with its codeName.
+type Code int32
+
+// The codes spid returns. Numbers and names are MongoDB's (src/mongo/base/error_codes.yml), so
+// drivers and mongosh treat them as they would a mongod's.
+const (
+	CodeInternalError             Code = 1
+	CodeBadValue                  Code = 2
+	CodeFailedToParse             Code = 9
+	CodeUnauthorized              Code = 13
+	CodeTypeMismatch              Code = 14
+	CodeProtocolError             Code = 17
+	CodeAuthenticationFailed      Code = 18
+	CodeInvalidBSON               Code = 22
+	CodeCommandNotFound           Code = 59
+	CodeInvalidOptions            Code = 72
+	CodeIllegalOpMsgFlag          Code = 223
+	CodeTooManyDocumentSequences  Code = 233
+	CodeChecksumMismatch          Code = 288
+	CodeUnsupportedOpQueryCommand Code = 352
+	CodeBSONObjectTooLarge        Code = 10334
+	CodeMissingDatabase           Code = 40571
+)
+
+var codeNames = map[Code]string{
+	CodeInternalError:             "InternalError",
+	CodeBadValue:                  "BadValue",
+	CodeFailedToParse:             "FailedToParse",
+	CodeUnauthorized:              "Unauthorized",
+	CodeTypeMismatch:              "TypeMismatch",
+	CodeProtocolError:             "ProtocolError",
+	CodeAuthenticationFailed:      "AuthenticationFailed",
+	CodeInvalidBSON:               "InvalidBSON",
+	CodeCommandNotFound:           "CommandNotFound",
+	CodeInvalidOptions:            "InvalidOptions",
+	CodeIllegalOpMsgFlag:          "IllegalOpMsgFlag",
+	CodeTooManyDocumentSequences:  "TooManyDocumentSequences",
+	CodeChecksumMismatch:          "ChecksumMismatch",
+	CodeUnsupportedOpQueryCommand: "UnsupportedOpQueryCommand",
+	CodeBSONObjectTooLarge:        "BSONObjectTooLarge",
+	CodeMissingDatabase:           "Location40571",
+}
+
+// Name is the codeName sent beside the code.
+func (c Code) Name() string {
+	if n, ok := codeNames[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("Location%d", int32(c))
+}
+
+// Error is a command failure as the client sees it: {ok: 0, errmsg, code, codeName}.
+type Error struct {
+	Code Code
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (%d): %s", e.Code.Name(), int32(e.Code), e.Msg)
+}
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// appendError appends the reply document of a failed command.
+func appendError(dst []byte, e *Error) []byte {
+	r := startReply(dst)
+	r.Double("ok", 0)
+	r.String("errmsg", e.Msg)
+	r.Int32("code", int32(e.Code))
+	r.String("codeName", e.Code.Name())
+	return r.end()
+}

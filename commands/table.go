@@ -1,0 +1,70 @@
+// Package commands is spid's command table: one file per command, one sorted table of
+// name -> {handler, privilege actions, allowed before authentication}, and the MongoDB-style
+// errors every command reply uses.
+package commands
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/wire"
+)
+
+// Command is one entry of the command table.
+type Command struct {
+	// Name is the command's name as the first field of the request document.
+	Name string
+	// Handler appends the command's reply fields; returning an error replaces the reply with
+	// {ok: 0, errmsg, code, codeName}.
+	Handler func(ctx context.Context, call *Call, r *Reply) error
+	// Actions are the privilege actions a caller needs (enforced by the authorization layer).
+	Actions []string
+	// Anonymous says the command runs before the connection has authenticated.
+	Anonymous bool
+	// Handshake says the command may arrive as a legacy OP_QUERY, as drivers' first message does.
+	Handshake bool
+}
+
+// Call is one invocation of a command.
+type Call struct {
+	Conn *wire.Conn
+	Req  *wire.Request
+	// Name is the command name as sent (an alias such as "ismaster" stays as sent).
+	Name string
+	// DB is the database the command runs against ($db, or the OP_QUERY namespace).
+	DB string
+	// Body is the whole command document; valid only during the call.
+	Body bson.Raw
+	// Arg is the value of the command field, as in {ping: 1}.
+	Arg bson.RawValue
+	// Server describes the server the command runs on.
+	Server *Dispatcher
+}
+
+// table lists every command, sorted by name (a test keeps it so). atlasVersion is deliberately
+// absent: mongosh probes it and treats CommandNotFound as "not Atlas", which is the truth.
+var table = []Command{
+	{Name: "buildInfo", Handler: buildInfo, Anonymous: true, Handshake: true},
+	{Name: "buildinfo", Handler: buildInfo, Anonymous: true, Handshake: true},
+	{Name: "connectionStatus", Handler: connectionStatus, Anonymous: true},
+	{Name: "endSessions", Handler: endSessions, Anonymous: true},
+	{Name: "getLog", Handler: getLog},
+	{Name: "getParameter", Handler: getParameter},
+	{Name: "hello", Handler: hello, Anonymous: true, Handshake: true},
+	{Name: "isMaster", Handler: hello, Anonymous: true, Handshake: true},
+	{Name: "ismaster", Handler: hello, Anonymous: true, Handshake: true},
+	{Name: "listCollections", Handler: listCollections},
+	{Name: "listDatabases", Handler: listDatabases},
+	{Name: "ping", Handler: ping, Anonymous: true},
+	{Name: "whatsmyuri", Handler: whatsmyuri, Anonymous: true},
+}
+
+// Names lists the command names in table order.
+func Names() []string {
+	out := make([]string, len(table))
+	for i := range table {
+		out[i] = table[i].Name
+	}
+	return out
+}

@@ -1,0 +1,179 @@
+// Package e2e drives a real spid binary with real clients: mongosh 2.12.0 (and the Node driver
+// inside it), the Go driver, raw sockets, and FerretDB as a reference server in benchmarks.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// spidBin is the spid binary built once for the whole run.
+var spidBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "spi-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	spidBin = filepath.Join(dir, "spid")
+	build := exec.Command("go", "build", "-o", spidBin, "./cmd/spid")
+	build.Dir = ".."
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building spid:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// lockedBuffer collects a child process's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// spid is one running server.
+type spid struct {
+	cmd    *exec.Cmd
+	URI    string // the mongodb:// URI spid printed
+	Addr   string // host:port
+	Stdout *lockedBuffer
+	Stderr *lockedBuffer
+	done   chan error
+}
+
+var printedURI = regexp.MustCompile(`mongosh "(mongodb://([^/"]+)/)"`)
+
+// startSpid starts spid on a free loopback port and waits until it prints how to connect.
+// The server is stopped with SIGTERM when the test ends, and must exit with status 0.
+func startSpid(t *testing.T, args ...string) *spid {
+	t.Helper()
+	s := &spid{Stdout: &lockedBuffer{}, Stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	s.cmd = exec.Command(spidBin, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	s.cmd.Stderr = s.Stderr
+	pr, pw := io.Pipe()
+	s.cmd.Stdout = io.MultiWriter(s.Stdout, pw)
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("starting spid: %v", err)
+	}
+	go func() { s.done <- s.cmd.Wait(); _ = pw.Close() }()
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := printedURI.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case m := <-found:
+		s.URI, s.Addr = m[1], m[2]
+	case err := <-s.done:
+		t.Fatalf("spid exited before it was ready: %v\nstdout:\n%s\nstderr:\n%s", err, s.Stdout, s.Stderr)
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		t.Fatalf("spid did not print a mongosh command within 30s\nstdout:\n%s\nstderr:\n%s", s.Stdout, s.Stderr)
+	}
+	t.Cleanup(func() { s.Stop(t) })
+	return s
+}
+
+// Stop sends SIGTERM and checks spid exits cleanly. Calling it twice is harmless.
+func (s *spid) Stop(t *testing.T) {
+	t.Helper()
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("spid exited with %v after SIGTERM\nstderr:\n%s", err, s.Stderr)
+		}
+	case <-time.After(60 * time.Second):
+		_ = s.cmd.Process.Kill()
+		t.Errorf("spid did not exit within 60s of SIGTERM\nstderr:\n%s", s.Stderr)
+	}
+}
+
+// mongoshPath is the pinned mongosh installed by `npm ci` in this folder.
+func mongoshPath(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("node_modules", ".bin", "mongosh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("mongosh is not installed (%v): run `make test`, which runs `npm ci` in e2e/", err)
+	}
+	return p
+}
+
+// mongoshEnv gives mongosh a private home, so tests neither read nor write the user's
+// ~/.mongodb, and keeps telemetry off.
+func mongoshEnv(t *testing.T) []string {
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "DO_NOT_TRACK=1"}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PATH=") || strings.HasPrefix(kv, "LANG=") || strings.HasPrefix(kv, "TMPDIR=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+type result struct {
+	Stdout, Stderr string
+	Exit           int
+}
+
+// runMongosh runs mongosh non-interactively and returns what it printed.
+func runMongosh(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mongoshPath(t), args...)
+	cmd.Env = mongoshEnv(t)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{Stdout: stdout.String(), Stderr: stderr.String()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running mongosh: %v", err)
+		}
+		r.Exit = ee.ExitCode()
+	}
+	return r
+}

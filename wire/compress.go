@@ -1,0 +1,252 @@
+package wire
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/golang/snappy"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compressor is one OP_COMPRESSED algorithm. The zero-based IDs are the protocol's.
+type Compressor struct {
+	ID   uint8
+	Name string
+	// decompress appends the decompressed src to dst; it must produce exactly size bytes.
+	decompress func(dst, src []byte, size int) ([]byte, error)
+	compress   func(dst, src []byte) ([]byte, error)
+}
+
+// The compressors spid speaks, in the protocol's ID order.
+var (
+	Noop   = &Compressor{ID: 0, Name: "noop", decompress: noopDecompress, compress: noopCompress}
+	Snappy = &Compressor{ID: 1, Name: "snappy", decompress: snappyDecompress, compress: snappyCompress}
+	Zlib   = &Compressor{ID: 2, Name: "zlib", decompress: zlibDecompress, compress: zlibCompress}
+	Zstd   = &Compressor{ID: 3, Name: "zstd", decompress: zstdDecompress, compress: zstdCompress}
+)
+
+var compressorsByName = map[string]*Compressor{"noop": Noop, "snappy": Snappy, "zlib": Zlib, "zstd": Zstd}
+
+// Compressors is the set a client negotiated through hello.compression, in its order of
+// preference. The zero value negotiates nothing.
+type Compressors struct {
+	list []*Compressor
+}
+
+// Negotiate keeps the names spid supports, in the client's order, and returns them.
+// Unknown names (mongosh sends "none") are ignored.
+func Negotiate(names []string) Compressors {
+	var c Compressors
+	for _, n := range names {
+		if comp, ok := compressorsByName[n]; ok && !c.has(comp.ID) {
+			c.list = append(c.list, comp)
+		}
+	}
+	return c
+}
+
+// Names returns the negotiated compressor names in order.
+func (c *Compressors) Names() []string {
+	out := make([]string, len(c.list))
+	for i, comp := range c.list {
+		out[i] = comp.Name
+	}
+	return out
+}
+
+func (c *Compressors) has(id uint8) bool {
+	if c == nil {
+		return false
+	}
+	for _, comp := range c.list {
+		if comp.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func compressorByID(id uint8) *Compressor {
+	switch id {
+	case 0:
+		return Noop
+	case 1:
+		return Snappy
+	case 2:
+		return Zlib
+	case 3:
+		return Zstd
+	}
+	return nil
+}
+
+type innerMessage struct {
+	OpCode int32
+	body   []byte
+}
+
+// decompressMessage unwraps an OP_COMPRESSED body (everything after the header).
+func decompressMessage(h Header, body []byte, negotiated *Compressors) (innerMessage, *Compressor, error) {
+	if len(body) < 9 {
+		return innerMessage{}, nil, msgErr(KindProtocol, h, "OP_COMPRESSED is too short")
+	}
+	orig := int32(binary.LittleEndian.Uint32(body))
+	size := int(int32(binary.LittleEndian.Uint32(body[4:])))
+	id := body[8]
+	fail := func(kind ErrorKind, format string, args ...any) error {
+		e := msgErr(kind, h, format, args...)
+		e.OpCode = orig
+		if orig != OpQuery {
+			e.OpCode = OpMsg
+		}
+		return e
+	}
+	if orig == OpCompressed {
+		return innerMessage{}, nil, fail(KindProtocol, "OP_COMPRESSED may not wrap another OP_COMPRESSED")
+	}
+	c := compressorByID(id)
+	if c == nil {
+		return innerMessage{}, nil, fail(KindCompression, "unknown compressor id %d", id)
+	}
+	if !negotiated.has(id) {
+		return innerMessage{}, nil, fail(KindCompression, "compressor %s was not negotiated on this connection", c.Name)
+	}
+	if size < 0 || size > MaxMessageSize-HeaderSize {
+		return innerMessage{}, nil, fail(KindProtocol, "uncompressed size %d is outside 0..%d", size, MaxMessageSize-HeaderSize)
+	}
+	out, err := c.decompress(make([]byte, 0, size), body[9:], size)
+	if err != nil {
+		return innerMessage{}, nil, fail(KindCompression, "%s: %v", c.Name, err)
+	}
+	return innerMessage{OpCode: orig, body: out}, c, nil
+}
+
+// Decompress decompresses src, which must expand to exactly size bytes, with the compressor of
+// the given ID. It is the entry point the fuzz targets use.
+func Decompress(id uint8, src []byte, size int) ([]byte, error) {
+	c := compressorByID(id)
+	if c == nil {
+		return nil, fmt.Errorf("unknown compressor id %d", id)
+	}
+	if size < 0 || size > MaxMessageSize {
+		return nil, fmt.Errorf("size %d is out of range", size)
+	}
+	return c.decompress(make([]byte, 0, size), src, size)
+}
+
+// Compress appends src compressed with c to dst.
+func (c *Compressor) Compress(dst, src []byte) ([]byte, error) { return c.compress(dst, src) }
+
+var errSizeMismatch = errors.New("decompressed size does not match the declared size")
+
+func noopDecompress(dst, src []byte, size int) ([]byte, error) {
+	if len(src) != size {
+		return nil, errSizeMismatch
+	}
+	return append(dst, src...), nil
+}
+
+func noopCompress(dst, src []byte) ([]byte, error) { return append(dst, src...), nil }
+
+func snappyDecompress(dst, src []byte, size int) ([]byte, error) {
+	n, err := snappy.DecodedLen(src)
+	if err != nil {
+		return nil, err
+	}
+	if n != size {
+		return nil, errSizeMismatch
+	}
+	out, err := snappy.Decode(dst[:size], src)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func snappyCompress(dst, src []byte) ([]byte, error) {
+	n := snappy.MaxEncodedLen(len(src))
+	if n < 0 {
+		return nil, errors.New("message too large for snappy")
+	}
+	start := len(dst)
+	dst = growTo(dst, start+n)
+	enc := snappy.Encode(dst[start:start+n], src)
+	return dst[:start+len(enc)], nil
+}
+
+func zlibDecompress(dst, src []byte, size int) ([]byte, error) {
+	zr, err := zlib.NewReader(bytes.NewReader(src))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = zr.Close() }()
+	// Read at most one byte more than declared, so a stream that lies about its size is caught
+	// without inflating it all.
+	buf := bytes.NewBuffer(dst)
+	n, err := io.Copy(buf, io.LimitReader(zr, int64(size)+1))
+	if err != nil {
+		return nil, err
+	}
+	if int(n) != size {
+		return nil, errSizeMismatch
+	}
+	return buf.Bytes(), nil
+}
+
+var zlibWriters = sync.Pool{New: func() any {
+	w, _ := zlib.NewWriterLevel(nil, zlib.DefaultCompression)
+	return w
+}}
+
+func zlibCompress(dst, src []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	w := zlibWriters.Get().(*zlib.Writer)
+	defer zlibWriters.Put(w)
+	w.Reset(buf)
+	if _, err := w.Write(src); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+var (
+	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxMessageSize))
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+)
+
+func zstdDecompress(dst, src []byte, size int) ([]byte, error) {
+	// A frame may declare its content size; refuse one that disagrees before allocating for it.
+	var fh zstd.Header
+	if err := fh.Decode(src); err == nil && fh.HasFCS && fh.FrameContentSize != uint64(size) {
+		return nil, errSizeMismatch
+	}
+	out, err := zstdDecoder.DecodeAll(src, dst)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != size {
+		return nil, errSizeMismatch
+	}
+	return out, nil
+}
+
+func zstdCompress(dst, src []byte) ([]byte, error) {
+	return zstdEncoder.EncodeAll(src, dst), nil
+}
+
+func growTo(b []byte, n int) []byte {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	nb := make([]byte, n, n+n/4)
+	copy(nb, b)
+	return nb
+}
