@@ -11,6 +11,7 @@ import (
 
 // frame is one message seen by the proxy.
 type frame struct {
+	Conn       int // connection number, in accept order
 	FromClient bool
 	OpCode     int32
 	Compressor int // compressor id for OP_COMPRESSED, else -1
@@ -26,6 +27,7 @@ type wireProxy struct {
 
 	mu     sync.Mutex
 	frames []frame
+	nconns int
 	wg     sync.WaitGroup
 }
 
@@ -49,9 +51,13 @@ func startProxy(t *testing.T, target string) *wireProxy {
 				_ = c.Close()
 				continue
 			}
+			p.mu.Lock()
+			p.nconns++
+			id := p.nconns
+			p.mu.Unlock()
 			p.wg.Add(2)
-			go p.pipe(c, s, true)
-			go p.pipe(s, c, false)
+			go p.pipe(c, s, id, true)
+			go p.pipe(s, c, id, false)
 		}
 	}()
 	t.Cleanup(func() {
@@ -61,7 +67,7 @@ func startProxy(t *testing.T, target string) *wireProxy {
 	return p
 }
 
-func (p *wireProxy) pipe(src, dst net.Conn, fromClient bool) {
+func (p *wireProxy) pipe(src, dst net.Conn, conn int, fromClient bool) {
 	defer p.wg.Done()
 	defer func() { _ = src.Close(); _ = dst.Close() }()
 	hdr := make([]byte, 16)
@@ -78,7 +84,7 @@ func (p *wireProxy) pipe(src, dst net.Conn, fromClient bool) {
 		if _, err := io.ReadFull(src, msg[16:]); err != nil {
 			return
 		}
-		f := frame{FromClient: fromClient, OpCode: int32(binary.LittleEndian.Uint32(hdr[12:])), Compressor: -1, Raw: msg}
+		f := frame{Conn: conn, FromClient: fromClient, OpCode: int32(binary.LittleEndian.Uint32(hdr[12:])), Compressor: -1, Raw: msg}
 		if f.OpCode == 2012 && n >= 25 {
 			f.Compressor = int(msg[24])
 		}

@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// `make run` in the repository builds and starts spid, and the mongosh command it prints works
+// exactly as printed.
+func TestMakeRunPrintsWorkingCommand(t *testing.T) {
+	cmd := exec.Command("make", "--no-print-directory", "run")
+	cmd.Dir = ".."
+	// Port 0: any free port, so the test never collides with a spid already on 27017.
+	cmd.Env = append(os.Environ(), "SPI_LISTEN=127.0.0.1:0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	})
+
+	printed := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "mongosh ") {
+				printed <- line
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var line string
+	select {
+	case line = <-printed:
+	case err := <-exited:
+		t.Fatalf("make run exited early: %v\n%s", err, stderr.String())
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("make run printed no mongosh command\n%s", stderr.String())
+	}
+
+	// The printed command is `mongosh "<uri>"`: run it as printed, adding only what makes it
+	// non-interactive.
+	m := regexp.MustCompile(`^mongosh "([^"]+)"$`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("unexpected command line %q", line)
+	}
+	r := runMongosh(t, m[1], "--quiet", "--eval", "db.runCommand({ping: 1}).ok")
+	if r.Exit != 0 || strings.TrimSpace(r.Stdout) != "1" || r.Stderr != "" {
+		t.Fatalf("the printed command failed: %+v", r)
+	}
+
+	// Ctrl-C in the terminal: spid shuts down cleanly.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("make run did not stop on SIGINT")
+	}
+	if !strings.Contains(stderr.String(), "msg=stopped") {
+		t.Errorf("spid did not report a clean stop:\n%s", stderr.String())
+	}
+}
