@@ -69,7 +69,9 @@ func TestMakeRunPrintsWorkingCommand(t *testing.T) {
 	// Ctrl-C in the terminal: spid shuts down cleanly.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
 	select {
-	case <-exited:
+	case err := <-exited:
+		// make itself reports the interrupt (exit status 2); spid's own stop is checked below.
+		t.Logf("make run: %v", err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("make run did not stop on SIGINT")
 	}

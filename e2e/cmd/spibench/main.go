@@ -275,7 +275,12 @@ func serveFerretDB() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	done := make(chan struct{})
-	go func() { f.Run(ctx); close(done) }()
+	go func() {
+		defer close(done)
+		if err := f.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "ferretdb:", err)
+		}
+	}()
 	// Wait until it accepts connections before announcing the URI.
 	for i := 0; ; i++ {
 		c, err := net.Dial("tcp", addr)
