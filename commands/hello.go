@@ -51,5 +51,15 @@ func hello(_ context.Context, call *Call, r *Reply) error {
 	if names := call.Conn.Compressors().Names(); len(names) > 0 {
 		r.Strings("compression", names)
 	}
+	// Drivers connecting in load-balanced mode (the Java driver's default for workspace hosts)
+	// require a serviceId; every connection to this process reaches the same service.
+	if v, err := call.Body.LookupErr("loadBalanced"); err == nil {
+		if lb, _ := v.BooleanOK(); lb {
+			r.ObjectID("serviceId", serviceID)
+		}
+	}
 	return nil
 }
+
+// serviceID identifies this spid process to load-balanced clients.
+var serviceID = bson.NewObjectID()

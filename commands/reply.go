@@ -50,6 +50,11 @@ func (r *Reply) Time(key string, t time.Time) {
 	r.b = bsoncore.AppendDateTimeElement(r.b, key, t.UnixMilli())
 }
 
+// ObjectID appends an ObjectId field.
+func (r *Reply) ObjectID(key string, id bson.ObjectID) {
+	r.b = bsoncore.AppendObjectIDElement(r.b, key, id)
+}
+
 // Value appends a field holding an existing raw value.
 func (r *Reply) Value(key string, v bson.RawValue) {
 	r.b = bsoncore.AppendValueElement(r.b, key, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})

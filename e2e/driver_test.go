@@ -71,6 +71,20 @@ func TestGoDriverCompression(t *testing.T) {
 	}
 }
 
+// A driver in load-balanced mode (as the Java driver connects to workspace hosts) gets the
+// serviceId it requires and works.
+func TestGoDriverLoadBalanced(t *testing.T) {
+	s := startSpid(t)
+	c := connectGo(t, "mongodb://"+s.Addr+"/?loadBalanced=true")
+	var hello bson.M
+	if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "ping", Value: 1}}).Decode(&hello); err != nil {
+		t.Fatalf("ping in load-balanced mode: %v", err)
+	}
+	if hello["ok"] != 1.0 {
+		t.Errorf("ping reply %v", hello)
+	}
+}
+
 // An unknown command is a CommandError with code 59 and codeName CommandNotFound.
 func TestGoDriverUnknownCommand(t *testing.T) {
 	s := startSpid(t)

@@ -208,6 +208,7 @@ func TestMalformedFrames(t *testing.T) {
 		{name: "OP_QUERY for a non-handshake command", send: message(7, 2004, opQuery("admin.$cmd", doc(t, bson.D{{Key: "ping", Value: 1}}))), wantCode: 352, wantOpen: true},
 		{name: "OP_MSG without $db", send: message(7, 2013, opMsg(0, body0(doc(t, bson.D{{Key: "ping", Value: 1}})))), wantCode: 40571, wantOpen: true},
 		{name: "empty command document", send: message(7, 2013, opMsg(0, body0(doc(t, bson.D{})))), wantCode: 59, wantOpen: true},
+		{name: "legacy handshake wrapped in $query", send: message(7, 2004, opQuery("admin.$cmd", doc(t, bson.D{{Key: "$query", Value: bson.D{{Key: "isMaster", Value: 1}}}}))), wantOpen: true},
 		{name: "valid checksum", send: withChecksum(message(7, 2013, opMsg(0, body0(ping))), false), wantOpen: true},
 	}
 	for _, c := range cases {

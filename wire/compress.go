@@ -218,7 +218,10 @@ func zlibCompress(dst, src []byte) ([]byte, error) {
 }
 
 var (
-	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxMessageSize))
+	// The cap limit stops DecodeAll at cap(dst), so a frame that expands past the declared size
+	// fails without being inflated.
+	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxMessageSize),
+		zstd.WithDecodeAllCapLimit(true))
 	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 )
 
@@ -228,7 +231,7 @@ func zstdDecompress(dst, src []byte, size int) ([]byte, error) {
 	if err := fh.Decode(src); err == nil && fh.HasFCS && fh.FrameContentSize != uint64(size) {
 		return nil, errSizeMismatch
 	}
-	out, err := zstdDecoder.DecodeAll(src, dst)
+	out, err := zstdDecoder.DecodeAll(src, dst[:0:size])
 	if err != nil {
 		return nil, err
 	}

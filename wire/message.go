@@ -159,17 +159,22 @@ func ReadMessage(r io.Reader, buf []byte, negotiated *Compressors) (*Request, []
 		return nil, buf, msgErr(KindProtocol, h, "message length %d exceeds the maximum of %d bytes", h.Length, MaxMessageSize)
 	}
 	n := int(h.Length)
-	if cap(buf) < n {
-		nb := make([]byte, n)
-		copy(nb, buf[:HeaderSize])
-		buf = nb
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf[HeaderSize:]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, buf, msgErr(KindProtocol, h, "connection closed inside a %d-byte message", n)
+	// Grow the buffer as bytes arrive rather than trusting the declared length up front, so a
+	// client that announces 48 MB and sends little costs little memory.
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), min(n, max(2*cap(buf), 64<<10)))
+			copy(nb, buf)
+			buf = nb
 		}
-		return nil, buf, err
+		end := min(cap(buf), n)
+		if _, err := io.ReadFull(r, buf[len(buf):end]); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return nil, buf, msgErr(KindProtocol, h, "connection closed inside a %d-byte message", n)
+			}
+			return nil, buf, err
+		}
+		buf = buf[:end]
 	}
 	req, err := decode(h, buf, negotiated)
 	return req, buf, err
