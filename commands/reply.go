@@ -55,11 +55,6 @@ func (r *Reply) ObjectID(key string, id bson.ObjectID) {
 	r.b = bsoncore.AppendObjectIDElement(r.b, key, id)
 }
 
-// Value appends a field holding an existing raw value.
-func (r *Reply) Value(key string, v bson.RawValue) {
-	r.b = bsoncore.AppendValueElement(r.b, key, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
-}
-
 // Strings appends an array of strings.
 func (r *Reply) Strings(key string, vs []string) {
 	r.Array(key)

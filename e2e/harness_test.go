@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -61,22 +62,55 @@ func (b *lockedBuffer) String() string {
 
 // spid is one running server.
 type spid struct {
-	cmd    *exec.Cmd
-	URI    string // the mongodb:// URI spid printed
-	Addr   string // host:port
-	Stdout *lockedBuffer
-	Stderr *lockedBuffer
-	done   chan error
+	cmd     *exec.Cmd
+	URI     string // the mongodb:// URI spid printed
+	Addr    string // host:port
+	DataDir string
+	Stdout  *lockedBuffer
+	Stderr  *lockedBuffer
+	done    chan error
+}
+
+// credentials are the first-start credentials spid wrote to its data directory.
+type credentials struct {
+	GroupID    string `json:"groupId"`
+	PublicKey  string `json:"publicKey"`
+	PrivateKey string `json:"privateKey"`
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	AdminURL   string `json:"adminUrl"`
+}
+
+// Creds reads <data-dir>/initial-credentials.json.
+func (s *spid) Creds(t *testing.T) credentials {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.DataDir, "initial-credentials.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c credentials
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 var printedURI = regexp.MustCompile(`mongosh "(mongodb://([^/"]+)/)"`)
 
-// startSpid starts spid on a free loopback port and waits until it prints how to connect.
-// The server is stopped with SIGTERM when the test ends, and must exit with status 0.
+// startSpid starts spid on free loopback ports with a fresh data directory and waits until it
+// prints how to connect. The server is stopped with SIGTERM when the test ends, and must exit
+// with status 0.
 func startSpid(t *testing.T, args ...string) *spid {
 	t.Helper()
-	s := &spid{Stdout: &lockedBuffer{}, Stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(spidBin, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	return startSpidIn(t, t.TempDir(), args...)
+}
+
+// startSpidIn is startSpid on a given data directory (to restart on the same data).
+func startSpidIn(t *testing.T, dataDir string, args ...string) *spid {
+	t.Helper()
+	s := &spid{DataDir: dataDir, Stdout: &lockedBuffer{}, Stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	base := []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dataDir}
+	s.cmd = exec.Command(spidBin, append(base, args...)...)
 	s.cmd.Stderr = s.Stderr
 	pr, pw := io.Pipe()
 	s.cmd.Stdout = io.MultiWriter(s.Stdout, pw)

@@ -18,7 +18,7 @@ func TestMakeRunPrintsWorkingCommand(t *testing.T) {
 	cmd := exec.Command("make", "--no-print-directory", "run")
 	cmd.Dir = ".."
 	// Port 0: any free port, so the test never collides with a spid already on 27017.
-	cmd.Env = append(os.Environ(), "SPI_LISTEN=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "SPI_LISTEN=127.0.0.1:0", "SPI_ADMIN_LISTEN=127.0.0.1:0", "SPI_DATA_DIR="+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

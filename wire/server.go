@@ -30,6 +30,7 @@ type Conn struct {
 	id     int64
 	nc     net.Conn
 	server *Server
+	tag    string
 
 	// compressors is written by hello on this connection's goroutine and read by the same
 	// goroutine, so it needs no lock.
@@ -42,6 +43,9 @@ type Conn struct {
 
 // ID is the connection number reported as hello.connectionId.
 func (c *Conn) ID() int64 { return c.id }
+
+// Tag is the tag of the listener that accepted the connection (spid uses the workspace name).
+func (c *Conn) Tag() string { return c.tag }
 
 // RemoteAddr is the client's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
@@ -68,7 +72,7 @@ type Server struct {
 	nextReply atomic.Int32
 
 	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
+	listeners map[net.Listener]string
 	conns     map[*Conn]struct{}
 	shutdown  bool
 	wg        sync.WaitGroup
@@ -85,7 +89,7 @@ func NewServer(h Handler, log *slog.Logger) *Server {
 		log:       log,
 		baseCtx:   ctx,
 		cancel:    cancel,
-		listeners: map[net.Listener]struct{}{},
+		listeners: map[net.Listener]string{},
 		conns:     map[*Conn]struct{}{},
 	}
 }
@@ -94,14 +98,21 @@ func NewServer(h Handler, log *slog.Logger) *Server {
 var ErrServerClosed = errors.New("wire: server closed")
 
 // Serve accepts connections on l until l fails or the server shuts down.
-func (s *Server) Serve(l net.Listener) error {
+func (s *Server) Serve(l net.Listener) error { return s.ServeTagged(l, "") }
+
+// ErrListenerClosed is returned by ServeTagged after CloseTag closed its listener.
+var ErrListenerClosed = errors.New("wire: listener closed")
+
+// ServeTagged is Serve for a listener whose connections carry tag, so that CloseTag can end
+// them together (spid tags each workspace's listener with the workspace name).
+func (s *Server) ServeTagged(l net.Listener, tag string) error {
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
 		_ = l.Close()
 		return ErrServerClosed
 	}
-	s.listeners[l] = struct{}{}
+	s.listeners[l] = tag
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -115,9 +126,13 @@ func (s *Server) Serve(l net.Listener) error {
 		if err != nil {
 			s.mu.Lock()
 			down := s.shutdown
+			_, open := s.listeners[l]
 			s.mu.Unlock()
 			if down {
 				return ErrServerClosed
+			}
+			if !open {
+				return ErrListenerClosed
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -130,7 +145,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := &Conn{id: s.nextID.Add(1), nc: nc, server: s}
+		c := &Conn{id: s.nextID.Add(1), nc: nc, server: s, tag: tag}
 		s.mu.Lock()
 		if s.shutdown {
 			s.mu.Unlock()
@@ -141,6 +156,24 @@ func (s *Server) Serve(l net.Listener) error {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.serveConn(c)
+	}
+}
+
+// CloseTag stops the listeners with the given tag and closes their connections at once; a
+// command running on one of them loses its connection. Used when a workspace is deleted.
+func (s *Server) CloseTag(tag string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l, t := range s.listeners {
+		if t == tag {
+			delete(s.listeners, l)
+			_ = l.Close()
+		}
+	}
+	for c := range s.conns {
+		if c.tag == tag {
+			_ = c.nc.Close()
+		}
 	}
 }
 

@@ -360,3 +360,52 @@ func TestServeReplies(t *testing.T) {
 		t.Fatalf("first reply answers request %d, want 3", got)
 	}
 }
+
+// CloseTag ends one workspace's listener and connections and leaves the others alone.
+func TestCloseTag(t *testing.T) {
+	s := NewServer(&okHandler{}, nil)
+	addrs := map[string]string{}
+	served := map[string]chan error{}
+	for _, tag := range []string{"a", "b"} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[tag] = l.Addr().String()
+		ch := make(chan error, 1)
+		served[tag] = ch
+		go func() { ch <- s.ServeTagged(l, tag) }()
+	}
+	ca, err := net.Dial("tcp", addrs["a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ca.Close() }()
+	cb, err := net.Dial("tcp", addrs["b"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cb.Close() }()
+	roundTrip(t, ca, buildMsg(1, 0, pingDoc()))
+	roundTrip(t, cb, buildMsg(1, 0, pingDoc()))
+
+	s.CloseTag("a")
+	if err := <-served["a"]; !errors.Is(err, ErrListenerClosed) {
+		t.Errorf("ServeTagged(a) returned %v", err)
+	}
+	if _, err := ca.Read(make([]byte, 1)); err == nil {
+		t.Error("a connection of the closed tag stayed open")
+	}
+	if c, err := net.Dial("tcp", addrs["a"]); err == nil {
+		_ = c.Close()
+		t.Error("the closed tag's listener still accepts")
+	}
+	roundTrip(t, cb, buildMsg(2, 0, pingDoc()))
+
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served["b"]; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("ServeTagged(b) returned %v", err)
+	}
+}

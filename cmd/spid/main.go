@@ -1,22 +1,29 @@
 // Command spid is the spi server: a self-hosted stream processing workspace that speaks the
-// MongoDB wire protocol the way an Atlas Stream Processing workspace does.
+// MongoDB wire protocol the way an Atlas Stream Processing workspace does, with an HTTP control
+// plane shaped like the Atlas Admin API.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/spi-streams/spi/admin"
 	"github.com/spi-streams/spi/commands"
+	"github.com/spi-streams/spi/store"
 	"github.com/spi-streams/spi/wire"
 )
 
@@ -32,6 +39,9 @@ func main() {
 
 type config struct {
 	listen          string
+	adminListen     string
+	workspaceHost   string
+	dataDir         string
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
@@ -43,7 +53,10 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("spid", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.listen, "listen", env("SPI_LISTEN", "127.0.0.1:27017"), "data-plane address (host:port) mongosh and drivers connect to [SPI_LISTEN]")
+	fs.StringVar(&c.listen, "listen", env("SPI_LISTEN", "127.0.0.1:27017"), "data-plane address of the default workspace (host:port) [SPI_LISTEN]")
+	fs.StringVar(&c.adminListen, "admin-listen", env("SPI_ADMIN_LISTEN", "127.0.0.1:8080"), "control-plane (Admin API) address [SPI_ADMIN_LISTEN]")
+	fs.StringVar(&c.workspaceHost, "workspace-host", env("SPI_WORKSPACE_HOST", "127.0.0.1"), "host new workspaces listen on when the API names no address [SPI_WORKSPACE_HOST]")
+	fs.StringVar(&c.dataDir, "data-dir", env("SPI_DATA_DIR", "data"), "directory for metadata, the master key and audit logs [SPI_DATA_DIR]")
 	fs.StringVar(&c.logLevel, "log-level", env("SPI_LOG_LEVEL", "info"), "log level: debug, info, warn or error [SPI_LOG_LEVEL]")
 	fs.StringVar(&c.logFormat, "log-format", env("SPI_LOG_FORMAT", "text"), "log format: text or json [SPI_LOG_FORMAT]")
 	timeout, err := time.ParseDuration(env("SPI_SHUTDOWN_TIMEOUT", "30s"))
@@ -88,6 +101,42 @@ func newLogger(c config, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
 }
 
+// listeners opens and closes workspaces' data-plane listeners on the wire server.
+type listeners struct {
+	srv *wire.Server
+	log *slog.Logger
+	wg  sync.WaitGroup
+}
+
+// serve serves an already bound listener for a workspace.
+func (ls *listeners) serve(name string, l net.Listener) {
+	ls.wg.Add(1)
+	go func() {
+		defer ls.wg.Done()
+		err := ls.srv.ServeTagged(l, name)
+		if err != nil && !errors.Is(err, wire.ErrServerClosed) && !errors.Is(err, wire.ErrListenerClosed) {
+			ls.log.Error("workspace listener failed", "workspace", name, "err", err)
+		}
+	}()
+}
+
+// Open implements admin.Listeners.
+func (ls *listeners) Open(name, addr string) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	ls.serve(name, l)
+	ls.log.Info("workspace listening", "workspace", name, "addr", l.Addr().String())
+	return l.Addr().String(), nil
+}
+
+// Close implements admin.Listeners.
+func (ls *listeners) Close(name string) {
+	ls.srv.CloseTag(name)
+	ls.log.Info("workspace listener closed", "workspace", name)
+}
+
 func run(args []string, stdout, stderr io.Writer) error {
 	c, err := parseConfig(args, stderr)
 	if errors.Is(err, errVersion) {
@@ -108,47 +157,177 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	l, err := net.Listen("tcp", c.listen)
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	key, err := store.LoadMasterKey(c.dataDir, os.Getenv("SPI_MASTER_KEY"))
+	if err != nil {
+		return err
+	}
+	backend, err := store.OpenBolt(c.dataDir)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(backend, key)
+	if err != nil {
+		_ = backend.Close()
+		return err
+	}
+	defer func() { _ = st.Close() }()
+
+	dataL, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("data plane: %w", err)
 	}
-	srv := wire.NewServer(commands.New(commands.Options{Version: version, Logger: log}), log)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	adminL, err := net.Listen("tcp", c.adminListen)
+	if err != nil {
+		_ = dataL.Close()
+		return fmt.Errorf("control plane: %w", err)
+	}
+	dataAddr := dataL.Addr().String()
+	adminURL := "http://" + hostForClients(adminL.Addr().(*net.TCPAddr))
 
-	addr := l.Addr().(*net.TCPAddr)
-	log.Info("data plane listening", "addr", addr.String(), "version", version)
-	_, _ = fmt.Fprintf(stdout, "spid %s is ready. Connect with:\n  mongosh %q\n", version, mongoURI(addr))
+	creds, err := initialize(st, c.dataDir, dataAddr, adminURL)
+	if err != nil {
+		_ = dataL.Close()
+		_ = adminL.Close()
+		return err
+	}
+
+	srv := wire.NewServer(commands.New(commands.Options{Version: version, Logger: log}), log)
+	ls := &listeners{srv: srv, log: log}
+	var workspaces []store.Workspace
+	if err := st.View(func(tx *store.Txn) (err error) { workspaces, err = tx.Workspaces(); return err }); err != nil {
+		return err
+	}
+	servedDefault := false
+	for _, ws := range workspaces {
+		if ws.Name == admin.DefaultWorkspace {
+			ls.serve(ws.Name, dataL)
+			servedDefault = true
+			continue
+		}
+		if _, err := ls.Open(ws.Name, ws.Address); err != nil {
+			log.Error("cannot listen for workspace; it is unreachable until its address is free", "workspace", ws.Name, "addr", ws.Address, "err", err)
+		}
+	}
+	if !servedDefault {
+		log.Warn("there is no workspace named default, so --listen serves nothing", "listen", dataAddr)
+		_ = dataL.Close()
+	}
+
+	audit, err := admin.OpenAuditLog(filepath.Join(c.dataDir, "audit", "control-plane.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = audit.Close() }()
+	api, err := admin.New(admin.Options{Store: st, Logger: log, Audit: audit, Listeners: ls, WorkspaceHost: c.workspaceHost})
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- httpSrv.Serve(adminL) }()
+
+	log.Info("spid started", "version", version, "data-plane", dataAddr, "control-plane", adminURL, "data-dir", c.dataDir)
+	printReady(stdout, c, creds, dataL.Addr().(*net.TCPAddr), adminURL)
 
 	select {
 	case <-ctx.Done():
-	case err := <-served:
-		return fmt.Errorf("data plane: %w", err)
+	case err := <-adminDone:
+		return fmt.Errorf("control plane: %w", err)
 	}
 	// A second signal during the grace period gets Go's default behaviour: exit at once.
 	stop()
 	log.Info("shutting down; letting running commands finish", "timeout", c.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		log.Warn("control plane shutdown", "err", err)
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown grace period ended; closed the remaining connections", "err", err)
 	}
-	if err := <-served; !errors.Is(err, wire.ErrServerClosed) {
-		log.Warn("data plane stopped with an error", "err", err)
-	}
+	ls.wg.Wait()
 	log.Info("stopped")
 	return nil
 }
 
-// mongoURI is the connection string for the address spid listens on. A wildcard address is
+// initialize creates the project on an empty data directory and returns the credentials to
+// show once; on later starts it points the default workspace at the --listen address and
+// returns nil.
+func initialize(st *store.Store, dataDir, dataAddr, adminURL string) (*admin.InitialCredentials, error) {
+	done, err := admin.Initialized(st)
+	if err != nil {
+		return nil, err
+	}
+	if done {
+		err := st.Update(func(tx *store.Txn) error {
+			ws, err := tx.Workspace(admin.DefaultWorkspace)
+			if store.IsNotFound(err) || (err == nil && ws.Address == dataAddr) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			ws.Address = dataAddr
+			ws.Updated = time.Now().UTC()
+			return tx.PutWorkspace(ws)
+		})
+		return nil, err
+	}
+	creds, err := admin.NewInitialCredentials()
+	if err != nil {
+		return nil, err
+	}
+	creds.AdminURL = adminURL
+	// The file is written before the project is committed: a crash in between leaves a file
+	// that the next first start overwrites, never a project whose credentials were lost.
+	b, err := json.MarshalIndent(creds, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := store.WriteFileAtomic(filepath.Join(dataDir, "initial-credentials.json"), append(b, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("writing initial-credentials.json: %w", err)
+	}
+	if err := admin.Bootstrap(st, creds, dataAddr); err != nil {
+		return nil, err
+	}
+	return creds, nil
+}
+
+// printReady tells the operator how to connect. On first start it shows the generated
+// credentials, once.
+func printReady(w io.Writer, c config, creds *admin.InitialCredentials, data *net.TCPAddr, adminURL string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "spid %s is ready.\n", version)
+	if creds != nil {
+		credsPath, _ := filepath.Abs(filepath.Join(c.dataDir, "initial-credentials.json"))
+		fmt.Fprintf(&b, "\nFirst start: created project %s with the %q workspace and these credentials.\n", creds.GroupID, admin.DefaultWorkspace)
+		fmt.Fprintf(&b, "They are shown only now, and saved in %s (mode 0600).\n\n", credsPath)
+		fmt.Fprintf(&b, "  Owner API key:     public %s  private %s\n", creds.PublicKey, creds.PrivateKey)
+		fmt.Fprintf(&b, "  Database user:     %s / %s (atlasAdmin)\n\n", creds.Username, creds.Password)
+		fmt.Fprintf(&b, "Control plane (Admin API at %s):\n", adminURL)
+		fmt.Fprintf(&b, "  bin/spictl --url %s --group %s --public-key %s --private-key %s workspaces list\n\n",
+			adminURL, creds.GroupID, creds.PublicKey, creds.PrivateKey)
+	} else {
+		fmt.Fprintf(&b, "Control plane (Admin API): %s\n", adminURL)
+	}
+	fmt.Fprintf(&b, "Data plane (workspace %q). Connect with:\n  mongosh %q\n", admin.DefaultWorkspace, mongoURI(data))
+	_, _ = io.WriteString(w, b.String())
+}
+
+// hostForClients is host:port as a client on this machine reaches it: a wildcard address is
 // reached through loopback.
-func mongoURI(addr *net.TCPAddr) string {
+func hostForClients(addr *net.TCPAddr) string {
 	host := addr.IP.String()
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return fmt.Sprintf("mongodb://%s:%d/", host, addr.Port)
+	return net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// mongoURI is the connection string for a data-plane address.
+func mongoURI(addr *net.TCPAddr) string {
+	return "mongodb://" + hostForClients(addr) + "/"
 }

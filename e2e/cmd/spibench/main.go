@@ -123,7 +123,13 @@ func run(spidPath string, duration time.Duration, rounds int, clientList string)
 	if err != nil {
 		return err
 	}
-	spid, err := startChild("spid", spidPath, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	dataDir, err := os.MkdirTemp("", "spibench-spid-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(dataDir) }()
+	spid, err := startChild("spid", spidPath, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"--data-dir", dataDir, "--log-level", "warn")
 	if err != nil {
 		return err
 	}

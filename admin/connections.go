@@ -1,0 +1,617 @@
+package admin
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spi-streams/spi/authz"
+	"github.com/spi-streams/spi/store"
+)
+
+var (
+	connectionName = regexp.MustCompile(`^[A-Za-z0-9._*-]{1,64}$`)
+	clusterName    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
+	headerName     = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
+
+// maskedSecret stands for a stored Https header value in replies; sent back, it keeps the value.
+const maskedSecret = "********"
+
+// kafkaConfigKeys is the Atlas allow-list of Kafka properties a connection may set.
+var kafkaConfigKeys = []string{
+	// producer
+	"acks", "batch.size", "client.dns.lookup", "client.id", "compression.type", "connections.max.idle.ms",
+	"delivery.timeout.ms", "enable.idempotence", "linger.ms", "max.in.flight.requests.per.connection",
+	"message.max.bytes", "queue.buffering.max.messages", "request.timeout.ms", "retries", "transactional.id",
+	// consumer
+	"allow.auto.create.topics", "auto.offset.reset", "fetch.max.bytes", "fetch.min.bytes", "group.id",
+	"heartbeat.interval.ms", "isolation.level", "max.partition.fetch.bytes", "max.poll.interval.ms", "session.timeout.ms",
+}
+
+// isBuiltinRole reports whether name is a built-in database role.
+func isBuiltinRole(name string) bool {
+	_, ok := authz.BuiltinRoles[name]
+	return ok
+}
+
+type authBody struct {
+	Mechanism                 *string         `json:"mechanism"`
+	Username                  *string         `json:"username"`
+	Password                  *string         `json:"password"`
+	Method                    *string         `json:"method"`
+	TokenEndpointURL          *string         `json:"tokenEndpointUrl"`
+	ClientID                  *string         `json:"clientId"`
+	ClientSecret              *string         `json:"clientSecret"`
+	Scope                     *string         `json:"scope"`
+	SASLOAuthBearerExtensions *string         `json:"saslOauthbearerExtensions"`
+	SSLCertificate            *string         `json:"sslCertificate"`
+	SSLKey                    *string         `json:"sslKey"`
+	SSLKeyPassword            *string         `json:"sslKeyPassword"`
+	Links                     json.RawMessage `json:"links"`
+}
+
+type securityBody struct {
+	Protocol                *string         `json:"protocol"`
+	BrokerPublicCertificate *string         `json:"brokerPublicCertificate"`
+	Links                   json.RawMessage `json:"links"`
+}
+
+type networkingBody struct {
+	Access *struct {
+		Type  *string         `json:"type"`
+		Links json.RawMessage `json:"links"`
+	} `json:"access"`
+	Links json.RawMessage `json:"links"`
+}
+
+type roleToExecuteBody struct {
+	Role  *string         `json:"role"`
+	Type  *string         `json:"type"`
+	Links json.RawMessage `json:"links"`
+}
+
+// connectionBody is a StreamsConnection request: the union of every type's attributes.
+type connectionBody struct {
+	ID    json.RawMessage `json:"id"`
+	Links json.RawMessage `json:"links"`
+	State json.RawMessage `json:"state"`
+
+	Name   *string `json:"name"`
+	Type   *string `json:"type"`
+	Region *string `json:"region"`
+
+	BootstrapServers *string           `json:"bootstrapServers"`
+	Authentication   *authBody         `json:"authentication"`
+	Security         *securityBody     `json:"security"`
+	Config           map[string]string `json:"config"`
+	Networking       *networkingBody   `json:"networking"`
+
+	ClusterName      *string            `json:"clusterName"`
+	ClusterGroupID   *string            `json:"clusterGroupId"`
+	ConnectionString *string            `json:"connectionString"`
+	DBRoleToExecute  *roleToExecuteBody `json:"dbRoleToExecute"`
+
+	URL     *string           `json:"url"`
+	Headers map[string]string `json:"headers"`
+}
+
+// present lists the type-specific attributes a body sets, for "not valid for this type" errors.
+func (b *connectionBody) present() map[string]bool {
+	return map[string]bool{
+		"bootstrapServers": b.BootstrapServers != nil, "authentication": b.Authentication != nil,
+		"security": b.Security != nil, "config": b.Config != nil, "networking": b.Networking != nil,
+		"clusterName": b.ClusterName != nil, "clusterGroupId": b.ClusterGroupID != nil,
+		"connectionString": b.ConnectionString != nil, "dbRoleToExecute": b.DBRoleToExecute != nil,
+		"url": b.URL != nil, "headers": b.Headers != nil,
+	}
+}
+
+var typeAttributes = map[string][]string{
+	store.TypeKafka:   {"bootstrapServers", "authentication", "security", "config", "networking"},
+	store.TypeCluster: {"clusterName", "clusterGroupId", "connectionString", "dbRoleToExecute", "authentication"},
+	store.TypeSample:  {},
+	store.TypeHTTPS:   {"url", "headers"},
+}
+
+var unsupportedTypes = []string{"AWSLambda", "AWSKinesisDataStreams", "S3", "AzureBlobStorage", "GCPPubSub", "SchemaRegistry"}
+
+// apply merges a request into c (a new or stored connection) and validates the result. An
+// update that leaves out a write-only value keeps the stored one.
+func (b *connectionBody) apply(c *store.Connection) *apiError {
+	if b.Region != nil {
+		c.Region = *b.Region
+	}
+	pres := b.present()
+	keys := make([]string, 0, len(pres))
+	for k := range pres {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if pres[k] && !slices.Contains(typeAttributes[c.Type], k) {
+			return invalid(k, "not an attribute of %s connections", c.Type)
+		}
+	}
+	switch c.Type {
+	case store.TypeKafka:
+		if c.Kafka == nil {
+			c.Kafka = &store.Kafka{}
+		}
+		return b.applyKafka(c.Kafka)
+	case store.TypeCluster:
+		if c.Cluster == nil {
+			c.Cluster = &store.Cluster{}
+		}
+		return b.applyCluster(c.Cluster)
+	case store.TypeSample:
+		if c.Name != SampleSolar {
+			return invalid("name", "a Sample connection must be named %s, the sample source spid generates", SampleSolar)
+		}
+	case store.TypeHTTPS:
+		if c.HTTPS == nil {
+			c.HTTPS = &store.HTTPS{}
+		}
+		return b.applyHTTPS(c.HTTPS)
+	}
+	return nil
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func (b *connectionBody) applyKafka(k *store.Kafka) *apiError {
+	if b.BootstrapServers != nil {
+		k.BootstrapServers = *b.BootstrapServers
+	}
+	if k.BootstrapServers == "" {
+		return missing("bootstrapServers")
+	}
+	for _, hp := range strings.Split(k.BootstrapServers, ",") {
+		host, port, err := net.SplitHostPort(strings.TrimSpace(hp))
+		p, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || p < 1 || p > 65535 {
+			return invalid("bootstrapServers", "%q is not host:port", strings.TrimSpace(hp))
+		}
+	}
+	if a := b.Authentication; a != nil {
+		if a.Mechanism != nil {
+			m := *a.Mechanism
+			switch m {
+			case "SCRAM-SHA-256":
+				m = "SCRAM-256"
+			case "SCRAM-SHA-512":
+				m = "SCRAM-512"
+			}
+			if !slices.Contains([]string{"PLAIN", "SCRAM-256", "SCRAM-512", "OAUTHBEARER"}, m) {
+				return invalid("authentication.mechanism", "%q must be PLAIN, SCRAM-256, SCRAM-512 or OAUTHBEARER", *a.Mechanism)
+			}
+			k.Auth.Mechanism = m
+		}
+		setStr(&k.Auth.Username, a.Username)
+		setSecret(&k.Auth.Password, a.Password)
+		setStr(&k.Auth.Method, a.Method)
+		setStr(&k.Auth.TokenEndpointURL, a.TokenEndpointURL)
+		setStr(&k.Auth.ClientID, a.ClientID)
+		setSecret(&k.Auth.ClientSecret, a.ClientSecret)
+		setStr(&k.Auth.Scope, a.Scope)
+		setStr(&k.Auth.SASLOAuthBearerExtensions, a.SASLOAuthBearerExtensions)
+		setStr(&k.Auth.SSLCertificate, a.SSLCertificate)
+		setSecret(&k.Auth.SSLKey, a.SSLKey)
+		setSecret(&k.Auth.SSLKeyPassword, a.SSLKeyPassword)
+	}
+	if s := b.Security; s != nil {
+		if s.Protocol != nil {
+			if !slices.Contains([]string{"PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"}, *s.Protocol) {
+				return invalid("security.protocol", "%q must be SASL_PLAINTEXT, SASL_SSL, SSL or PLAINTEXT", *s.Protocol)
+			}
+			k.Security.Protocol = *s.Protocol
+		}
+		setStr(&k.Security.BrokerPublicCertificate, s.BrokerPublicCertificate)
+	}
+	if k.Security.Protocol == "" {
+		k.Security.Protocol = "PLAINTEXT"
+		if k.Auth.Mechanism != "" {
+			k.Security.Protocol = "SASL_SSL"
+		}
+	}
+	sasl := strings.HasPrefix(k.Security.Protocol, "SASL_")
+	switch {
+	case sasl && k.Auth.Mechanism == "":
+		return missing("authentication.mechanism")
+	case !sasl && k.Auth.Mechanism != "":
+		return invalid("security.protocol", "%s does not use SASL, but authentication.mechanism is %s; use SASL_PLAINTEXT or SASL_SSL", k.Security.Protocol, k.Auth.Mechanism)
+	}
+	switch k.Auth.Mechanism {
+	case "PLAIN", "SCRAM-256", "SCRAM-512":
+		if k.Auth.Username == "" {
+			return missing("authentication.username")
+		}
+		if k.Auth.Password == "" {
+			return missing("authentication.password")
+		}
+	case "OAUTHBEARER":
+		if k.Auth.Method != "" && k.Auth.Method != "OIDC" {
+			return invalid("authentication.method", "%q must be OIDC", k.Auth.Method)
+		}
+		for f, v := range map[string]string{"authentication.tokenEndpointUrl": k.Auth.TokenEndpointURL,
+			"authentication.clientId": k.Auth.ClientID, "authentication.clientSecret": k.Auth.ClientSecret.Reveal()} {
+			if v == "" {
+				return missing(f)
+			}
+		}
+	}
+	if b.Config != nil {
+		for key := range b.Config {
+			if !slices.Contains(kafkaConfigKeys, key) {
+				return invalid("config."+key, "not a Kafka property a connection may set (see the allow-list in docs/admin-api.md)")
+			}
+		}
+		k.Config = b.Config
+	}
+	if n := b.Networking; n != nil && n.Access != nil && n.Access.Type != nil {
+		if *n.Access.Type != "PUBLIC" {
+			return invalid("networking.access.type", "%q is not available: spid reaches Kafka over the network it runs on (PUBLIC)", *n.Access.Type)
+		}
+		k.NetworkAccess = "PUBLIC"
+	}
+	return nil
+}
+
+func setStr(dst *string, v *string) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func setSecret(dst *store.Secret, v *string) {
+	if v != nil {
+		*dst = store.Secret(*v)
+	}
+}
+
+func (b *connectionBody) applyCluster(c *store.Cluster) *apiError {
+	setStr(&c.ClusterName, b.ClusterName)
+	setStr(&c.ClusterGroupID, b.ClusterGroupID)
+	setStr(&c.ConnectionString, b.ConnectionString)
+	if c.ClusterName == "" {
+		return missing("clusterName")
+	}
+	if !clusterName.MatchString(c.ClusterName) {
+		return invalid("clusterName", "%q must be 1 to 64 letters, digits or '-'", c.ClusterName)
+	}
+	if c.ConnectionString == "" {
+		return missing("connectionString")
+	}
+	u, err := url.Parse(c.ConnectionString)
+	if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") || u.Host == "" {
+		return invalid("connectionString", "must be a mongodb:// or mongodb+srv:// URI with a host")
+	}
+	if u.User != nil {
+		return invalid("connectionString", "must not contain credentials; give them in authentication, where they stay write-only")
+	}
+	if r := b.DBRoleToExecute; r != nil {
+		setStr(&c.DBRoleToExecute.Role, r.Role)
+		setStr(&c.DBRoleToExecute.Type, r.Type)
+	}
+	if c.DBRoleToExecute.Role == "" {
+		return missing("dbRoleToExecute.role")
+	}
+	switch c.DBRoleToExecute.Type {
+	case "":
+		return missing("dbRoleToExecute.type")
+	case "BUILT_IN":
+		if !isBuiltinRole(c.DBRoleToExecute.Role) {
+			return invalid("dbRoleToExecute.role", "%q is not a built-in role (atlasAdmin, readWriteAnyDatabase, readAnyDatabase)", c.DBRoleToExecute.Role)
+		}
+	case "CUSTOM":
+	default:
+		return invalid("dbRoleToExecute.type", "%q must be BUILT_IN or CUSTOM", c.DBRoleToExecute.Type)
+	}
+	if a := b.Authentication; a != nil {
+		for f, v := range map[string]*string{"method": a.Method, "tokenEndpointUrl": a.TokenEndpointURL, "clientId": a.ClientID,
+			"clientSecret": a.ClientSecret, "scope": a.Scope, "saslOauthbearerExtensions": a.SASLOAuthBearerExtensions,
+			"sslCertificate": a.SSLCertificate, "sslKey": a.SSLKey, "sslKeyPassword": a.SSLKeyPassword} {
+			if v != nil {
+				return invalid("authentication."+f, "not an attribute of Cluster connections")
+			}
+		}
+		if a.Mechanism != nil {
+			if *a.Mechanism != "SCRAM-SHA-256" && *a.Mechanism != "SCRAM-SHA-1" {
+				return invalid("authentication.mechanism", "%q must be SCRAM-SHA-256 or SCRAM-SHA-1", *a.Mechanism)
+			}
+			c.Mechanism = *a.Mechanism
+		}
+		setStr(&c.Username, a.Username)
+		setSecret(&c.Password, a.Password)
+	}
+	if c.Username != "" && c.Mechanism == "" {
+		c.Mechanism = "SCRAM-SHA-256"
+	}
+	if c.Username != "" && c.Password == "" {
+		return missing("authentication.password")
+	}
+	if c.Username == "" && c.Password != "" {
+		return missing("authentication.username")
+	}
+	return nil
+}
+
+func (b *connectionBody) applyHTTPS(h *store.HTTPS) *apiError {
+	setStr(&h.URL, b.URL)
+	if h.URL == "" {
+		return missing("url")
+	}
+	u, err := url.Parse(h.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return invalid("url", "must be an http:// or https:// URL with a host")
+	}
+	if b.Headers != nil {
+		old := h.Headers
+		h.Headers = map[string]store.Secret{}
+		for k, v := range b.Headers {
+			if !headerName.MatchString(k) {
+				return invalid("headers", "%q is not a valid header name", k)
+			}
+			if v == maskedSecret {
+				if prev, ok := old[k]; ok {
+					h.Headers[k] = prev
+					continue
+				}
+				return invalid("headers."+k, "%q stands for a stored value, but this header has none", maskedSecret)
+			}
+			h.Headers[k] = store.Secret(v)
+		}
+	}
+	return nil
+}
+
+// connectionView is a connection as the API shows it: every write-only value left out.
+func connectionView(c store.Connection) map[string]any {
+	v := map[string]any{"id": c.ID, "name": c.Name, "type": c.Type, "state": "READY"}
+	if c.Region != "" {
+		v["region"] = c.Region
+	}
+	switch {
+	case c.Kafka != nil:
+		k := c.Kafka
+		v["bootstrapServers"] = k.BootstrapServers
+		auth := map[string]any{}
+		for key, val := range map[string]string{"mechanism": k.Auth.Mechanism, "username": k.Auth.Username, "method": k.Auth.Method,
+			"tokenEndpointUrl": k.Auth.TokenEndpointURL, "clientId": k.Auth.ClientID, "scope": k.Auth.Scope,
+			"saslOauthbearerExtensions": k.Auth.SASLOAuthBearerExtensions, "sslCertificate": k.Auth.SSLCertificate} {
+			if val != "" {
+				auth[key] = val
+			}
+		}
+		v["authentication"] = auth
+		sec := map[string]any{"protocol": k.Security.Protocol}
+		if k.Security.BrokerPublicCertificate != "" {
+			sec["brokerPublicCertificate"] = k.Security.BrokerPublicCertificate
+		}
+		v["security"] = sec
+		cfg := k.Config
+		if cfg == nil {
+			cfg = map[string]string{}
+		}
+		v["config"] = cfg
+		v["networking"] = map[string]any{"access": map[string]any{"type": "PUBLIC"}}
+	case c.Cluster != nil:
+		cl := c.Cluster
+		v["clusterName"] = cl.ClusterName
+		if cl.ClusterGroupID != "" {
+			v["clusterGroupId"] = cl.ClusterGroupID
+		}
+		v["connectionString"] = cl.ConnectionString
+		v["dbRoleToExecute"] = map[string]any{"role": cl.DBRoleToExecute.Role, "type": cl.DBRoleToExecute.Type}
+		if cl.Username != "" {
+			v["authentication"] = map[string]any{"mechanism": cl.Mechanism, "username": cl.Username}
+		}
+	case c.HTTPS != nil:
+		v["url"] = c.HTTPS.URL
+		hdr := map[string]string{}
+		for k := range c.HTTPS.Headers {
+			hdr[k] = maskedSecret
+		}
+		v["headers"] = hdr
+	}
+	return v
+}
+
+func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	ws := r.PathValue("tenantName")
+	var list []store.Connection
+	err := s.opts.Store.View(func(tx *store.Txn) (err error) {
+		if _, err = tx.Workspace(ws); err != nil {
+			return err
+		}
+		list, err = tx.Connections(ws)
+		return err
+	})
+	if store.IsNotFound(err) {
+		return notFound("workspace", ws)
+	}
+	if err != nil {
+		return internal(err)
+	}
+	views := make([]map[string]any, len(list))
+	for i, c := range list {
+		views[i] = connectionView(c)
+	}
+	p, e := listPage(r, views)
+	if e != nil {
+		return e
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	ws, name := r.PathValue("tenantName"), r.PathValue("connectionName")
+	var c store.Connection
+	var missingWS bool
+	err := s.opts.Store.View(func(tx *store.Txn) (err error) {
+		if _, err = tx.Workspace(ws); err != nil {
+			missingWS = true
+			return err
+		}
+		c, err = tx.Connection(ws, name)
+		return err
+	})
+	switch {
+	case store.IsNotFound(err) && missingWS:
+		return notFound("workspace", ws)
+	case store.IsNotFound(err):
+		return notFound("connection", name)
+	case err != nil:
+		return internal(err)
+	}
+	writeJSON(w, http.StatusOK, connectionView(c))
+	return nil
+}
+
+// checkCustomRole verifies a CUSTOM execute-as role exists.
+func checkCustomRole(tx *store.Txn, c *store.Connection) *apiError {
+	if c.Cluster == nil || c.Cluster.DBRoleToExecute.Type != "CUSTOM" {
+		return nil
+	}
+	if _, err := tx.Role(c.Cluster.DBRoleToExecute.Role); err != nil {
+		return invalid("dbRoleToExecute.role", "no custom role named %q exists", c.Cluster.DBRoleToExecute.Role)
+	}
+	return nil
+}
+
+func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	ws := r.PathValue("tenantName")
+	var b connectionBody
+	if e := decodeBody(w, r, &b); e != nil {
+		return e
+	}
+	if b.Name == nil || *b.Name == "" {
+		return missing("name")
+	}
+	if !connectionName.MatchString(*b.Name) {
+		return invalid("name", "%q must be 1 to 64 letters, digits, '.', '-', '*' or '_'", *b.Name)
+	}
+	if b.Type == nil || *b.Type == "" {
+		return missing("type")
+	}
+	if _, ok := typeAttributes[*b.Type]; !ok {
+		if slices.Contains(unsupportedTypes, *b.Type) {
+			return invalid("type", "%s connections are not supported by spid; use Kafka, Cluster, Sample or Https", *b.Type)
+		}
+		return invalid("type", "%q must be Kafka, Cluster, Sample or Https", *b.Type)
+	}
+	now := time.Now().UTC()
+	c := store.Connection{ID: newID(), Workspace: ws, Name: *b.Name, Type: *b.Type, Created: now, Updated: now}
+	if e := b.apply(&c); e != nil {
+		return e
+	}
+	var apiErr *apiError
+	err := s.opts.Store.Update(func(tx *store.Txn) error {
+		if _, err := tx.Workspace(ws); err != nil {
+			apiErr = notFound("workspace", ws)
+			return errAbort
+		}
+		if _, err := tx.Connection(ws, c.Name); err == nil {
+			apiErr = duplicate("connection", c.Name)
+			return errAbort
+		}
+		if apiErr = checkCustomRole(tx, &c); apiErr != nil {
+			return errAbort
+		}
+		return tx.PutConnection(c)
+	})
+	if apiErr != nil {
+		return apiErr
+	}
+	if err != nil {
+		return internal(err)
+	}
+	writeJSON(w, http.StatusOK, connectionView(c))
+	return nil
+}
+
+func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	ws, name := r.PathValue("tenantName"), r.PathValue("connectionName")
+	var b connectionBody
+	if e := decodeBody(w, r, &b); e != nil {
+		return e
+	}
+	if b.Name != nil && *b.Name != name {
+		return invalid("name", "connections cannot be renamed (the path names %q)", name)
+	}
+	var (
+		c      store.Connection
+		apiErr *apiError
+	)
+	err := s.opts.Store.Update(func(tx *store.Txn) (err error) {
+		if _, err = tx.Workspace(ws); err != nil {
+			apiErr = notFound("workspace", ws)
+			return errAbort
+		}
+		if c, err = tx.Connection(ws, name); err != nil {
+			apiErr = notFound("connection", name)
+			return errAbort
+		}
+		if b.Type != nil && *b.Type != c.Type {
+			apiErr = invalid("type", "the type of a connection cannot change (it is %s)", c.Type)
+			return errAbort
+		}
+		if apiErr = b.apply(&c); apiErr != nil {
+			return errAbort
+		}
+		if apiErr = checkCustomRole(tx, &c); apiErr != nil {
+			return errAbort
+		}
+		c.Updated = time.Now().UTC()
+		return tx.PutConnection(c)
+	})
+	if apiErr != nil {
+		return apiErr
+	}
+	if err != nil {
+		return internal(err)
+	}
+	writeJSON(w, http.StatusOK, connectionView(c))
+	return nil
+}
+
+func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	ws, name := r.PathValue("tenantName"), r.PathValue("connectionName")
+	var apiErr *apiError
+	err := s.opts.Store.Update(func(tx *store.Txn) error {
+		if _, err := tx.Workspace(ws); err != nil {
+			apiErr = notFound("workspace", ws)
+			return errAbort
+		}
+		if err := tx.DeleteConnection(ws, name); err != nil {
+			if store.IsNotFound(err) {
+				apiErr = notFound("connection", name)
+				return errAbort
+			}
+			return err
+		}
+		return nil
+	})
+	if apiErr != nil {
+		return apiErr
+	}
+	if err != nil {
+		return internal(err)
+	}
+	w.Header().Set("Content-Type", mediaType)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}

@@ -1,0 +1,356 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/spi-streams/spi/store"
+)
+
+var (
+	workspaceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	tiers         = []string{"SP2", "SP5", "SP10", "SP30", "SP50"}
+)
+
+// Defaults for fields a workspace request may leave out.
+const (
+	defaultCloud   = "AWS"
+	defaultRegion  = "VIRGINIA_USA"
+	defaultTier    = "SP10"
+	defaultMaxTier = "SP50"
+	// SampleSolar is the one sample source spid generates.
+	SampleSolar = "sample_stream_solar"
+)
+
+type regionBody struct {
+	CloudProvider *string         `json:"cloudProvider"`
+	Region        *string         `json:"region"`
+	Links         json.RawMessage `json:"links"`
+}
+
+type streamConfigBody struct {
+	Tier        *string         `json:"tier"`
+	MaxTierSize *string         `json:"maxTierSize"`
+	Links       json.RawMessage `json:"links"`
+}
+
+// workspaceBody is a StreamsTenant as a request. Read-only fields are accepted and ignored.
+type workspaceBody struct {
+	ID                json.RawMessage   `json:"_id"`
+	GroupID           json.RawMessage   `json:"groupId"`
+	Links             json.RawMessage   `json:"links"`
+	Connections       json.RawMessage   `json:"connections"`
+	Name              *string           `json:"name"`
+	DataProcessRegion *regionBody       `json:"dataProcessRegion"`
+	StreamConfig      *streamConfigBody `json:"streamConfig"`
+	FailoverRegions   []regionBody      `json:"failoverRegions"`
+	Hostnames         []string          `json:"hostnames"`
+	SampleConnections *struct {
+		Solar bool            `json:"solar"`
+		Links json.RawMessage `json:"links"`
+	} `json:"sampleConnections"`
+}
+
+// workspaceUpdateBody is a StreamsTenantUpdateRequest.
+type workspaceUpdateBody struct {
+	Links           json.RawMessage   `json:"links"`
+	CloudProvider   *string           `json:"cloudProvider"`
+	Region          *string           `json:"region"`
+	StreamConfig    *streamConfigBody `json:"streamConfig"`
+	FailoverRegions []regionBody      `json:"failoverRegions"`
+	ProcessorStatus json.RawMessage   `json:"processorStatus"`
+}
+
+type regionView struct {
+	CloudProvider string `json:"cloudProvider"`
+	Region        string `json:"region"`
+}
+
+type workspaceView struct {
+	ID                string         `json:"_id"`
+	GroupID           string         `json:"groupId"`
+	Name              string         `json:"name"`
+	DataProcessRegion regionView     `json:"dataProcessRegion"`
+	StreamConfig      map[string]any `json:"streamConfig"`
+	Hostnames         []string       `json:"hostnames"`
+	Connections       []any          `json:"connections,omitempty"`
+	Links             []link         `json:"links"`
+}
+
+func (s *Server) workspaceView(r *http.Request, w store.Workspace, conns []store.Connection) workspaceView {
+	v := workspaceView{
+		ID: w.ID, GroupID: s.groupID, Name: w.Name,
+		DataProcessRegion: regionView{CloudProvider: w.Region.CloudProvider, Region: w.Region.Region},
+		StreamConfig:      map[string]any{"tier": w.Tier, "maxTierSize": w.MaxTierSize},
+		Hostnames:         []string{w.Address},
+		Links:             []link{{Href: baseURL(r) + "/api/atlas/v2/groups/" + s.groupID + "/streams/" + w.Name, Rel: "self"}},
+	}
+	for _, c := range conns {
+		v.Connections = append(v.Connections, connectionView(c))
+	}
+	return v
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	var list []store.Workspace
+	if err := s.opts.Store.View(func(tx *store.Txn) (err error) { list, err = tx.Workspaces(); return err }); err != nil {
+		return internal(err)
+	}
+	views := make([]workspaceView, len(list))
+	for i, ws := range list {
+		views[i] = s.workspaceView(r, ws, nil)
+	}
+	p, e := listPage(r, views)
+	if e != nil {
+		return e
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	name := r.PathValue("tenantName")
+	include := false
+	if v := r.URL.Query().Get("includeConnections"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return &apiError{Status: http.StatusBadRequest, Code: "INVALID_QUERY_PARAMETER",
+				Detail: "Invalid query parameter includeConnections: must be true or false.", Params: []any{"includeConnections"}}
+		}
+		include = b
+	}
+	var (
+		ws    store.Workspace
+		conns []store.Connection
+	)
+	err := s.opts.Store.View(func(tx *store.Txn) (err error) {
+		if ws, err = tx.Workspace(name); err != nil {
+			return err
+		}
+		if include {
+			conns, err = tx.Connections(name)
+		}
+		return err
+	})
+	if store.IsNotFound(err) {
+		return notFound("workspace", name)
+	}
+	if err != nil {
+		return internal(err)
+	}
+	writeJSON(w, http.StatusOK, s.workspaceView(r, ws, conns))
+	return nil
+}
+
+func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	return s.create(w, r, false)
+}
+
+func (s *Server) createWorkspaceWithSamples(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	return s.create(w, r, true)
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, samples bool) *apiError {
+	var b workspaceBody
+	if e := decodeBody(w, r, &b); e != nil {
+		return e
+	}
+	if b.Name == nil || *b.Name == "" {
+		return missing("name")
+	}
+	if !workspaceName.MatchString(*b.Name) {
+		return invalid("name", "%q must be 1 to 64 letters, digits, '-' or '_', starting with a letter or digit", *b.Name)
+	}
+	now := time.Now().UTC()
+	ws := store.Workspace{ID: newID(), Name: *b.Name, Region: store.Region{CloudProvider: defaultCloud, Region: defaultRegion},
+		Tier: defaultTier, MaxTierSize: defaultMaxTier, Created: now, Updated: now}
+	if e := applyRegion(&ws, b.DataProcessRegion, "dataProcessRegion"); e != nil {
+		return e
+	}
+	if e := applyStreamConfig(&ws, b.StreamConfig); e != nil {
+		return e
+	}
+	for i, f := range b.FailoverRegions {
+		if f.CloudProvider == nil || f.Region == nil {
+			return missing("failoverRegions[" + strconv.Itoa(i) + "].region")
+		}
+	}
+	addr := net.JoinHostPort(s.opts.WorkspaceHost, "0")
+	switch len(b.Hostnames) {
+	case 0:
+	case 1:
+		host, port, err := net.SplitHostPort(b.Hostnames[0])
+		if err != nil || host == "" {
+			return invalid("hostnames[0]", "%q must be host:port", b.Hostnames[0])
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return invalid("hostnames[0]", "port %q must be 1 to 65535", port)
+		}
+		addr = b.Hostnames[0]
+	default:
+		return invalid("hostnames", "a workspace listens on one address; give at most one")
+	}
+	if b.SampleConnections != nil && b.SampleConnections.Solar {
+		samples = true
+	}
+
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
+	err := s.opts.Store.View(func(tx *store.Txn) error {
+		_, err := tx.Workspace(ws.Name)
+		return err
+	})
+	if err == nil {
+		return duplicate("workspace", ws.Name)
+	}
+	if !store.IsNotFound(err) {
+		return internal(err)
+	}
+	bound, err := s.opts.Listeners.Open(ws.Name, addr)
+	if err != nil {
+		return invalid("hostnames", "spid cannot listen on %s: %v", addr, err)
+	}
+	ws.Address = bound
+	err = s.opts.Store.Update(func(tx *store.Txn) error {
+		if err := tx.PutWorkspace(ws); err != nil {
+			return err
+		}
+		if samples {
+			return tx.PutConnection(sampleConnection(ws.Name, now))
+		}
+		return nil
+	})
+	if err != nil {
+		s.opts.Listeners.Close(ws.Name)
+		return internal(err)
+	}
+	var conns []store.Connection
+	if samples {
+		conns = []store.Connection{sampleConnection(ws.Name, now)}
+	}
+	writeJSON(w, http.StatusOK, s.workspaceView(r, ws, conns))
+	return nil
+}
+
+// sampleConnection is the registry entry of the built-in solar sample source.
+func sampleConnection(workspace string, now time.Time) store.Connection {
+	return store.Connection{ID: newID(), Workspace: workspace, Name: SampleSolar, Type: store.TypeSample, Created: now, Updated: now}
+}
+
+func applyRegion(ws *store.Workspace, b *regionBody, field string) *apiError {
+	if b == nil {
+		return nil
+	}
+	if b.CloudProvider != nil {
+		switch *b.CloudProvider {
+		case "AWS", "AZURE", "GCP", "TENANT", "SERVERLESS":
+			ws.Region.CloudProvider = *b.CloudProvider
+		default:
+			return invalid(field+".cloudProvider", "%q must be AWS, AZURE or GCP", *b.CloudProvider)
+		}
+	}
+	if b.Region != nil {
+		if *b.Region == "" {
+			return invalid(field+".region", "must not be empty")
+		}
+		ws.Region.Region = *b.Region
+	}
+	return nil
+}
+
+func applyStreamConfig(ws *store.Workspace, b *streamConfigBody) *apiError {
+	if b == nil {
+		return nil
+	}
+	if b.Tier != nil {
+		if !slices.Contains(tiers, *b.Tier) {
+			return invalid("streamConfig.tier", "%q must be one of SP2, SP5, SP10, SP30, SP50", *b.Tier)
+		}
+		ws.Tier = *b.Tier
+	}
+	if b.MaxTierSize != nil {
+		if !slices.Contains(tiers, *b.MaxTierSize) {
+			return invalid("streamConfig.maxTierSize", "%q must be one of SP2, SP5, SP10, SP30, SP50", *b.MaxTierSize)
+		}
+		ws.MaxTierSize = *b.MaxTierSize
+	}
+	if slices.Index(tiers, ws.Tier) > slices.Index(tiers, ws.MaxTierSize) {
+		return invalid("streamConfig.tier", "%s is larger than maxTierSize %s", ws.Tier, ws.MaxTierSize)
+	}
+	return nil
+}
+
+func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	name := r.PathValue("tenantName")
+	var b workspaceUpdateBody
+	if e := decodeBody(w, r, &b); e != nil {
+		return e
+	}
+	if len(b.ProcessorStatus) > 0 && string(b.ProcessorStatus) != "null" {
+		return invalid("processorStatus", "bulk processor status changes are not supported by spid")
+	}
+	var ws store.Workspace
+	var apiErr *apiError
+	err := s.opts.Store.Update(func(tx *store.Txn) (err error) {
+		if ws, err = tx.Workspace(name); err != nil {
+			return err
+		}
+		if apiErr = applyRegion(&ws, &regionBody{CloudProvider: b.CloudProvider, Region: b.Region}, "region"); apiErr != nil {
+			return errAbort
+		}
+		if apiErr = applyStreamConfig(&ws, b.StreamConfig); apiErr != nil {
+			return errAbort
+		}
+		ws.Updated = time.Now().UTC()
+		return tx.PutWorkspace(ws)
+	})
+	if apiErr != nil {
+		return apiErr
+	}
+	if store.IsNotFound(err) {
+		return notFound("workspace", name)
+	}
+	if err != nil {
+		return internal(err)
+	}
+	writeJSON(w, http.StatusOK, s.workspaceView(r, ws, nil))
+	return nil
+}
+
+func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	name := r.PathValue("tenantName")
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
+	err := s.opts.Store.Update(func(tx *store.Txn) error { return tx.DeleteWorkspace(name) })
+	if store.IsNotFound(err) {
+		return notFound("workspace", name)
+	}
+	if err != nil {
+		return internal(err)
+	}
+	s.opts.Listeners.Close(name)
+	w.Header().Set("Content-Type", mediaType)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// errAbort rolls a transaction back after a validation error recorded beside it.
+var errAbort = errors.New("aborted")
+
+func internal(err error) *apiError {
+	return errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "The server could not complete the request: %v.", err)
+}
