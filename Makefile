@@ -13,11 +13,12 @@ NPM_STAMP := e2e/node_modules/.spi-installed
 
 all: build
 
-## build: compile spid into bin/
+## build: compile spid and spictl into bin/
 build:
-	$(GO) build -o $(BIN)/spid ./cmd/spid
+	$(GO) build -o $(BIN)/ ./cmd/spid ./cmd/spictl
 
-## run: build and start spid with embedded defaults (data plane on 127.0.0.1:27017)
+## run: build and start spid with embedded defaults (data in ./data, data plane on
+## 127.0.0.1:27017, Admin API on 127.0.0.1:8080)
 run: build
 	exec ./$(BIN)/spid $(SPID_ARGS)
 
@@ -30,12 +31,13 @@ unit:
 e2e: $(NPM_STAMP)
 	cd e2e && $(GO) test -count=1 -timeout 15m ./...
 
-## deps: Go modules, the pinned linter, mongosh and the Node driver's compressors
+## deps: Go modules, the pinned linter, mongosh and the Node driver's compressors, curl
 deps: $(NPM_STAMP) $(LINT)
 	$(GO) mod download
 	cd e2e && $(GO) mod download
+	@command -v curl >/dev/null || bash e2e/scripts/apt-install.sh curl
 
-$(NPM_STAMP): e2e/package.json e2e/package-lock.json e2e/scripts/build-node-zstd.sh
+$(NPM_STAMP): e2e/package.json e2e/package-lock.json e2e/scripts/build-node-zstd.sh e2e/scripts/apt-install.sh
 	cd e2e && npm ci --no-audit --no-fund
 	cd e2e && bash scripts/build-node-zstd.sh
 	touch $@

@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,8 @@ func (s *Server) userView(r *http.Request, u store.User) userView {
 	}
 	return userView{DatabaseName: u.Database, Username: u.Username, GroupID: s.groupID, Roles: roles, Scopes: scopes,
 		X509Type: u.X509Type, LDAPAuthType: "NONE", AWSIAMType: "NONE", OIDCAuthType: "NONE", Description: u.Description,
-		Links: []link{{Href: baseURL(r) + "/api/atlas/v2/groups/" + s.groupID + "/databaseUsers/" + u.Database + "/" + u.Username, Rel: "self"}}}
+		Links: []link{{Href: baseURL(r) + "/api/atlas/v2/groups/" + s.groupID + "/databaseUsers/" +
+			url.PathEscape(u.Database) + "/" + url.PathEscape(u.Username), Rel: "self"}}}
 }
 
 // roleExists reports whether name is a built-in role or a stored custom role.

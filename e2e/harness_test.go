@@ -20,8 +20,8 @@ import (
 	"time"
 )
 
-// spidBin is the spid binary built once for the whole run.
-var spidBin string
+// spidBin and spictlBin are the binaries built once for the whole run.
+var spidBin, spictlBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "spi-e2e-")
@@ -30,11 +30,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	spidBin = filepath.Join(dir, "spid")
-	build := exec.Command("go", "build", "-o", spidBin, "./cmd/spid")
+	spictlBin = filepath.Join(dir, "spictl")
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/spid", "./cmd/spictl")
 	build.Dir = ".."
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building spid:", err)
+		fmt.Fprintln(os.Stderr, "building spid and spictl:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -62,13 +63,15 @@ func (b *lockedBuffer) String() string {
 
 // spid is one running server.
 type spid struct {
-	cmd     *exec.Cmd
-	URI     string // the mongodb:// URI spid printed
-	Addr    string // host:port
-	DataDir string
-	Stdout  *lockedBuffer
-	Stderr  *lockedBuffer
-	done    chan error
+	cmd      *exec.Cmd
+	URI      string // the mongodb:// URI spid printed
+	Addr     string // host:port
+	AdminURL string // the control plane's base URL spid printed
+	DataDir  string
+	Stdout   *lockedBuffer
+	Stderr   *lockedBuffer
+	done     chan error
+	killed   bool
 }
 
 // credentials are the first-start credentials spid wrote to its data directory.
@@ -92,10 +95,14 @@ func (s *spid) Creds(t *testing.T) credentials {
 	if err := json.Unmarshal(b, &c); err != nil {
 		t.Fatal(err)
 	}
+	c.AdminURL = s.AdminURL // the file records the first start's; this run may use another port
 	return c
 }
 
-var printedURI = regexp.MustCompile(`mongosh "(mongodb://([^/"]+)/)"`)
+var (
+	printedURI   = regexp.MustCompile(`mongosh "(mongodb://([^/"]+)/)"`)
+	printedAdmin = regexp.MustCompile(`Control plane \(Admin API(?: at |\): )(http://[^)\s]+)`)
+)
 
 // startSpid starts spid on free loopback ports with a fresh data directory and waits until it
 // prints how to connect. The server is stopped with SIGTERM when the test ends, and must exit
@@ -121,9 +128,13 @@ func startSpidIn(t *testing.T, dataDir string, args ...string) *spid {
 	found := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
+		admin := ""
 		for sc.Scan() {
+			if m := printedAdmin.FindStringSubmatch(sc.Text()); m != nil {
+				admin = m[1]
+			}
 			if m := printedURI.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m
+				found <- append(m, admin)
 				break
 			}
 		}
@@ -131,7 +142,7 @@ func startSpidIn(t *testing.T, dataDir string, args ...string) *spid {
 	}()
 	select {
 	case m := <-found:
-		s.URI, s.Addr = m[1], m[2]
+		s.URI, s.Addr, s.AdminURL = m[1], m[2], m[3]
 	case err := <-s.done:
 		t.Fatalf("spid exited before it was ready: %v\nstdout:\n%s\nstderr:\n%s", err, s.Stdout, s.Stderr)
 	case <-time.After(30 * time.Second):
@@ -142,10 +153,22 @@ func startSpidIn(t *testing.T, dataDir string, args ...string) *spid {
 	return s
 }
 
-// Stop sends SIGTERM and checks spid exits cleanly. Calling it twice is harmless.
+// Kill ends spid with SIGKILL, as a crash would, and waits for it to be gone.
+func (s *spid) Kill(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-s.done; err == nil {
+		t.Fatal("spid exited cleanly after SIGKILL")
+	}
+	s.killed = true
+}
+
+// Stop sends SIGTERM and checks spid exits cleanly. Calling it twice, or after Kill, is harmless.
 func (s *spid) Stop(t *testing.T) {
 	t.Helper()
-	if s.cmd.ProcessState != nil {
+	if s.killed || s.cmd.ProcessState != nil {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)

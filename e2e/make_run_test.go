@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// `make run` in the repository builds and starts spid, and the mongosh command it prints works
-// exactly as printed.
+// `make run` on an empty data directory builds and starts spid, prints the owner API key, the
+// admin password and a spictl and a mongosh command, and both commands work exactly as printed.
 func TestMakeRunPrintsWorkingCommand(t *testing.T) {
 	cmd := exec.Command("make", "--no-print-directory", "run")
 	cmd.Dir = ".."
@@ -35,10 +35,12 @@ func TestMakeRunPrintsWorkingCommand(t *testing.T) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	})
 
+	var out lockedBuffer
 	printed := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			_, _ = out.Write(append(sc.Bytes(), '\n'))
 			if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "mongosh ") {
 				printed <- line
 				break
@@ -53,6 +55,29 @@ func TestMakeRunPrintsWorkingCommand(t *testing.T) {
 		t.Fatalf("make run exited early: %v\n%s", err, stderr.String())
 	case <-time.After(5 * time.Minute):
 		t.Fatalf("make run printed no mongosh command\n%s", stderr.String())
+	}
+
+	banner := out.String()
+	key := regexp.MustCompile(`Owner API key: +public ([a-z]{8}) +private ([0-9a-f-]{36})`).FindStringSubmatch(banner)
+	pw := regexp.MustCompile(`Database user: +admin / (\S+) \(atlasAdmin\)`).FindStringSubmatch(banner)
+	if key == nil || pw == nil {
+		t.Fatalf("the first start did not print the owner key and the admin password:\n%s", banner)
+	}
+	var spictl string
+	for _, l := range strings.Split(banner, "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "bin/spictl ") {
+			spictl = l
+		}
+	}
+	if spictl == "" {
+		t.Fatalf("no spictl command was printed:\n%s", banner)
+	}
+	// Run the spictl command exactly as printed, from the repository root as make run was.
+	sh := exec.Command("sh", "-c", spictl)
+	sh.Dir = ".."
+	res, err := sh.CombinedOutput()
+	if err != nil || !strings.Contains(string(res), "default") {
+		t.Fatalf("the printed spictl command failed: %v\n%s", err, res)
 	}
 
 	// The printed command is `mongosh "<uri>"`: run it as printed, adding only what makes it

@@ -308,8 +308,8 @@ func printReady(w io.Writer, c config, creds *admin.InitialCredentials, data *ne
 		fmt.Fprintf(&b, "  Owner API key:     public %s  private %s\n", creds.PublicKey, creds.PrivateKey)
 		fmt.Fprintf(&b, "  Database user:     %s / %s (atlasAdmin)\n\n", creds.Username, creds.Password)
 		fmt.Fprintf(&b, "Control plane (Admin API at %s):\n", adminURL)
-		fmt.Fprintf(&b, "  bin/spictl --url %s --group %s --public-key %s --private-key %s workspaces list\n\n",
-			adminURL, creds.GroupID, creds.PublicKey, creds.PrivateKey)
+		// The credentials file keeps the private key out of the shell history.
+		fmt.Fprintf(&b, "  bin/spictl --config %s workspaces list\n\n", credsPath)
 	} else {
 		fmt.Fprintf(&b, "Control plane (Admin API): %s\n", adminURL)
 	}

@@ -34,15 +34,7 @@ command -v make    >/dev/null || need+=(make)
 command -v g++     >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
 if ((${#need[@]})); then
-  SUDO=
-  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-  log "apt-get install ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null; then
-    log "install failed; apt-get update and retry"
-    $SUDO apt-get update -q >/dev/null
-    $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-  fi
+  bash "$(dirname "$0")/apt-install.sh" "${need[@]}"
 fi
 
 ZSTD_A=$(dpkg -L libzstd-dev | grep '/libzstd\.a$' | head -n1)
