@@ -29,9 +29,18 @@ func TestWorkspaceListeners(t *testing.T) {
 		t.Fatalf("ping on the new workspace: %+v", r)
 	}
 
-	// Restart: the workspace comes back on the same address.
+	// Restart: the workspace comes back on the same address, and nothing secret is printed.
+	creds := s.Creds(t)
+	if !strings.Contains(s.Stdout.String(), creds.Password) {
+		t.Fatalf("the first start did not print the admin password")
+	}
 	s.Stop(t)
 	s = startSpidIn(t, dir)
+	for _, secret := range []string{creds.Password, creds.PrivateKey} {
+		if strings.Contains(s.Stdout.String()+s.Stderr.String(), secret) {
+			t.Errorf("a later start printed a first-start secret")
+		}
+	}
 	r = runMongosh(t, "mongodb://"+addr+"/", "--quiet", "--eval", "db.runCommand({ping: 1}).ok")
 	if r.Exit != 0 || strings.TrimSpace(r.Stdout) != "1" {
 		t.Fatalf("ping after restart: %+v", r)
