@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/spi-streams/spi/admin/digest"
+	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/store"
 )
 
@@ -83,7 +84,7 @@ func newEnv(t *testing.T) *testEnv {
 	}
 	env.clients["wrong key"] = digestClient(creds.PublicKey, "00000000-0000-4000-8000-000000000000")
 	env.clients["no key"] = http.DefaultClient
-	audit, err := OpenAuditLog(dir + "/audit/control-plane.jsonl")
+	audit, err := audit.Open(dir + "/audit/control-plane.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/spi-streams/spi/admin/digest"
+	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/store"
 )
 
@@ -62,7 +63,7 @@ type Listeners interface {
 type Options struct {
 	Store     *store.Store
 	Logger    *slog.Logger
-	Audit     *AuditLog
+	Audit     *audit.Log
 	Listeners Listeners
 	// WorkspaceHost is the host new workspaces listen on when the request names no address.
 	WorkspaceHost string

@@ -61,3 +61,5 @@ func derive(c *scram.Client, saltSize, iterations int) (*store.ScramCredential, 
 	}
 	return &store.ScramCredential{Salt: salt, Iterations: iterations, StoredKey: sc.StoredKey, ServerKey: sc.ServerKey}, nil
 }
+
+var randRead = rand.Read

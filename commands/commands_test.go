@@ -13,6 +13,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.uber.org/goleak"
 
+	"github.com/spi-streams/spi/auth"
+	"github.com/spi-streams/spi/store"
 	"github.com/spi-streams/spi/wire"
 )
 
@@ -38,18 +40,59 @@ func TestTableIsSortedAndComplete(t *testing.T) {
 	}
 }
 
+// testStore opens a store in a temporary directory holding the users given as
+// name -> roles (password "password-" + name).
+func testStore(t *testing.T, users map[string][]string) *store.Store {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := store.LoadMasterKey(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.OpenBolt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(b, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	err = st.Update(func(tx *store.Txn) error {
+		for name, roles := range users {
+			sha1, sha256, err := auth.DeriveCredentials(name, "password-"+name)
+			if err != nil {
+				return err
+			}
+			u := store.User{Database: "admin", Username: name, SCRAMSHA1: sha1, SCRAMSHA256: sha256}
+			for _, r := range roles {
+				u.Roles = append(u.Roles, store.RoleRef{RoleName: r, DatabaseName: "admin"})
+			}
+			if err := tx.PutUser(u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // client starts spid's wire server with the command table in-process and connects the Go
-// driver to it.
+// driver to it as an atlasAdmin user.
 func client(t *testing.T) *mongo.Client {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := wire.NewServer(New(Options{Version: "test"}), nil)
+	st := testStore(t, map[string][]string{"admin": {"atlasAdmin"}})
+	srv := wire.NewServer(New(Options{Version: "test", Store: st}), nil)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	c, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + l.Addr().String() + "/?directConnection=true"))
+	c, err := mongo.Connect(options.Client().ApplyURI("mongodb://admin:password-admin@" + l.Addr().String() + "/?directConnection=true"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +131,10 @@ func TestCommandReplies(t *testing.T) {
 		{"admin", bson.D{{Key: "getParameter", Value: "*"}}, map[string]any{"featureCompatibilityVersion": bson.D{{Key: "version", Value: "7.0"}}}},
 		{"admin", bson.D{{Key: "getLog", Value: "startupWarnings"}}, map[string]any{"log": bson.A{}, "totalLinesWritten": int32(0)}},
 		{"admin", bson.D{{Key: "getLog", Value: "*"}}, map[string]any{"names": bson.A{"global", "startupWarnings"}}},
-		{"admin", bson.D{{Key: "connectionStatus", Value: 1}}, map[string]any{"authInfo": bson.D{{Key: "authenticatedUsers", Value: bson.A{}}, {Key: "authenticatedUserRoles", Value: bson.A{}}}}},
+		{"admin", bson.D{{Key: "connectionStatus", Value: 1}}, map[string]any{"authInfo": bson.D{
+			{Key: "authenticatedUsers", Value: bson.A{bson.D{{Key: "user", Value: "admin"}, {Key: "db", Value: "admin"}}}},
+			{Key: "authenticatedUserRoles", Value: bson.A{bson.D{{Key: "role", Value: "atlasAdmin"}, {Key: "db", Value: "admin"}}}},
+		}}},
 		{"admin", bson.D{{Key: "listDatabases", Value: 1}}, map[string]any{"databases": bson.A{}, "totalSize": int64(0)}},
 		{"test", bson.D{{Key: "listCollections", Value: 1}}, map[string]any{"cursor": bson.D{{Key: "id", Value: int64(0)}, {Key: "ns", Value: "test.$cmd.listCollections"}, {Key: "firstBatch", Value: bson.A{}}}}},
 		{"admin", bson.D{{Key: "endSessions", Value: bson.A{}}}, nil},

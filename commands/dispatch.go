@@ -8,6 +8,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/spi-streams/spi/audit"
+	"github.com/spi-streams/spi/store"
 	"github.com/spi-streams/spi/wire"
 )
 
@@ -17,6 +19,10 @@ type Options struct {
 	Version string
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
+	// Store holds users, roles and the connection registry.
+	Store *store.Store
+	// Audit receives authentication, authorization and processor events; nil records nothing.
+	Audit *audit.Log
 }
 
 // Dispatcher serves wire requests from the command table. It implements wire.Handler.
@@ -44,6 +50,11 @@ var _ wire.Handler = (*Dispatcher)(nil)
 // Handle runs one command and appends its reply document to dst.
 func (d *Dispatcher) Handle(ctx context.Context, c *wire.Conn, req *wire.Request, dst []byte) []byte {
 	call, cmd, err := d.parse(c, req)
+	if err == nil {
+		if e := d.authorize(call, cmd); e != nil {
+			err = e
+		}
+	}
 	if err == nil {
 		r := startReply(dst)
 		err = d.run(ctx, cmd, call, r)

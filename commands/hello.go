@@ -2,10 +2,12 @@ package commands
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/spi-streams/spi/auth"
 	"github.com/spi-streams/spi/wire"
 )
 
@@ -51,6 +53,14 @@ func hello(_ context.Context, call *Call, r *Reply) error {
 	if names := call.Conn.Compressors().Names(); len(names) > 0 {
 		r.Strings("compression", names)
 	}
+	if v, err := call.Body.LookupErr("saslSupportedMechs"); err == nil {
+		if name, ok := v.StringValueOK(); ok {
+			r.Strings("saslSupportedMechs", call.Server.supportedMechs(name))
+		}
+	}
+	if v, err := call.Body.LookupErr("speculativeAuthenticate"); err == nil && v.Type == bson.TypeEmbeddedDocument {
+		call.Server.speculate(call, v.Document(), r)
+	}
 	// Drivers connecting in load-balanced mode (the Java driver's default for workspace hosts)
 	// require a serviceId; every connection to this process reaches the same service.
 	if v, err := call.Body.LookupErr("loadBalanced"); err == nil {
@@ -59,6 +69,55 @@ func hello(_ context.Context, call *Call, r *Reply) error {
 		}
 	}
 	return nil
+}
+
+// supportedMechs answers hello.saslSupportedMechs ("<db>.<user>"). An unknown user gets both
+// SCRAM mechanisms, as a real one would, so the reply does not reveal which users exist.
+func (d *Dispatcher) supportedMechs(qualified string) []string {
+	db, name, ok := strings.Cut(qualified, ".")
+	if ok {
+		if u, found := d.loadUser(db, name); found {
+			if m := mechanisms(u); len(m) > 0 {
+				return m
+			}
+		}
+	}
+	return []string{auth.MechSHA1, auth.MechSHA256}
+}
+
+// speculate runs the first authentication step carried inside hello. On success its reply goes
+// in hello's speculativeAuthenticate; on failure the field is left out and the driver
+// authenticates explicitly, which then reports the error.
+func (d *Dispatcher) speculate(call *Call, doc bson.Raw, r *Reply) {
+	first, err := doc.IndexErr(0)
+	if err != nil {
+		return
+	}
+	switch first.Key() {
+	case "saslStart":
+		db, _ := doc.Lookup("db").StringValueOK()
+		if db == "" {
+			db = "admin"
+		}
+		sub := startReply(nil)
+		if e := d.startSASL(call, doc, db, sub); e != nil {
+			return
+		}
+		r.Document("speculativeAuthenticate", sub.end())
+	case "authenticate":
+		user, _ := doc.Lookup("user").StringValueOK()
+		if mech, _ := doc.Lookup("mechanism").StringValueOK(); mech != auth.MechX509 {
+			return
+		}
+		subject, e := d.x509Login(call, user)
+		if e != nil {
+			return
+		}
+		r.Doc("speculativeAuthenticate")
+		r.String("dbname", "$external")
+		r.String("user", subject)
+		r.EndDoc()
+	}
 }
 
 // serviceID identifies this spid process to load-balanced clients.

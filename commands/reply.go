@@ -50,6 +50,16 @@ func (r *Reply) Time(key string, t time.Time) {
 	r.b = bsoncore.AppendDateTimeElement(r.b, key, t.UnixMilli())
 }
 
+// Document appends an embedded document given as raw BSON.
+func (r *Reply) Document(key string, doc []byte) {
+	r.b = bsoncore.AppendDocumentElement(r.b, key, doc)
+}
+
+// Binary appends a generic (subtype 0) binary field.
+func (r *Reply) Binary(key string, data []byte) {
+	r.b = bsoncore.AppendBinaryElement(r.b, key, 0, data)
+}
+
 // ObjectID appends an ObjectId field.
 func (r *Reply) ObjectID(key string, id bson.ObjectID) {
 	r.b = bsoncore.AppendObjectIDElement(r.b, key, id)

@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/spi-streams/spi/authz"
 	"github.com/spi-streams/spi/wire"
 )
 
@@ -18,9 +19,10 @@ type Command struct {
 	// Handler appends the command's reply fields; returning an error replaces the reply with
 	// {ok: 0, errmsg, code, codeName}.
 	Handler func(ctx context.Context, call *Call, r *Reply) error
-	// Actions are the privilege actions a caller needs (enforced by the authorization layer).
-	Actions []string
-	// Anonymous says the command runs before the connection has authenticated.
+	// Actions are the privilege actions a caller needs; authz.Check decides.
+	Actions []authz.Action
+	// Anonymous says the command runs before the connection has authenticated: the handshake
+	// and the authentication commands. Everything else needs an authenticated user.
 	Anonymous bool
 	// Handshake says the command may arrive as a legacy OP_QUERY, as drivers' first message does.
 	Handshake bool
@@ -45,10 +47,11 @@ type Call struct {
 // table lists every command, sorted by name (a test keeps it so). atlasVersion is deliberately
 // absent: mongosh probes it and treats CommandNotFound as "not Atlas", which is the truth.
 var table = []Command{
-	{Name: "buildInfo", Handler: buildInfo, Anonymous: true, Handshake: true},
-	{Name: "buildinfo", Handler: buildInfo, Anonymous: true, Handshake: true},
+	{Name: "authenticate", Handler: authenticate, Anonymous: true},
+	{Name: "buildInfo", Handler: buildInfo},
+	{Name: "buildinfo", Handler: buildInfo},
 	{Name: "connectionStatus", Handler: connectionStatus, Anonymous: true},
-	{Name: "endSessions", Handler: endSessions, Anonymous: true},
+	{Name: "endSessions", Handler: endSessions},
 	{Name: "getLog", Handler: getLog},
 	{Name: "getParameter", Handler: getParameter},
 	{Name: "hello", Handler: hello, Anonymous: true, Handshake: true},
@@ -56,8 +59,12 @@ var table = []Command{
 	{Name: "ismaster", Handler: hello, Anonymous: true, Handshake: true},
 	{Name: "listCollections", Handler: listCollections},
 	{Name: "listDatabases", Handler: listDatabases},
-	{Name: "ping", Handler: ping, Anonymous: true},
-	{Name: "whatsmyuri", Handler: whatsmyuri, Anonymous: true},
+	{Name: "listStreamConnections", Handler: listStreamConnections, Actions: []authz.Action{authz.ListStreamConnections}},
+	{Name: "logout", Handler: logout, Anonymous: true},
+	{Name: "ping", Handler: ping},
+	{Name: "saslContinue", Handler: saslContinue, Anonymous: true},
+	{Name: "saslStart", Handler: saslStart, Anonymous: true},
+	{Name: "whatsmyuri", Handler: whatsmyuri},
 }
 
 // Names lists the command names in table order.

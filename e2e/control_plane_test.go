@@ -24,7 +24,7 @@ func TestWorkspaceListeners(t *testing.T) {
 	if addr == s.Addr {
 		t.Fatalf("the new workspace shares the default address %s", addr)
 	}
-	r := runMongosh(t, "mongodb://"+addr+"/", "--quiet", "--eval", "db.runCommand({ping: 1}).ok")
+	r := runMongosh(t, s.Admin(t, addr, ""), "--quiet", "--eval", "db.runCommand({ping: 1}).ok")
 	if r.Exit != 0 || strings.TrimSpace(r.Stdout) != "1" {
 		t.Fatalf("ping on the new workspace: %+v", r)
 	}
@@ -41,7 +41,7 @@ func TestWorkspaceListeners(t *testing.T) {
 			t.Errorf("a later start printed a first-start secret")
 		}
 	}
-	r = runMongosh(t, "mongodb://"+addr+"/", "--quiet", "--eval", "db.runCommand({ping: 1}).ok")
+	r = runMongosh(t, s.Admin(t, addr, ""), "--quiet", "--eval", "db.runCommand({ping: 1}).ok")
 	if r.Exit != 0 || strings.TrimSpace(r.Stdout) != "1" {
 		t.Fatalf("ping after restart: %+v", r)
 	}
@@ -64,7 +64,7 @@ func TestWorkspaceListeners(t *testing.T) {
 		t.Errorf("the deleted workspace's address still accepts connections")
 	}
 	// The default workspace is untouched.
-	r = runMongosh(t, s.URI, "--quiet", "--eval", "db.runCommand({ping: 1}).ok")
+	r = runMongosh(t, s.Admin(t, "", ""), "--quiet", "--eval", "db.runCommand({ping: 1}).ok")
 	if r.Exit != 0 || strings.TrimSpace(r.Stdout) != "1" {
 		t.Fatalf("ping on the default workspace: %+v", r)
 	}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -33,10 +32,11 @@ func TestGoDriverCompression(t *testing.T) {
 	for _, comp := range []string{"none", "snappy", "zlib", "zstd"} {
 		t.Run(comp, func(t *testing.T) {
 			p := startProxy(t, s.Addr)
-			uri := fmt.Sprintf("mongodb://%s/?directConnection=true", p.Addr)
+			extra := "&directConnection=true"
 			if comp != "none" {
-				uri += "&compressors=" + comp
+				extra += "&compressors=" + comp
 			}
+			uri := s.Admin(t, p.Addr, extra)
 			c := connectGo(t, uri)
 			ctx := t.Context()
 			for range 3 {
@@ -75,7 +75,7 @@ func TestGoDriverCompression(t *testing.T) {
 // serviceId it requires and works.
 func TestGoDriverLoadBalanced(t *testing.T) {
 	s := startSpid(t)
-	c := connectGo(t, "mongodb://"+s.Addr+"/?loadBalanced=true")
+	c := connectGo(t, s.Admin(t, "", "&loadBalanced=true"))
 	var hello bson.M
 	if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "ping", Value: 1}}).Decode(&hello); err != nil {
 		t.Fatalf("ping in load-balanced mode: %v", err)
@@ -88,7 +88,7 @@ func TestGoDriverLoadBalanced(t *testing.T) {
 // An unknown command is a CommandError with code 59 and codeName CommandNotFound.
 func TestGoDriverUnknownCommand(t *testing.T) {
 	s := startSpid(t)
-	c := connectGo(t, s.URI)
+	c := connectGo(t, s.Admin(t, "", ""))
 	err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "atlasVersion", Value: 1}}).Err()
 	var ce mongo.CommandError
 	if !errors.As(err, &ce) {
@@ -107,10 +107,11 @@ func TestNodeDriverCompression(t *testing.T) {
 	for _, comp := range []string{"none", "zlib", "snappy", "zstd"} {
 		t.Run(comp, func(t *testing.T) {
 			p := startProxy(t, s.Addr)
-			uri := fmt.Sprintf("mongodb://%s/", p.Addr)
+			extra := ""
 			if comp != "none" {
-				uri += "?compressors=" + comp
+				extra = "&compressors=" + comp
 			}
+			uri := s.Admin(t, p.Addr, extra)
 			r := runMongosh(t, uri, "--quiet", "--eval",
 				`for (let i = 0; i < 3; i++) db.runCommand({ping: 1}); printjson(db.hello().isWritablePrimary)`)
 			if r.Exit != 0 || r.Stderr != "" || strings.TrimSpace(r.Stdout) != "true" {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,6 +164,17 @@ func (s *spid) Kill(t *testing.T) {
 		t.Fatal("spid exited cleanly after SIGKILL")
 	}
 	s.killed = true
+}
+
+// Admin returns a mongodb:// URI for addr (default: the default workspace) that logs in as the
+// first-start atlasAdmin user. extra is appended to the query, e.g. "&compressors=zstd".
+func (s *spid) Admin(t *testing.T, addr, extra string) string {
+	t.Helper()
+	if addr == "" {
+		addr = s.Addr
+	}
+	c := s.Creds(t)
+	return "mongodb://" + url.UserPassword(c.Username, c.Password).String() + "@" + addr + "/?authSource=admin" + extra
 }
 
 // Stop sends SIGTERM and checks spid exits cleanly. Calling it twice, or after Kill, is harmless.

@@ -86,7 +86,7 @@ func (term *terminal) send(line string) {
 // its prompt, including an unknown one.
 func TestMongoshInteractive(t *testing.T) {
 	s := startSpid(t)
-	term := startTerminal(t, s.URI)
+	term := startTerminal(t, s.Admin(t, "", ""))
 	startup := term.waitFor(0, "test> ")
 
 	if !strings.Contains(startup, "Using MongoDB:\t\t7.0.0") {

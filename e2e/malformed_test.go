@@ -95,7 +95,7 @@ func nested(t *testing.T, depth int) []byte {
 	for range depth {
 		d = bson.D{{Key: "a", Value: d}}
 	}
-	return doc(t, append(bson.D{{Key: "ping", Value: 1}, {Key: "$db", Value: "admin"}}, d[0]))
+	return doc(t, append(bson.D{{Key: "hello", Value: 1}, {Key: "$db", Value: "admin"}}, d[0]))
 }
 
 // reply reads one reply and returns its document and opcode.
@@ -140,9 +140,10 @@ func closedByServer(conn net.Conn) bool {
 // throughout.
 func TestMalformedFrames(t *testing.T) {
 	s := startSpid(t)
-	witness := connectGo(t, s.URI)
+	witness := connectGo(t, s.Admin(t, "", ""))
 
-	ping := doc(t, bson.D{{Key: "ping", Value: 1}, {Key: "$db", Value: "admin"}})
+	// hello needs no authentication, so these raw connections can use it.
+	ping := doc(t, bson.D{{Key: "hello", Value: 1}, {Key: "$db", Value: "admin"}})
 	goodMsg := message(1, 2013, opMsg(0, body0(ping)))
 	withChecksum := func(msg []byte, corrupt bool) []byte {
 		binary.LittleEndian.PutUint32(msg[0:], uint32(len(msg)+4))
@@ -155,7 +156,7 @@ func TestMalformedFrames(t *testing.T) {
 	}
 	truncatedDoc := append(le32(100), 0x10, 'a', 0, 1, 0, 0, 0, 0)
 	badType := []byte{12, 0, 0, 0, 0x55, 'a', 0, 1, 0, 0, 0, 0}
-	badNested := doc(t, bson.D{{Key: "ping", Value: 1}, {Key: "$db", Value: "admin"}, {Key: "x", Value: bson.D{{Key: "y", Value: "z"}}}})
+	badNested := doc(t, bson.D{{Key: "hello", Value: 1}, {Key: "$db", Value: "admin"}, {Key: "x", Value: bson.D{{Key: "y", Value: "z"}}}})
 	badNested[len(badNested)-15] = 0xEE // the embedded document's length now runs past its parent
 	huge := make([]byte, 17*1024*1024)
 	binary.LittleEndian.PutUint32(huge, uint32(len(huge)))

@@ -23,7 +23,7 @@ func TestMongoshEval(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := runMongosh(t, s.URI, "--quiet", "--eval", c.eval)
+			r := runMongosh(t, s.Admin(t, "", ""), "--quiet", "--eval", c.eval)
 			if r.Exit != 0 || r.Stderr != "" {
 				t.Fatalf("exit %d, stderr %q, stdout %q", r.Exit, r.Stderr, r.Stdout)
 			}
@@ -42,7 +42,7 @@ func TestMongoshEval(t *testing.T) {
 // An unknown command is CommandNotFound (59), and mongosh reports it as a server error.
 func TestMongoshUnknownCommand(t *testing.T) {
 	s := startSpid(t)
-	r := runMongosh(t, s.URI, "--quiet", "--eval",
+	r := runMongosh(t, s.Admin(t, "", ""), "--quiet", "--eval",
 		`try { db.runCommand({noSuchCommand: 1}) } catch (e) { print(e.name, e.code, e.codeName, e.message) }`)
 	if r.Exit != 0 || r.Stderr != "" {
 		t.Fatalf("exit %d, stderr %q", r.Exit, r.Stderr)
@@ -52,7 +52,7 @@ func TestMongoshUnknownCommand(t *testing.T) {
 		t.Errorf("got %q, want %q", strings.TrimSpace(r.Stdout), want)
 	}
 	// Uncaught, --eval prints the error and exits 1.
-	r = runMongosh(t, s.URI, "--quiet", "--eval", `db.runCommand({atlasVersion: 1})`)
+	r = runMongosh(t, s.Admin(t, "", ""), "--quiet", "--eval", `db.runCommand({atlasVersion: 1})`)
 	if r.Exit != 1 || !strings.Contains(r.Stdout+r.Stderr, "MongoServerError: no such command: 'atlasVersion'") {
 		t.Errorf("exit %d, stdout %q, stderr %q", r.Exit, r.Stdout, r.Stderr)
 	}

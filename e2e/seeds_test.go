@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -64,7 +63,7 @@ func TestRecordedSeeds(t *testing.T) {
 	recorded := map[string][]byte{}
 
 	p := startProxy(t, s.Addr)
-	r := runMongosh(t, fmt.Sprintf("mongodb://%s/", p.Addr), "--quiet", "--eval", `db.runCommand({ping: 1}); db.hello()`)
+	r := runMongosh(t, s.Admin(t, p.Addr, ""), "--quiet", "--eval", `db.runCommand({ping: 1}); db.hello()`)
 	if r.Exit != 0 {
 		t.Fatalf("mongosh: %+v", r)
 	}
@@ -77,7 +76,7 @@ func TestRecordedSeeds(t *testing.T) {
 
 	for _, comp := range []string{"snappy", "zlib", "zstd"} {
 		p := startProxy(t, s.Addr)
-		c := connectGo(t, fmt.Sprintf("mongodb://%s/?directConnection=true&compressors=%s", p.Addr, comp))
+		c := connectGo(t, s.Admin(t, p.Addr, "&directConnection=true&compressors="+comp))
 		for range 2 {
 			if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
 				t.Fatal(err)

@@ -36,10 +36,23 @@ type Conn struct {
 	// goroutine, so it needs no lock.
 	compressors Compressors
 
+	// value is the command layer's per-connection state (the authenticated user); like
+	// compressors, only the connection's goroutine touches it.
+	value any
+
 	mu      sync.Mutex
 	busy    bool
 	closing bool
 }
+
+// Value returns the state the command layer attached to the connection.
+func (c *Conn) Value() any { return c.value }
+
+// SetValue attaches command-layer state to the connection.
+func (c *Conn) SetValue(v any) { c.value = v }
+
+// NetConn is the underlying connection, for its TLS state.
+func (c *Conn) NetConn() net.Conn { return c.nc }
 
 // ID is the connection number reported as hello.connectionId.
 func (c *Conn) ID() int64 { return c.id }

@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/spi-streams/spi/admin"
+	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/commands"
 	"github.com/spi-streams/spi/store"
 	"github.com/spi-streams/spi/wire"
@@ -39,6 +42,11 @@ func main() {
 
 type config struct {
 	listen          string
+	tlsMode         string
+	tlsCert         string
+	tlsKey          string
+	tlsCA           string
+	allowInsecure   bool
 	adminListen     string
 	workspaceHost   string
 	dataDir         string
@@ -54,6 +62,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("spid", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", env("SPI_LISTEN", "127.0.0.1:27017"), "data-plane address of the default workspace (host:port) [SPI_LISTEN]")
+	fs.StringVar(&c.tlsMode, "tls-mode", env("SPI_TLS_MODE", ""), "data-plane TLS: disabled, allowed or required (default: required when --tls-cert is set) [SPI_TLS_MODE]")
+	fs.StringVar(&c.tlsCert, "tls-cert", env("SPI_TLS_CERT", ""), "PEM certificate (chain) of the data plane [SPI_TLS_CERT]")
+	fs.StringVar(&c.tlsKey, "tls-key", env("SPI_TLS_KEY", ""), "PEM private key of --tls-cert [SPI_TLS_KEY]")
+	fs.StringVar(&c.tlsCA, "tls-ca", env("SPI_TLS_CA", ""), "PEM CA bundle that signs client certificates for MONGODB-X509 [SPI_TLS_CA]")
+	fs.BoolVar(&c.allowInsecure, "allow-insecure", env("SPI_ALLOW_INSECURE", "") == "true", "allow a data plane without TLS on a non-loopback address [SPI_ALLOW_INSECURE]")
 	fs.StringVar(&c.adminListen, "admin-listen", env("SPI_ADMIN_LISTEN", "127.0.0.1:8080"), "control-plane (Admin API) address [SPI_ADMIN_LISTEN]")
 	fs.StringVar(&c.workspaceHost, "workspace-host", env("SPI_WORKSPACE_HOST", "127.0.0.1"), "host new workspaces listen on when the API names no address [SPI_WORKSPACE_HOST]")
 	fs.StringVar(&c.dataDir, "data-dir", env("SPI_DATA_DIR", "data"), "directory for metadata, the master key and audit logs [SPI_DATA_DIR]")
@@ -103,9 +116,37 @@ func newLogger(c config, w io.Writer) (*slog.Logger, error) {
 
 // listeners opens and closes workspaces' data-plane listeners on the wire server.
 type listeners struct {
-	srv *wire.Server
-	log *slog.Logger
-	wg  sync.WaitGroup
+	srv           *wire.Server
+	log           *slog.Logger
+	tls           *tls.Config
+	mode          wire.TLSMode
+	allowInsecure bool
+	wg            sync.WaitGroup
+}
+
+// bind listens on addr with the data plane's TLS settings. Plain TCP on a non-loopback address
+// needs --allow-insecure: credentials would cross the network in the clear.
+func (ls *listeners) bind(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ls.mode != wire.TLSRequired && !ls.allowInsecure && !isLoopback(host) {
+		return nil, fmt.Errorf("%s is not a loopback address: serve it with TLS (--tls-cert, --tls-key) or pass --allow-insecure", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return wire.TLSListener(l, ls.tls, ls.mode), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // serve serves an already bound listener for a workspace.
@@ -122,7 +163,7 @@ func (ls *listeners) serve(name string, l net.Listener) {
 
 // Open implements admin.Listeners.
 func (ls *listeners) Open(name, addr string) (string, error) {
-	l, err := net.Listen("tcp", addr)
+	l, err := ls.bind(addr)
 	if err != nil {
 		return "", err
 	}
@@ -175,7 +216,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	defer func() { _ = st.Close() }()
 
-	dataL, err := net.Listen("tcp", c.listen)
+	tlsCfg, mode, err := tlsConfig(c)
+	if err != nil {
+		return err
+	}
+	dpAudit, err := audit.Open(filepath.Join(c.dataDir, "audit", "data-plane.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dpAudit.Close() }()
+	srv := wire.NewServer(commands.New(commands.Options{Version: version, Logger: log, Store: st, Audit: dpAudit}), log)
+	ls := &listeners{srv: srv, log: log, tls: tlsCfg, mode: mode, allowInsecure: c.allowInsecure}
+	dataL, err := ls.bind(c.listen)
 	if err != nil {
 		return fmt.Errorf("data plane: %w", err)
 	}
@@ -194,8 +246,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	srv := wire.NewServer(commands.New(commands.Options{Version: version, Logger: log}), log)
-	ls := &listeners{srv: srv, log: log}
 	var workspaces []store.Workspace
 	if err := st.View(func(tx *store.Txn) (err error) { workspaces, err = tx.Workspaces(); return err }); err != nil {
 		return err
@@ -216,12 +266,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		_ = dataL.Close()
 	}
 
-	audit, err := admin.OpenAuditLog(filepath.Join(c.dataDir, "audit", "control-plane.jsonl"))
+	cpAudit, err := audit.Open(filepath.Join(c.dataDir, "audit", "control-plane.jsonl"))
 	if err != nil {
 		return err
 	}
-	defer func() { _ = audit.Close() }()
-	api, err := admin.New(admin.Options{Store: st, Logger: log, Audit: audit, Listeners: ls, WorkspaceHost: c.workspaceHost})
+	defer func() { _ = cpAudit.Close() }()
+	api, err := admin.New(admin.Options{Store: st, Logger: log, Audit: cpAudit, Listeners: ls, WorkspaceHost: c.workspaceHost})
 	if err != nil {
 		return err
 	}
@@ -230,7 +280,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	go func() { adminDone <- httpSrv.Serve(adminL) }()
 
 	log.Info("spid started", "version", version, "data-plane", dataAddr, "control-plane", adminURL, "data-dir", c.dataDir)
-	printReady(stdout, c, creds, dataL.Addr().(*net.TCPAddr), adminURL)
+	printReady(stdout, c, creds, dataL.Addr().(*net.TCPAddr), adminURL, mode == wire.TLSRequired)
 
 	select {
 	case <-ctx.Done():
@@ -298,7 +348,7 @@ func initialize(st *store.Store, dataDir, dataAddr, adminURL string) (*admin.Ini
 
 // printReady tells the operator how to connect. On first start it shows the generated
 // credentials, once.
-func printReady(w io.Writer, c config, creds *admin.InitialCredentials, data *net.TCPAddr, adminURL string) {
+func printReady(w io.Writer, c config, creds *admin.InitialCredentials, data *net.TCPAddr, adminURL string, tlsOn bool) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "spid %s is ready.\n", version)
 	if creds != nil {
@@ -313,8 +363,61 @@ func printReady(w io.Writer, c config, creds *admin.InitialCredentials, data *ne
 	} else {
 		fmt.Fprintf(&b, "Control plane (Admin API): %s\n", adminURL)
 	}
-	fmt.Fprintf(&b, "Data plane (workspace %q). Connect with:\n  mongosh %q\n", admin.DefaultWorkspace, mongoURI(data))
+	flags := ""
+	if tlsOn {
+		flags = " --tls"
+	}
+	if creds != nil {
+		flags += fmt.Sprintf(" --username %s --password '%s' --authenticationDatabase admin", creds.Username, creds.Password)
+	} else {
+		flags += " --username <user> --authenticationDatabase admin"
+	}
+	fmt.Fprintf(&b, "Data plane (workspace %q). Connect with:\n  mongosh %q%s\n", admin.DefaultWorkspace, mongoURI(data), flags)
 	_, _ = io.WriteString(w, b.String())
+}
+
+// tlsConfig builds the data plane's TLS configuration from the flags.
+func tlsConfig(c config) (*tls.Config, wire.TLSMode, error) {
+	modeName := c.tlsMode
+	if modeName == "" {
+		modeName = "disabled"
+		if c.tlsCert != "" {
+			modeName = "required"
+		}
+	}
+	mode, err := wire.ParseTLSMode(modeName)
+	if err != nil {
+		return nil, 0, fmt.Errorf("--tls-mode: %w", err)
+	}
+	if mode == wire.TLSDisabled {
+		if c.tlsCert != "" || c.tlsCA != "" {
+			return nil, 0, errors.New("--tls-cert and --tls-ca need --tls-mode allowed or required")
+		}
+		return nil, mode, nil
+	}
+	if c.tlsCert == "" || c.tlsKey == "" {
+		return nil, 0, fmt.Errorf("--tls-mode %s needs --tls-cert and --tls-key", modeName)
+	}
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, 0, fmt.Errorf("loading --tls-cert/--tls-key: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.tlsCA != "" {
+		pem, err := os.ReadFile(c.tlsCA)
+		if err != nil {
+			return nil, 0, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, 0, fmt.Errorf("--tls-ca: %s holds no PEM certificate", c.tlsCA)
+		}
+		// A client certificate is optional (SCRAM clients have none) but, when given, must
+		// chain to the CA: an expired or foreign certificate fails the handshake.
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return cfg, mode, nil
 }
 
 // hostForClients is host:port as a client on this machine reaches it: a wildcard address is

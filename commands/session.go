@@ -1,0 +1,161 @@
+package commands
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"time"
+
+	"github.com/spi-streams/spi/auth"
+	"github.com/spi-streams/spi/authz"
+	"github.com/spi-streams/spi/store"
+	"github.com/spi-streams/spi/wire"
+)
+
+// session is the command layer's state for one connection.
+type session struct {
+	user *principal
+	// conv is the SASL conversation in progress, if any, on database convDB.
+	conv   *auth.Conversation
+	convDB string
+	convID int32
+	nextID int32
+	// skipEmpty is the client's skipEmptyExchange option; without it, a verified conversation
+	// waits for one more, empty, saslContinue before it is done.
+	skipEmpty bool
+}
+
+// principal is who a connection authenticated as. The fingerprint of the credential used lets a
+// password change end the session at its next command.
+type principal struct {
+	db, name, mech string
+	fingerprint    [32]byte
+}
+
+func sessionOf(c *wire.Conn) *session {
+	if s, ok := c.Value().(*session); ok {
+		return s
+	}
+	s := &session{}
+	c.SetValue(s)
+	return s
+}
+
+// workspaceOf is the workspace a connection reached: its listener's tag.
+func workspaceOf(c *wire.Conn) string {
+	if t := c.Tag(); t != "" {
+		return t
+	}
+	return "default"
+}
+
+func fingerprint(u store.User, mech string) [32]byte {
+	switch mech {
+	case auth.MechSHA1:
+		if u.SCRAMSHA1 != nil {
+			return sha256.Sum256(u.SCRAMSHA1.StoredKey)
+		}
+	case auth.MechSHA256:
+		if u.SCRAMSHA256 != nil {
+			return sha256.Sum256(u.SCRAMSHA256.StoredKey)
+		}
+	}
+	return sha256.Sum256([]byte(mech + "\x00" + u.Database + "\x00" + u.Username))
+}
+
+// loadUser reads a user from the store.
+func (d *Dispatcher) loadUser(db, name string) (store.User, bool) {
+	if d.opts.Store == nil {
+		return store.User{}, false
+	}
+	var u store.User
+	err := d.opts.Store.View(func(tx *store.Txn) (err error) { u, err = tx.User(db, name); return err })
+	return u, err == nil
+}
+
+// roleSource reads custom roles for authorization.
+func (d *Dispatcher) roleSource() authz.RoleSource {
+	return func(name string) (store.Role, bool) {
+		var r store.Role
+		err := d.opts.Store.View(func(tx *store.Txn) (err error) { r, err = tx.Role(name); return err })
+		return r, err == nil
+	}
+}
+
+// current returns the connection's user as the store has it now. Control-plane changes apply
+// here: a deleted user or a changed password ends the session, a changed scope or role applies
+// to this very command.
+func (d *Dispatcher) current(call *Call) (store.User, *Error) {
+	s := sessionOf(call.Conn)
+	if s.user == nil {
+		return store.User{}, Errorf(CodeUnauthorized, "command %s requires authentication", call.Name)
+	}
+	u, ok := d.loadUser(s.user.db, s.user.name)
+	if ok {
+		fp := fingerprint(u, s.user.mech)
+		ok = subtle.ConstantTimeCompare(fp[:], s.user.fingerprint[:]) == 1
+	}
+	if !ok {
+		d.audit(call, auditRecord{Event: "sessionEnded", User: s.user.name, DB: s.user.db,
+			Reason: "the user was deleted or its credentials changed"})
+		s.user = nil
+		return store.User{}, Errorf(CodeUnauthorized, "command %s requires authentication: the user's credentials changed or the user was removed; authenticate again", call.Name)
+	}
+	return u, nil
+}
+
+// authorize runs the one authorization check for a command that needs privileges.
+func (d *Dispatcher) authorize(call *Call, cmd *Command) *Error {
+	if cmd.Anonymous {
+		return nil
+	}
+	u, e := d.current(call)
+	if e != nil {
+		return e
+	}
+	ws := workspaceOf(call.Conn)
+	if !authz.InScope(u, ws) {
+		d.audit(call, auditRecord{Event: "authzFailure", User: u.Username, DB: u.Database, Command: call.Name,
+			Reason: "workspace not in the user's scopes"})
+		return Errorf(CodeUnauthorized, "not authorized: user %s may not use workspace %s", u.Username, ws)
+	}
+	if err := authz.Check(u, d.roleSource(), ws, cmd.Actions); err != nil {
+		d.audit(call, auditRecord{Event: "authzFailure", User: u.Username, DB: u.Database, Command: call.Name, Reason: err.Error()})
+		return Errorf(CodeUnauthorized, "%s", err.Error())
+	}
+	return nil
+}
+
+// login marks the connection authenticated and records it.
+func (d *Dispatcher) login(call *Call, u store.User, mech string) {
+	sessionOf(call.Conn).user = &principal{db: u.Database, name: u.Username, mech: mech, fingerprint: fingerprint(u, mech)}
+	d.audit(call, auditRecord{Event: "authenticate", User: u.Username, DB: u.Database, Mechanism: mech, Outcome: "success"})
+}
+
+// loginFailed records a failed authentication; the client only ever sees ErrAuthFailed.
+func (d *Dispatcher) loginFailed(call *Call, user, db, mech, reason string) *Error {
+	d.audit(call, auditRecord{Event: "authenticate", User: user, DB: db, Mechanism: mech, Outcome: "failure", Reason: reason})
+	return &Error{Code: CodeAuthenticationFailed, Msg: auth.ErrAuthFailed.Error()}
+}
+
+// auditRecord is one line of the data-plane audit log.
+type auditRecord struct {
+	Time      time.Time `json:"time"`
+	Event     string    `json:"event"`
+	User      string    `json:"user,omitempty"`
+	DB        string    `json:"db,omitempty"`
+	Mechanism string    `json:"mechanism,omitempty"`
+	Command   string    `json:"command,omitempty"`
+	Workspace string    `json:"workspace"`
+	Remote    string    `json:"remote"`
+	ConnID    int64     `json:"connectionId"`
+	Outcome   string    `json:"outcome,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+func (d *Dispatcher) audit(call *Call, r auditRecord) {
+	r.Time = time.Now().UTC()
+	r.Workspace = workspaceOf(call.Conn)
+	r.Remote = call.Conn.RemoteAddr().String()
+	r.ConnID = call.Conn.ID()
+	d.opts.Audit.Record(r)
+}
