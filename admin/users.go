@@ -37,6 +37,9 @@ type userBody struct {
 	AWSIAMType   *string         `json:"awsIAMType"`
 	OIDCAuthType *string         `json:"oidcAuthType"`
 	Description  *string         `json:"description"`
+	// Mechanisms is an spi extension (mongod's createUser has it): which SCRAM credentials to
+	// keep, SCRAM-SHA-1 and/or SCRAM-SHA-256 (default both).
+	Mechanisms *[]string `json:"mechanisms"`
 }
 
 type userView struct {
@@ -98,6 +101,26 @@ func (b *userBody) apply(tx *store.Txn, u *store.User) *apiError {
 			return invalid("x509Type", "X.509 users belong to the $external database, not admin")
 		}
 		u.X509Type = "NONE"
+		keep1, keep256 := u.SCRAMSHA1 != nil || u.SCRAMSHA256 == nil, u.SCRAMSHA256 != nil || u.SCRAMSHA1 == nil
+		if b.Mechanisms != nil {
+			if b.Password == nil {
+				return invalid("mechanisms", "changing the mechanisms needs the password, to derive their credentials")
+			}
+			if len(*b.Mechanisms) == 0 {
+				return invalid("mechanisms", "give SCRAM-SHA-1, SCRAM-SHA-256 or both")
+			}
+			keep1, keep256 = false, false
+			for i, m := range *b.Mechanisms {
+				switch m {
+				case auth.MechSHA1:
+					keep1 = true
+				case auth.MechSHA256:
+					keep256 = true
+				default:
+					return invalid("mechanisms["+strconv.Itoa(i)+"]", "%q must be SCRAM-SHA-1 or SCRAM-SHA-256", m)
+				}
+			}
+		}
 		if b.Password != nil {
 			pw := *b.Password
 			if n := len([]rune(pw)); n < 8 || n > 256 {
@@ -107,9 +130,15 @@ func (b *userBody) apply(tx *store.Txn, u *store.User) *apiError {
 			if err != nil {
 				return invalid("password", "contains characters SASLprep prohibits (control or unassigned characters)")
 			}
-			u.SCRAMSHA1, u.SCRAMSHA256 = sha1, sha256
+			u.SCRAMSHA1, u.SCRAMSHA256 = nil, nil
+			if keep1 {
+				u.SCRAMSHA1 = sha1
+			}
+			if keep256 {
+				u.SCRAMSHA256 = sha256
+			}
 		}
-		if u.SCRAMSHA256 == nil {
+		if u.SCRAMSHA256 == nil && u.SCRAMSHA1 == nil {
 			return missing("password")
 		}
 	case "$external":
@@ -118,6 +147,9 @@ func (b *userBody) apply(tx *store.Txn, u *store.User) *apiError {
 		}
 		if b.Password != nil {
 			return invalid("password", "X.509 users have no password")
+		}
+		if b.Mechanisms != nil {
+			return invalid("mechanisms", "X.509 users authenticate by certificate, not SCRAM")
 		}
 	}
 	if b.Roles != nil {

@@ -57,21 +57,30 @@ func (d *Dispatcher) startSASL(call *Call, doc bson.Raw, db string, r *Reply) *E
 		return d.loginFailed(call, "", db, mech, "saslStart without a payload")
 	}
 	ws := workspaceOf(call.Conn)
+	lacksMech := false
 	conv, err := auth.NewConversation(mech, func(username string) *store.ScramCredential {
 		u, ok := d.loadUser(db, username)
 		// A user outside its scopes fails here exactly like an unknown user.
 		if !ok || !authz.InScope(u, ws) {
 			return nil
 		}
+		cred := u.SCRAMSHA256
 		if mech == auth.MechSHA1 {
-			return u.SCRAMSHA1
+			cred = u.SCRAMSHA1
 		}
-		return u.SCRAMSHA256
+		lacksMech = cred == nil
+		return cred
 	})
 	if err != nil {
 		return d.loginFailed(call, "", db, mech, err.Error())
 	}
 	out, err := conv.Step(payload)
+	if lacksMech {
+		// As mongod does: the driver then picks a mechanism from saslSupportedMechs.
+		d.audit(call, auditRecord{Event: "authenticate", User: conv.Username(), DB: db, Mechanism: mech, Outcome: "failure",
+			Reason: "the user has no credentials for this mechanism"})
+		return Errorf(CodeMechanismUnavailable, "Unable to use %s based authentication for user without any %s credentials registered", mech, mech)
+	}
 	if err != nil {
 		return d.loginFailed(call, conv.Username(), db, mech, "malformed client-first message")
 	}
