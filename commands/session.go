@@ -29,6 +29,10 @@ type session struct {
 type principal struct {
 	db, name, mech string
 	fingerprint    [32]byte
+	// cached is the user as of store generation gen; any control-plane write invalidates it.
+	cached store.User
+	gen    uint64
+	valid  bool
 }
 
 func sessionOf(c *wire.Conn) *session {
@@ -89,6 +93,10 @@ func (d *Dispatcher) current(call *Call) (store.User, *Error) {
 	if s.user == nil {
 		return store.User{}, Errorf(CodeUnauthorized, "command %s requires authentication", call.Name)
 	}
+	gen := d.opts.Store.Generation()
+	if s.user.valid && s.user.gen == gen {
+		return s.user.cached, nil
+	}
 	u, ok := d.loadUser(s.user.db, s.user.name)
 	if ok {
 		fp := fingerprint(u, s.user.mech)
@@ -100,6 +108,7 @@ func (d *Dispatcher) current(call *Call) (store.User, *Error) {
 		s.user = nil
 		return store.User{}, Errorf(CodeUnauthorized, "command %s requires authentication: the user's credentials changed or the user was removed; authenticate again", call.Name)
 	}
+	s.user.cached, s.user.gen, s.user.valid = u, gen, true
 	return u, nil
 }
 

@@ -156,7 +156,7 @@ func TestMongoshSCRAM(t *testing.T) {
 // The Go driver: negotiation picks SCRAM-SHA-256 for a user with both credentials and SHA-1
 // for a user with only SHA-1 ones; explicit mechanisms work; SASLprep applies to passwords.
 func TestGoDriverSCRAM(t *testing.T) {
-	s := startSpid(t)
+	s := startSpid(t, "--log-level", "debug")
 	a := newAPI(t, s.Creds(t))
 	const prepped = "\u2168\u2168-password" // ROMAN NUMERAL NINE: SASLprep (NFKC) maps it to "IX"
 	createUser(t, a, map[string]any{"username": "both", "password": "both-password"})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -33,6 +34,9 @@ const (
 type Store struct {
 	b    Backend
 	seal *sealer
+	// gen counts committed write transactions, so readers can cache what they read and
+	// notice cheaply when anything may have changed.
+	gen atomic.Uint64
 }
 
 // Open opens the store on b with the master key, initialising an empty backend and checking that
@@ -88,8 +92,16 @@ func (s *Store) View(fn func(*Txn) error) error {
 
 // Update runs fn in a read-write transaction; its writes are durable once Update returns nil.
 func (s *Store) Update(fn func(*Txn) error) error {
-	return s.b.Update(func(tx Tx) error { return fn(&Txn{tx: tx, seal: s.seal}) })
+	err := s.b.Update(func(tx Tx) error { return fn(&Txn{tx: tx, seal: s.seal}) })
+	if err == nil {
+		s.gen.Add(1)
+	}
+	return err
 }
+
+// Generation changes after every committed write. A value read at generation g is current for
+// as long as Generation still returns g.
+func (s *Store) Generation() uint64 { return s.gen.Load() }
 
 // Txn is a typed transaction.
 type Txn struct {
