@@ -135,6 +135,16 @@ func TestCommandReplies(t *testing.T) {
 			{Key: "authenticatedUsers", Value: bson.A{bson.D{{Key: "user", Value: "admin"}, {Key: "db", Value: "admin"}}}},
 			{Key: "authenticatedUserRoles", Value: bson.A{bson.D{{Key: "role", Value: "atlasAdmin"}, {Key: "db", Value: "admin"}}}},
 		}}},
+		{"admin", bson.D{{Key: "connectionStatus", Value: 1}, {Key: "showPrivileges", Value: true}}, map[string]any{"authInfo": bson.D{
+			{Key: "authenticatedUsers", Value: bson.A{bson.D{{Key: "user", Value: "admin"}, {Key: "db", Value: "admin"}}}},
+			{Key: "authenticatedUserRoles", Value: bson.A{bson.D{{Key: "role", Value: "atlasAdmin"}, {Key: "db", Value: "admin"}}}},
+			{Key: "authenticatedUserPrivileges", Value: bson.A{bson.D{
+				{Key: "resource", Value: bson.D{{Key: "workspace", Value: "default"}}},
+				{Key: "actions", Value: bson.A{"createStreamProcessor", "dropStreamProcessor", "getStreamProcessor", "listStreamConnections",
+					"listStreamProcessors", "modifyStreamProcessor", "processStreamProcessor", "sampleStreamProcessor",
+					"startStreamProcessor", "stopStreamProcessor", "streamProcessorStats"}},
+			}}},
+		}}},
 		{"admin", bson.D{{Key: "listDatabases", Value: 1}}, map[string]any{"databases": bson.A{}, "totalSize": int64(0)}},
 		{"test", bson.D{{Key: "listCollections", Value: 1}}, map[string]any{"cursor": bson.D{{Key: "id", Value: int64(0)}, {Key: "ns", Value: "test.$cmd.listCollections"}, {Key: "firstBatch", Value: bson.A{}}}}},
 		{"admin", bson.D{{Key: "endSessions", Value: bson.A{}}}, nil},

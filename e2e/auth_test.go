@@ -142,6 +142,13 @@ func TestMongoshSCRAM(t *testing.T) {
 		t.Errorf("authMechanism=SCRAM-SHA-1 logged in with %q", m)
 	}
 
+	// No reply on the socket ever carries a password.
+	for _, f := range p.Frames() {
+		if !f.FromClient && (bytes.Contains(f.Raw, []byte("alice-password")) || bytes.Contains(f.Raw, []byte("legacy-password"))) {
+			t.Errorf("a server reply contains a password")
+		}
+	}
+
 	for name, uri := range map[string]string{
 		"wrong password": userURI(s.Addr, "alice", "not-her-password", ""),
 		"unknown user":   userURI(s.Addr, "mallory", "alice-password", ""),
