@@ -58,11 +58,13 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 5m)
-FUZZ_TARGETS := FuzzReadMessage FuzzValidateBSON FuzzSnappy FuzzZlib FuzzZstd
+FUZZ_TARGETS := wire:FuzzReadMessage wire:FuzzValidateBSON wire:FuzzSnappy wire:FuzzZlib wire:FuzzZstd \
+	pipeline:FuzzParse pipeline/expr:FuzzCompileEval pipeline/match:FuzzCompileMatch
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
-	  echo "== $$t ($(FUZZTIME))"; \
-	  $(GO) test ./wire -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	@for pt in $(FUZZ_TARGETS); do \
+	  pkg=$${pt%%:*}; t=$${pt##*:}; \
+	  echo "== $$pkg $$t ($(FUZZTIME))"; \
+	  $(GO) test ./$$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
 ## bench: ping round trips per second, spid against a reference server, measured in one run

@@ -151,11 +151,15 @@ func Compare(a, b bson.RawValue) int {
 // Equal reports whether Compare(a, b) == 0.
 func Equal(a, b bson.RawValue) bool { return Compare(a, b) == 0 }
 
+// stringOf reads a string or symbol; a malformed one (which wire validation rejects, but a
+// fuzzer can build) reads as empty rather than panicking.
 func stringOf(v bson.RawValue) string {
 	if v.Type == bson.TypeSymbol {
-		return v.Symbol()
+		s, _ := v.SymbolOK()
+		return s
 	}
-	return v.StringValue()
+	s, _ := v.StringValueOK()
+	return s
 }
 
 // compareDocs compares documents (keys and values in order) or arrays (values only).

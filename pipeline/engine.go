@@ -1,0 +1,527 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// ProcessorName goes into dead-letter records.
+	ProcessorName string
+	// StreamMetaField is the field outputs carry their stream metadata in (default
+	// "_stream_meta"; the processor option streamMetaFieldName renames it).
+	StreamMetaField string
+	// Now is the processing-time clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Input is one document from a source.
+type Input struct {
+	Doc bson.Raw
+	// Meta is the source's metadata: {source: {type, topic, partition, offset, ...}}.
+	Meta bson.Raw
+	// Time is the source's timestamp in milliseconds (Kafka record time, change event time).
+	Time int64
+	// Partition identifies the source partition the watermark is tracked for.
+	Partition int32
+}
+
+// Result is what a call produced: output documents (with stream metadata embedded) and
+// dead-letter records, in order.
+type Result struct {
+	Out []bson.Raw
+	DLQ []bson.Raw
+}
+
+// Engine runs documents through a plan. It is not safe for concurrent use.
+type Engine struct {
+	plan *Plan
+	opts Options
+
+	partitions map[int32]*partition
+	watermark  int64
+	lastInput  time.Time
+	seq        int64
+
+	panes    map[int64]*pane // tumbling and hopping windows by start
+	sessions map[string][]*session
+	res      *Result
+}
+
+type partition struct {
+	max  int64
+	idle bool
+}
+
+// pane is one open tumbling or hopping window.
+type pane struct {
+	start, end int64
+	meta       bson.Raw
+	groups     *groups
+	docs       []*Doc
+}
+
+// session is one open session window of one partition key.
+type session struct {
+	key        bson.RawValue
+	start, max int64
+	meta       bson.Raw
+	docs       []seqDoc
+}
+
+type seqDoc struct {
+	seq int64
+	d   *Doc
+}
+
+// NewEngine returns an engine for plan.
+func NewEngine(plan *Plan, opts Options) *Engine {
+	if opts.StreamMetaField == "" {
+		opts.StreamMetaField = "_stream_meta"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Engine{plan: plan, opts: opts, partitions: map[int32]*partition{}, watermark: math.MinInt64,
+		panes: map[int64]*pane{}, sessions: map[string][]*session{}}
+}
+
+// Watermark is the event time up to which the engine considers input complete.
+func (e *Engine) Watermark() int64 { return e.watermark }
+
+// Push runs a batch of source documents through the pipeline.
+func (e *Engine) Push(batch []Input) Result {
+	var res Result
+	e.res = &res
+	now := e.opts.Now()
+	e.lastInput = now
+	for _, in := range batch {
+		e.ingest(in, now)
+	}
+	e.advance()
+	e.res = nil
+	return res
+}
+
+// Flush closes every open window, as at the end of inline documents.
+func (e *Engine) Flush() Result {
+	var res Result
+	e.res = &res
+	e.watermark = math.MaxInt64
+	e.closeUpTo(math.MaxInt64)
+	e.res = nil
+	return res
+}
+
+// Idle tells the engine a partition has had no data for a while (partitionIdleTimeout): it
+// stops holding the watermark back.
+func (e *Engine) Idle(p int32) Result {
+	if part, ok := e.partitions[p]; ok {
+		part.idle = true
+	}
+	var res Result
+	e.res = &res
+	e.advance()
+	e.res = nil
+	return res
+}
+
+// Tick lets processing time act: processing-time windows close, and after idleTimeout without
+// input the watermark moves forward by the idle time.
+func (e *Engine) Tick() Result {
+	var res Result
+	e.res = &res
+	w := e.plan.Window
+	now := e.opts.Now()
+	switch {
+	case w != nil && w.ProcessingTime:
+		e.closeUpTo(now.UnixMilli())
+	case w != nil && w.IdleTimeout > 0 && !e.lastInput.IsZero() && now.Sub(e.lastInput).Milliseconds() >= w.IdleTimeout:
+		if e.watermark != math.MinInt64 {
+			moved := e.watermark + now.Sub(e.lastInput).Milliseconds()
+			e.lastInput = now
+			e.watermark = moved
+			e.closeUpTo(moved - w.AllowedLateness)
+		}
+	}
+	e.res = nil
+	return res
+}
+
+func (e *Engine) dead(stage string, err error, d *Doc) {
+	reason := err.Error()
+	var ee *evalErr
+	if errors.As(err, &ee) {
+		stage, reason = ee.stage, ee.err.Error()
+	}
+	idx, b := bsoncore.AppendDocumentStart(nil)
+	b = bsoncore.AppendStringElement(b, "processorName", e.opts.ProcessorName)
+	b = bsoncore.AppendDateTimeElement(b, "dlqTime", e.opts.Now().UnixMilli())
+	b = bsoncore.AppendStringElement(b, "operatorName", stage)
+	eidx, b := bsoncore.AppendDocumentElementStart(b, "errInfo")
+	b = bsoncore.AppendStringElement(b, "reason", reason)
+	b, _ = bsoncore.AppendDocumentEnd(b, eidx)
+	if d != nil {
+		b = bsoncore.AppendDocumentElement(b, "doc", d.Raw)
+		if d.Meta != nil {
+			b = bsoncore.AppendDocumentElement(b, e.opts.StreamMetaField, d.Meta)
+		}
+	}
+	b, _ = bsoncore.AppendDocumentEnd(b, idx)
+	e.res.DLQ = append(e.res.DLQ, b)
+}
+
+// emitOut finishes an output document: its stream metadata goes in the metadata field.
+func (e *Engine) emitOut(d *Doc) {
+	out := d.Raw
+	if d.Meta != nil {
+		m := bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: d.Meta}
+		out = setPath(out, []string{e.opts.StreamMetaField}, &m, nil)
+	}
+	e.res.Out = append(e.res.Out, out)
+}
+
+// ingest assigns the event time, stamps the time field and runs the document on.
+func (e *Engine) ingest(in Input, now time.Time) {
+	d := &Doc{Raw: in.Doc, Meta: in.Meta, Time: in.Time}
+	src := e.plan.Source
+	if src != nil && src.TimeField != nil {
+		v, err := src.TimeField.Eval(envFor(d.Raw, d))
+		if err != nil {
+			e.dead("$source", fmt.Errorf("timeField: %w", err), d)
+			return
+		}
+		if v.Type != bson.TypeDateTime {
+			e.dead("$source", fmt.Errorf("timeField must evaluate to a date, not %s", typeName(v)), d)
+			return
+		}
+		d.Time = v.DateTime()
+	}
+	if w := e.plan.Window; w != nil && w.ProcessingTime {
+		d.Time = now.UnixMilli()
+	}
+	ts := bson.RawValue{Type: bson.TypeDateTime, Value: bsoncore.AppendDateTime(nil, d.Time)}
+	tsField := "_ts"
+	if src != nil {
+		tsField = src.TsFieldName
+	}
+	d.Raw = setPath(d.Raw, []string{tsField}, &ts, nil)
+	p, ok := e.partitions[in.Partition]
+	if !ok {
+		p = &partition{max: math.MinInt64}
+		e.partitions[in.Partition] = p
+	}
+	p.idle = false
+	if d.Time > p.max {
+		p.max = d.Time
+	}
+	e.seq++
+	e.run(e.plan.Before, d, e.toWindowOrAfter)
+}
+
+// run sends d through stages, then to next; a stage's error sends d to the dead-letter queue.
+func (e *Engine) run(stages []Stage, d *Doc, next func(*Doc)) {
+	if len(stages) == 0 {
+		next(d)
+		return
+	}
+	st := stages[0]
+	if err := st.Process(d, func(out *Doc) { e.run(stages[1:], out, next) }); err != nil {
+		e.dead(st.Name(), err, d)
+	}
+}
+
+func (e *Engine) toWindowOrAfter(d *Doc) {
+	if e.plan.Window == nil {
+		e.run(e.plan.After, d, e.emitOut)
+		return
+	}
+	e.run(e.plan.Window.pre, d, e.addToWindow)
+}
+
+// closedBefore is the end time at or before which windows are closed.
+func (e *Engine) closedBefore() int64 {
+	if e.watermark == math.MinInt64 {
+		return math.MinInt64
+	}
+	return e.watermark - e.plan.Window.AllowedLateness
+}
+
+func (e *Engine) addToWindow(d *Doc) {
+	w := e.plan.Window
+	if w.Kind == "$sessionWindow" {
+		e.addToSession(d)
+		return
+	}
+	closed := e.closedBefore()
+	starts := w.windowsFor(d.Time)
+	if len(starts) == 0 {
+		return // in a gap between hopping windows: no window takes it
+	}
+	added := false
+	for _, start := range starts {
+		end := start + w.Interval
+		if end <= closed {
+			continue
+		}
+		p, ok := e.panes[start]
+		if !ok {
+			p = &pane{start: start, end: end, meta: sourceOnly(d.Meta)}
+			if w.group != nil {
+				p.groups = newGroups()
+			}
+			e.panes[start] = p
+		}
+		if w.group != nil {
+			gd := d
+			if w.group.usesMeta {
+				gd = withWindow(d, start, end, nil)
+			}
+			if err := w.group.add(p.groups, gd); err != nil {
+				e.dead("$group", err, d)
+				return
+			}
+		} else {
+			p.docs = append(p.docs, d)
+		}
+		added = true
+	}
+	if !added {
+		e.dead(w.Kind, fmt.Errorf("the document is late: its window closed (event time %s, watermark %s, allowed lateness %d ms)",
+			msToTime(d.Time).Format(time.RFC3339Nano), msToTime(e.watermark).Format(time.RFC3339Nano), w.AllowedLateness), d)
+	}
+}
+
+// sourceOnly keeps the source type of a document's metadata, for window outputs.
+func sourceOnly(meta bson.Raw) bson.Raw {
+	if meta == nil {
+		return nil
+	}
+	t, err := meta.LookupErr("source", "type")
+	if err != nil {
+		return nil
+	}
+	b, _ := bson.Marshal(bson.D{{Key: "source", Value: bson.D{{Key: "type", Value: t}}}})
+	return b
+}
+
+func (e *Engine) addToSession(d *Doc) {
+	w := e.plan.Window
+	key, err := w.PartitionBy.Eval(envFor(d.Raw, d))
+	if err != nil {
+		e.dead("$sessionWindow", fmt.Errorf("partitionBy: %w", err), d)
+		return
+	}
+	if key.Type == 0 {
+		key = nullValue
+	}
+	k := groupKey(key)
+	list := e.sessions[k]
+	var joined []*session
+	var rest []*session
+	for _, s := range list {
+		if d.Time >= s.start-w.Gap && d.Time <= s.max+w.Gap {
+			joined = append(joined, s)
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	if len(joined) == 0 && d.Time+w.Gap <= e.closedBefore() {
+		e.dead("$sessionWindow", fmt.Errorf("the document is late: no open session can take it (event time %s, watermark %s)",
+			msToTime(d.Time).Format(time.RFC3339Nano), msToTime(e.watermark).Format(time.RFC3339Nano)), d)
+		return
+	}
+	s := &session{key: copyValue(key), start: d.Time, max: d.Time, meta: sourceOnly(d.Meta)}
+	for _, j := range joined {
+		s.start, s.max = min(s.start, j.start), max(s.max, j.max)
+		s.docs = append(s.docs, j.docs...)
+		if s.meta == nil {
+			s.meta = j.meta
+		}
+	}
+	s.docs = append(s.docs, seqDoc{seq: e.seq, d: d})
+	sort.SliceStable(s.docs, func(i, j int) bool { return s.docs[i].seq < s.docs[j].seq })
+	rest = append(rest, s)
+	sort.Slice(rest, func(i, j int) bool { return rest[i].start < rest[j].start })
+	e.sessions[k] = rest
+}
+
+// advance recomputes the watermark (the minimum over active partitions, never moving back)
+// and closes the windows it passes.
+func (e *Engine) advance() {
+	w := e.plan.Window
+	if w == nil || w.ProcessingTime {
+		return
+	}
+	wm := int64(math.MaxInt64)
+	active := false
+	for _, p := range e.partitions {
+		if p.idle || p.max == math.MinInt64 {
+			continue
+		}
+		active = true
+		wm = min(wm, p.max)
+	}
+	if !active {
+		return
+	}
+	if wm > e.watermark {
+		e.watermark = wm
+	}
+	e.closeUpTo(e.closedBefore())
+}
+
+// closeUpTo closes and outputs every window ending at or before t, oldest first.
+func (e *Engine) closeUpTo(t int64) {
+	w := e.plan.Window
+	if w == nil {
+		return
+	}
+	if w.Kind == "$sessionWindow" {
+		e.closeSessions(t)
+		return
+	}
+	var starts []int64
+	for s, p := range e.panes {
+		if p.end <= t {
+			starts = append(starts, s)
+		}
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
+	for _, s := range starts {
+		p := e.panes[s]
+		delete(e.panes, s)
+		e.output(p.start, p.end, nil, p.meta, p.groups, p.docs)
+	}
+}
+
+func (e *Engine) closeSessions(t int64) {
+	w := e.plan.Window
+	type closing struct {
+		k string
+		s *session
+	}
+	var done []closing
+	for k, list := range e.sessions {
+		var keep []*session
+		for _, s := range list {
+			if s.max+w.Gap <= t {
+				done = append(done, closing{k, s})
+			} else {
+				keep = append(keep, s)
+			}
+		}
+		if len(keep) == 0 {
+			delete(e.sessions, k)
+		} else {
+			e.sessions[k] = keep
+		}
+	}
+	sort.Slice(done, func(i, j int) bool {
+		if done[i].s.start != done[j].s.start {
+			return done[i].s.start < done[j].s.start
+		}
+		return done[i].k < done[j].k
+	})
+	for _, c := range done {
+		s := c.s
+		var gs *groups
+		var docs []*Doc
+		if w.group != nil {
+			gs = newGroups()
+			key := s.key
+			for _, sd := range s.docs {
+				gd := sd.d
+				if w.group.usesMeta {
+					gd = withWindow(sd.d, s.start, s.max+w.Gap, &key)
+				}
+				if err := w.group.add(gs, gd); err != nil {
+					e.dead("$group", err, sd.d)
+				}
+			}
+		} else {
+			for _, sd := range s.docs {
+				docs = append(docs, sd.d)
+			}
+		}
+		key := s.key
+		e.output(s.start, s.max+w.Gap, &key, s.meta, gs, docs)
+	}
+}
+
+// output runs a closed window's results through the rest of the inner pipeline and the
+// stages after the window.
+func (e *Engine) output(start, end int64, partitionKey *bson.RawValue, meta bson.Raw, gs *groups, docs []*Doc) {
+	w := e.plan.Window
+	win := bson.D{{Key: "start", Value: bson.DateTime(start)}, {Key: "end", Value: bson.DateTime(end)}}
+	if partitionKey != nil {
+		win = append(win, bson.E{Key: "partition", Value: *partitionKey})
+	}
+	winv := rawOf(win)
+	if meta == nil {
+		meta = emptyDoc
+	}
+	meta = setPath(meta, []string{"window"}, &winv, nil)
+	if gs != nil {
+		docs = docs[:0]
+		for _, r := range w.group.results(gs) {
+			docs = append(docs, &Doc{Raw: r, Time: start})
+		}
+	}
+	for _, d := range docs {
+		d.Meta = meta
+	}
+	// Post stages: per document for stateless stages, on the whole list for batch stages.
+	for _, st := range w.post {
+		if b, ok := st.(batchStage); ok {
+			var err error
+			if docs, err = b.apply(docs); err != nil {
+				e.dead(st.Name(), err, nil)
+				return
+			}
+			continue
+		}
+		var next []*Doc
+		for _, d := range docs {
+			if err := st.Process(d, func(o *Doc) { next = append(next, o) }); err != nil {
+				e.dead(st.Name(), err, d)
+			}
+		}
+		docs = next
+	}
+	for _, d := range docs {
+		d.Meta = meta
+		e.run(e.plan.After, d, e.emitOut)
+	}
+}
+
+// withWindow is d with its window in the metadata, for {$meta: "stream.window..."} in $group.
+func withWindow(d *Doc, start, end int64, partitionKey *bson.RawValue) *Doc {
+	win := bson.D{{Key: "start", Value: bson.DateTime(start)}, {Key: "end", Value: bson.DateTime(end)}}
+	if partitionKey != nil {
+		win = append(win, bson.E{Key: "partition", Value: *partitionKey})
+	}
+	winv := rawOf(win)
+	meta := d.Meta
+	if meta == nil {
+		meta = emptyDoc
+	}
+	nd := *d
+	nd.Meta = setPath(meta, []string{"window"}, &winv, nil)
+	return &nd
+}
+
+func rawOf(v any) bson.RawValue {
+	t, b, err := bson.MarshalValue(v)
+	if err != nil {
+		panic(err)
+	}
+	return bson.RawValue{Type: t, Value: b}
+}

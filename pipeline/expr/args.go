@@ -1,0 +1,223 @@
+package expr
+
+import (
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/value"
+)
+
+// compileFunc compiles the arguments of one operator.
+type compileFunc func(op string, args bson.RawValue, sc *scope) (Expr, error)
+
+// evalFunc adapts a closure to Expr.
+type evalFunc func(env *Env) (bson.RawValue, error)
+
+func (f evalFunc) Eval(env *Env) (bson.RawValue, error) { return f(env) }
+
+// rootExpr is what Compile returns: it resets the per-evaluation work budget.
+type rootExpr struct{ e Expr }
+
+func (r rootExpr) Eval(env *Env) (bson.RawValue, error) {
+	env.steps = 0
+	return r.e.Eval(env)
+}
+
+// tick charges n loop iterations to the evaluation's budget.
+func (env *Env) tick(op string, n int) error {
+	env.steps += int64(n)
+	if env.steps > maxSteps {
+		return evalErr(op, op+" exceeded the evaluation work limit for one document")
+	}
+	return nil
+}
+
+// compileArgs compiles an operator's arguments: an array is a list, anything else one argument.
+func compileArgs(op string, args bson.RawValue, sc *scope) ([]Expr, error) {
+	if args.Type != bson.TypeArray {
+		e, err := compile(args, sc)
+		if err != nil {
+			return nil, err
+		}
+		return []Expr{e}, nil
+	}
+	vals, err := values(args.Value)
+	if err != nil {
+		return nil, compileErr(op, "malformed arguments")
+	}
+	out := make([]Expr, len(vals))
+	for i, v := range vals {
+		if out[i], err = compile(v, sc); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return "argument"
+	}
+	return "arguments"
+}
+
+// countArgs compiles arguments and checks there are between lo and hi of them (hi < 0: no limit).
+func countArgs(op string, args bson.RawValue, sc *scope, lo, hi int) ([]Expr, error) {
+	es, err := compileArgs(op, args, sc)
+	if err != nil {
+		return nil, err
+	}
+	n := len(es)
+	switch {
+	case lo == hi && n != lo:
+		return nil, compileErr(op, "Expression "+op+" takes exactly "+itoa(lo)+" "+plural(lo)+". "+itoa(n)+" were passed in.")
+	case n < lo && hi < 0:
+		return nil, compileErr(op, "Expression "+op+" takes at least "+itoa(lo)+" "+plural(lo)+", but "+itoa(n)+" were passed in.")
+	case n < lo || (hi >= 0 && n > hi):
+		return nil, compileErr(op, "Expression "+op+" takes at least "+itoa(lo)+" "+plural(lo)+", and at most "+itoa(hi)+", but "+itoa(n)+" were passed in.")
+	}
+	return es, nil
+}
+
+// objArgs reads an operator's object-form arguments; unknown names are rejected.
+func objArgs(op string, args bson.RawValue, allowed ...string) (map[string]bson.RawValue, error) {
+	if args.Type != bson.TypeEmbeddedDocument {
+		return nil, compileErr(op, op+" expects an object as its argument, found: "+value.TypeName(args))
+	}
+	elems, err := elements(args.Value)
+	if err != nil {
+		return nil, compileErr(op, "malformed arguments")
+	}
+	out := make(map[string]bson.RawValue, len(elems))
+	for _, el := range elems {
+		ok := false
+		for _, a := range allowed {
+			if a == el.key {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return nil, compileErr(op, op+" found an unknown argument: "+el.key)
+		}
+		out[el.key] = el.val
+	}
+	return out, nil
+}
+
+// optExpr compiles an optional object argument (nil when absent).
+func optExpr(m map[string]bson.RawValue, key string, sc *scope) (Expr, error) {
+	v, ok := m[key]
+	if !ok {
+		return nil, nil
+	}
+	return compile(v, sc)
+}
+
+// reqExpr compiles a required object argument.
+func reqExpr(op string, m map[string]bson.RawValue, key string, sc *scope) (Expr, error) {
+	v, ok := m[key]
+	if !ok {
+		return nil, compileErr(op, op+" requires '"+key+"' to be specified")
+	}
+	return compile(v, sc)
+}
+
+// evalAll evaluates each expression.
+func evalAll(env *Env, es []Expr) ([]bson.RawValue, error) {
+	out := make([]bson.RawValue, len(es))
+	for i, e := range es {
+		v, err := e.Eval(env)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// evalOpt evaluates an optional expression (missing when nil).
+func evalOpt(env *Env, e Expr) (bson.RawValue, error) {
+	if e == nil {
+		return value.Missing, nil
+	}
+	return e.Eval(env)
+}
+
+// unaryOp builds a one-argument operator from a function of its value.
+func unaryOp(fn func(op string, v bson.RawValue) (bson.RawValue, error)) compileFunc {
+	return func(op string, args bson.RawValue, sc *scope) (Expr, error) {
+		es, err := countArgs(op, args, sc, 1, 1)
+		if err != nil {
+			return nil, err
+		}
+		a := es[0]
+		return evalFunc(func(env *Env) (bson.RawValue, error) {
+			v, err := a.Eval(env)
+			if err != nil {
+				return v, err
+			}
+			return fn(op, v)
+		}), nil
+	}
+}
+
+// binaryOp builds a two-argument operator.
+func binaryOp(fn func(op string, a, b bson.RawValue) (bson.RawValue, error)) compileFunc {
+	return func(op string, args bson.RawValue, sc *scope) (Expr, error) {
+		es, err := countArgs(op, args, sc, 2, 2)
+		if err != nil {
+			return nil, err
+		}
+		x, y := es[0], es[1]
+		return evalFunc(func(env *Env) (bson.RawValue, error) {
+			a, err := x.Eval(env)
+			if err != nil {
+				return a, err
+			}
+			b, err := y.Eval(env)
+			if err != nil {
+				return b, err
+			}
+			return fn(op, a, b)
+		}), nil
+	}
+}
+
+// naryOp builds an operator taking between lo and hi arguments (hi < 0: any number).
+func naryOp(lo, hi int, fn func(op string, vs []bson.RawValue) (bson.RawValue, error)) compileFunc {
+	return func(op string, args bson.RawValue, sc *scope) (Expr, error) {
+		es, err := countArgs(op, args, sc, lo, hi)
+		if err != nil {
+			return nil, err
+		}
+		return evalFunc(func(env *Env) (bson.RawValue, error) {
+			vs, err := evalAll(env, es)
+			if err != nil {
+				return value.Missing, err
+			}
+			return fn(op, vs)
+		}), nil
+	}
+}
+
+func anyNullish(vs ...bson.RawValue) bool {
+	for _, v := range vs {
+		if value.IsNullish(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func typeName(v bson.RawValue) string { return value.TypeName(v) }
+
+// str returns a string value's contents (symbols included).
+func str(v bson.RawValue) (string, bool) {
+	switch v.Type {
+	case bson.TypeString:
+		return v.StringValueOK()
+	case bson.TypeSymbol:
+		return v.SymbolOK()
+	}
+	return "", false
+}

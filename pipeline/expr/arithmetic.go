@@ -1,0 +1,531 @@
+package expr
+
+import (
+	"math"
+	"math/bits"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/value"
+)
+
+// numeric kinds in promotion order.
+const (
+	kInt32 = iota
+	kInt64
+	kDouble
+	kDecimal
+)
+
+func numKind(t bson.Type) int {
+	switch t {
+	case bson.TypeInt32:
+		return kInt32
+	case bson.TypeInt64:
+		return kInt64
+	case bson.TypeDouble:
+		return kDouble
+	}
+	return kDecimal
+}
+
+func asInt64(v bson.RawValue) int64 {
+	if v.Type == bson.TypeInt32 {
+		return int64(v.Int32())
+	}
+	return v.Int64()
+}
+
+// asFloat converts any number to a double.
+func asFloat(v bson.RawValue) float64 {
+	switch v.Type {
+	case bson.TypeInt32:
+		return float64(v.Int32())
+	case bson.TypeInt64:
+		return float64(v.Int64())
+	case bson.TypeDouble:
+		return v.Double()
+	case bson.TypeDecimal128:
+		return toDec(v).float()
+	}
+	return math.NaN()
+}
+
+// numOp is an arithmetic operation on two numbers with mongod's promotion rules.
+type numOp int
+
+const (
+	opAdd numOp = iota
+	opSub
+	opMul
+)
+
+func arith(op numOp, a, b bson.RawValue) bson.RawValue {
+	k := max(numKind(a.Type), numKind(b.Type))
+	switch k {
+	case kDecimal:
+		x, y := toDec(a), toDec(b)
+		switch op {
+		case opAdd:
+			return decAdd(x, y).value()
+		case opSub:
+			return decAdd(x, decNeg(y)).value()
+		}
+		return decMul(x, y).value()
+	case kDouble:
+		x, y := asFloat(a), asFloat(b)
+		switch op {
+		case opAdd:
+			return doubleValue(x + y)
+		case opSub:
+			return doubleValue(x - y)
+		}
+		return doubleValue(x * y)
+	}
+	x, y := asInt64(a), asInt64(b)
+	var r int64
+	overflow := false
+	switch op {
+	case opAdd:
+		r = x + y
+		overflow = (x >= 0) == (y >= 0) && (r >= 0) != (x >= 0)
+	case opSub:
+		r = x - y
+		overflow = (x >= 0) != (y >= 0) && (r >= 0) != (x >= 0)
+	default:
+		hi, lo := bits.Mul64(uint64(absI(x)), uint64(absI(y)))
+		neg := (x < 0) != (y < 0)
+		switch {
+		case x == math.MinInt64 || y == math.MinInt64:
+			overflow = x != 0 && y != 0 && x != 1 && y != 1
+			r = x * y
+		case hi != 0 || lo > math.MaxInt64+1 || (lo == math.MaxInt64+1 && !neg):
+			overflow = true
+		default:
+			r = int64(lo)
+			if neg {
+				r = -r
+			}
+		}
+	}
+	if overflow {
+		x, y := float64(x), float64(y)
+		switch op {
+		case opAdd:
+			return doubleValue(x + y)
+		case opSub:
+			return doubleValue(x - y)
+		}
+		return doubleValue(x * y)
+	}
+	if k == kInt32 && r >= math.MinInt32 && r <= math.MaxInt32 {
+		return int32Value(int32(r))
+	}
+	return int64Value(r)
+}
+
+func absI(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// roundToInt64 rounds a number (half away from zero) for date arithmetic.
+func roundToInt64(v bson.RawValue) (int64, bool) {
+	switch v.Type {
+	case bson.TypeInt32, bson.TypeInt64:
+		return asInt64(v), true
+	}
+	f := math.Round(asFloat(v))
+	if math.IsNaN(f) || f < -9.223372036854775e18 || f > 9.223372036854775e18 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+func evalAdd(op string, vs []bson.RawValue) (bson.RawValue, error) {
+	sum := int32Value(0)
+	date, hasDate := int64(0), false
+	for _, v := range vs {
+		switch {
+		case value.IsNullish(v):
+			return nullValue, nil
+		case value.IsNumber(v):
+			sum = arith(opAdd, sum, v)
+		case v.Type == bson.TypeDateTime:
+			if hasDate {
+				return value.Missing, evalErr(op, "only one date allowed in an $add expression")
+			}
+			date, hasDate = v.DateTime(), true
+		default:
+			return value.Missing, evalErr(op, "$add only supports numeric or date types, not "+typeName(v))
+		}
+	}
+	if !hasDate {
+		return sum, nil
+	}
+	n, ok := roundToInt64(sum)
+	r := date + n
+	if !ok || (n > 0 && r < date) || (n < 0 && r > date) {
+		return value.Missing, evalErr(op, "date overflow in $add")
+	}
+	return dateValue(r), nil
+}
+
+func evalSubtract(op string, a, b bson.RawValue) (bson.RawValue, error) {
+	switch {
+	case anyNullish(a, b):
+		return nullValue, nil
+	case value.IsNumber(a) && value.IsNumber(b):
+		return arith(opSub, a, b), nil
+	case a.Type == bson.TypeDateTime && b.Type == bson.TypeDateTime:
+		return int64Value(a.DateTime() - b.DateTime()), nil
+	case a.Type == bson.TypeDateTime && value.IsNumber(b):
+		n, ok := roundToInt64(b)
+		if !ok {
+			return value.Missing, evalErr(op, "date overflow in $subtract")
+		}
+		return dateValue(a.DateTime() - n), nil
+	}
+	return value.Missing, evalErr(op, "cant $subtract a "+typeName(b)+" from a "+typeName(a))
+}
+
+func evalMultiply(op string, vs []bson.RawValue) (bson.RawValue, error) {
+	prod := int32Value(1)
+	for _, v := range vs {
+		switch {
+		case value.IsNullish(v):
+			return nullValue, nil
+		case value.IsNumber(v):
+			prod = arith(opMul, prod, v)
+		default:
+			return value.Missing, evalErr(op, "$multiply only supports numeric types, not "+typeName(v))
+		}
+	}
+	return prod, nil
+}
+
+func isZero(v bson.RawValue) bool {
+	switch v.Type {
+	case bson.TypeInt32:
+		return v.Int32() == 0
+	case bson.TypeInt64:
+		return v.Int64() == 0
+	case bson.TypeDouble:
+		return v.Double() == 0
+	case bson.TypeDecimal128:
+		return decIsZero(toDec(v))
+	}
+	return false
+}
+
+func evalDivide(op string, a, b bson.RawValue) (bson.RawValue, error) {
+	if anyNullish(a, b) {
+		return nullValue, nil
+	}
+	if !value.IsNumber(a) || !value.IsNumber(b) {
+		return value.Missing, evalErr(op, "$divide only supports numeric types, not "+typeName(a)+" and "+typeName(b))
+	}
+	if isZero(b) {
+		return value.Missing, evalErr(op, "can't $divide by zero")
+	}
+	if a.Type == bson.TypeDecimal128 || b.Type == bson.TypeDecimal128 {
+		return decDiv(toDec(a), toDec(b)).value(), nil
+	}
+	return doubleValue(asFloat(a) / asFloat(b)), nil
+}
+
+func evalMod(op string, a, b bson.RawValue) (bson.RawValue, error) {
+	if anyNullish(a, b) {
+		return nullValue, nil
+	}
+	if !value.IsNumber(a) || !value.IsNumber(b) {
+		return value.Missing, evalErr(op, "$mod only supports numeric types, not "+typeName(a)+" and "+typeName(b))
+	}
+	if isZero(b) {
+		return value.Missing, evalErr(op, "can't $mod by zero")
+	}
+	switch max(numKind(a.Type), numKind(b.Type)) {
+	case kDecimal:
+		return decMod(toDec(a), toDec(b)).value(), nil
+	case kDouble:
+		return doubleValue(math.Mod(asFloat(a), asFloat(b))), nil
+	case kInt64:
+		x, y := asInt64(a), asInt64(b)
+		if y == -1 {
+			return int64Value(0), nil
+		}
+		return int64Value(x % y), nil
+	}
+	x, y := a.Int32(), b.Int32()
+	if y == -1 {
+		return int32Value(0), nil
+	}
+	return int32Value(x % y), nil
+}
+
+func numArg(op string, v bson.RawValue) (bool, error) {
+	if value.IsNullish(v) {
+		return false, nil
+	}
+	if !value.IsNumber(v) {
+		return false, evalErr(op, op+" only supports numeric types, not "+typeName(v))
+	}
+	return true, nil
+}
+
+func evalAbs(op string, v bson.RawValue) (bson.RawValue, error) {
+	if ok, err := numArg(op, v); !ok {
+		return nullValue, err
+	}
+	switch v.Type {
+	case bson.TypeInt32:
+		i := int64(v.Int32())
+		return intValue(absI(i)), nil
+	case bson.TypeInt64:
+		if v.Int64() == math.MinInt64 {
+			return value.Missing, evalErr(op, "can't take $abs of long long min")
+		}
+		return int64Value(absI(v.Int64())), nil
+	case bson.TypeDouble:
+		return doubleValue(math.Abs(v.Double())), nil
+	}
+	d := toDec(v)
+	if d.sign() < 0 {
+		d = decNeg(d)
+	}
+	return d.value(), nil
+}
+
+func roundingUnary(mode roundMode) func(op string, v bson.RawValue) (bson.RawValue, error) {
+	return func(op string, v bson.RawValue) (bson.RawValue, error) {
+		if ok, err := numArg(op, v); !ok {
+			return nullValue, err
+		}
+		switch v.Type {
+		case bson.TypeInt32, bson.TypeInt64:
+			return v, nil
+		case bson.TypeDouble:
+			if mode == roundFloor {
+				return doubleValue(math.Floor(v.Double())), nil
+			}
+			return doubleValue(math.Ceil(v.Double())), nil
+		}
+		return decQuantize(toDec(v), 0, mode).value(), nil
+	}
+}
+
+// compileRound compiles $round and $trunc: [number, place].
+func compileRound(mode roundMode) compileFunc {
+	return func(op string, args bson.RawValue, sc *scope) (Expr, error) {
+		es, err := countArgs(op, args, sc, 1, 2)
+		if err != nil {
+			return nil, err
+		}
+		return evalFunc(func(env *Env) (bson.RawValue, error) {
+			vs, err := evalAll(env, es)
+			if err != nil {
+				return value.Missing, err
+			}
+			place := int64(0)
+			if len(vs) == 2 {
+				p := vs[1]
+				if value.IsNullish(p) {
+					return nullValue, nil
+				}
+				if !value.IsNumber(p) || !isIntegral(p) {
+					return value.Missing, evalErr(op, op+" requires \"place\" argument to be an integer between -20 and 100")
+				}
+				place = int64(math.Round(asFloat(p)))
+				if place < -20 || place > 100 {
+					return value.Missing, evalErr(op, op+" requires \"place\" argument to be an integer between -20 and 100")
+				}
+			}
+			return roundNumber(op, vs[0], int(place), mode)
+		}), nil
+	}
+}
+
+func isIntegral(v bson.RawValue) bool {
+	switch v.Type {
+	case bson.TypeInt32, bson.TypeInt64:
+		return true
+	case bson.TypeDouble:
+		f := v.Double()
+		return f == math.Trunc(f) && !math.IsInf(f, 0)
+	case bson.TypeDecimal128:
+		d := toDec(v)
+		return !d.special() && decIsZero(decMod(d, dec{coef: bigOne()}))
+	}
+	return false
+}
+
+func roundNumber(op string, v bson.RawValue, place int, mode roundMode) (bson.RawValue, error) {
+	if ok, err := numArg(op, v); !ok {
+		return nullValue, err
+	}
+	switch v.Type {
+	case bson.TypeInt32, bson.TypeInt64:
+		if place >= 0 {
+			return v, nil
+		}
+		r := decQuantize(toDec(v), place, mode)
+		f := r.coef
+		for i := 0; i < -place; i++ {
+			f = f.Mul(f, bigTen)
+		}
+		if !f.IsInt64() {
+			return value.Missing, evalErr(op, "invalid conversion from Decimal128 result in "+op+" resulting from arguments: ["+v.String()+", "+itoa(place)+"]")
+		}
+		if v.Type == bson.TypeInt32 {
+			return intValue(f.Int64()), nil
+		}
+		return int64Value(f.Int64()), nil
+	case bson.TypeDouble:
+		f := v.Double()
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return v, nil
+		}
+		return doubleValue(decQuantize(decFromFloat(f, 34), place, mode).float()), nil
+	}
+	return decQuantize(toDec(v), place, mode).value(), nil
+}
+
+// floatUnary is $exp, $ln, $log10, $sqrt: double in, double out (decimal stays decimal, at
+// double precision).
+func floatUnary(fn func(float64) float64, domain func(float64) string) func(op string, v bson.RawValue) (bson.RawValue, error) {
+	return func(op string, v bson.RawValue) (bson.RawValue, error) {
+		if ok, err := numArg(op, v); !ok {
+			return nullValue, err
+		}
+		f := asFloat(v)
+		if domain != nil && !math.IsNaN(f) {
+			if msg := domain(f); msg != "" {
+				return value.Missing, evalErr(op, op+msg+formatNum(v))
+			}
+		}
+		return floatResult(v.Type == bson.TypeDecimal128, fn(f)), nil
+	}
+}
+
+func floatResult(decimal bool, f float64) bson.RawValue {
+	if decimal {
+		return decFromFloat(f, 15).value()
+	}
+	return doubleValue(f)
+}
+
+func positiveDomain(f float64) string {
+	if f <= 0 {
+		return "'s argument must be a positive number, but is "
+	}
+	return ""
+}
+
+// formatNum renders a number for an error message.
+func formatNum(v bson.RawValue) string {
+	switch v.Type {
+	case bson.TypeInt32, bson.TypeInt64:
+		return itoa64(asInt64(v))
+	case bson.TypeDouble:
+		return formatDouble(v.Double())
+	case bson.TypeDecimal128:
+		return v.Decimal128().String()
+	}
+	return v.String()
+}
+
+func evalLog(op string, a, b bson.RawValue) (bson.RawValue, error) {
+	if anyNullish(a, b) {
+		return nullValue, nil
+	}
+	if !value.IsNumber(a) {
+		return value.Missing, evalErr(op, "$log's argument must be numeric, not "+typeName(a))
+	}
+	if !value.IsNumber(b) {
+		return value.Missing, evalErr(op, "$log's base must be numeric, not "+typeName(b))
+	}
+	x, base := asFloat(a), asFloat(b)
+	if x <= 0 {
+		return value.Missing, evalErr(op, "$log's argument must be a positive number, but is "+formatNum(a))
+	}
+	if base <= 0 || base == 1 {
+		return value.Missing, evalErr(op, "$log's base must be a positive number not equal to 1, but is "+formatNum(b))
+	}
+	return floatResult(a.Type == bson.TypeDecimal128 || b.Type == bson.TypeDecimal128, math.Log(x)/math.Log(base)), nil
+}
+
+func evalPow(op string, a, b bson.RawValue) (bson.RawValue, error) {
+	if anyNullish(a, b) {
+		return nullValue, nil
+	}
+	if !value.IsNumber(a) {
+		return value.Missing, evalErr(op, "$pow's base must be numeric, not "+typeName(a))
+	}
+	if !value.IsNumber(b) {
+		return value.Missing, evalErr(op, "$pow's exponent must be numeric, not "+typeName(b))
+	}
+	if isZero(a) && value.CompareNumbers(b, int32Value(0)) < 0 {
+		return value.Missing, evalErr(op, "$pow cannot take a base of 0 and a negative exponent")
+	}
+	k := max(numKind(a.Type), numKind(b.Type))
+	if k == kDecimal || k == kDouble {
+		return floatResult(k == kDecimal, math.Pow(asFloat(a), asFloat(b))), nil
+	}
+	base, exp := asInt64(a), asInt64(b)
+	if exp < 0 {
+		switch base {
+		case 1:
+			return intResult(k, 1), nil
+		case -1:
+			if exp%2 == 0 {
+				return intResult(k, 1), nil
+			}
+			return intResult(k, -1), nil
+		}
+		return doubleValue(math.Pow(float64(base), float64(exp))), nil
+	}
+	r := int64(1)
+	for i := int64(0); i < exp; i++ {
+		hi, lo := bits.Mul64(uint64(absI(r)), uint64(absI(base)))
+		if hi != 0 || lo > math.MaxInt64 || base == math.MinInt64 {
+			return doubleValue(math.Pow(float64(base), float64(exp))), nil
+		}
+		neg := (r < 0) != (base < 0)
+		r = int64(lo)
+		if neg {
+			r = -r
+		}
+		if r == 0 || r == 1 && base == 1 {
+			break
+		}
+		if r == 1 || r == -1 {
+			// base is ±1: the sign alternates.
+			if base == -1 && (exp-i-1)%2 == 1 {
+				r = -r
+			}
+			break
+		}
+	}
+	return intResult(k, r), nil
+}
+
+func intResult(k int, r int64) bson.RawValue {
+	if k == kInt32 && r >= math.MinInt32 && r <= math.MaxInt32 {
+		return int32Value(int32(r))
+	}
+	return int64Value(r)
+}
+
+func mathExp(f float64) float64   { return math.Exp(f) }
+func mathLog(f float64) float64   { return math.Log(f) }
+func mathLog10(f float64) float64 { return math.Log10(f) }
+func mathSqrt(f float64) float64  { return math.Sqrt(f) }
+
+func sqrtDomain(f float64) string {
+	if f < 0 {
+		return "'s argument must be greater than or equal to 0, but is "
+	}
+	return ""
+}

@@ -1,0 +1,217 @@
+package expr
+
+import (
+	"regexp"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/value"
+)
+
+// regexCache holds compiled patterns; bounded so hostile inputs cannot grow it without limit.
+var regexCache sync.Map // pattern+"\x00"+options -> *regexp.Regexp
+
+var regexCacheSize struct {
+	sync.Mutex
+	n int
+}
+
+// compileRegex translates a PCRE pattern with options i, m, s, x into Go's RE2 syntax; PCRE
+// features RE2 lacks (lookaround, backreferences) are reported.
+func compileRegex(op, pattern, opts string) (*regexp.Regexp, error) {
+	key := pattern + "\x00" + opts
+	if r, ok := regexCache.Load(key); ok {
+		return r.(*regexp.Regexp), nil
+	}
+	if strings.IndexByte(pattern, 0) >= 0 {
+		return nil, evalErr(op, op+": regular expression cannot contain an embedded null byte")
+	}
+	flags := ""
+	for _, c := range opts {
+		switch c {
+		case 'i', 'm', 's':
+			if !strings.ContainsRune(flags, c) {
+				flags += string(c)
+			}
+		case 'x':
+			pattern = stripExtended(pattern)
+		case 'u':
+		default:
+			return nil, evalErr(op, op+" invalid flag in regex options: "+string(c))
+		}
+	}
+	if flags != "" {
+		pattern = "(?" + flags + ")" + pattern
+	}
+	r, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, evalErr(op, op+": regular expression is invalid or uses a feature Go's RE2 engine does not support (lookaround, backreferences): "+err.Error())
+	}
+	regexCacheSize.Lock()
+	if regexCacheSize.n < 1000 {
+		regexCacheSize.n++
+		regexCache.Store(key, r)
+	}
+	regexCacheSize.Unlock()
+	return r, nil
+}
+
+// stripExtended removes unescaped whitespace and # comments outside character classes (PCRE x).
+func stripExtended(p string) string {
+	var b strings.Builder
+	inClass, escaped := false, false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped = true
+		case inClass:
+			if c == ']' {
+				inClass = false
+			}
+		case c == '[':
+			inClass = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			continue
+		case c == '#':
+			for i < len(p) && p[i] != '\n' {
+				i++
+			}
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// regexKind selects $regexMatch, $regexFind or $regexFindAll.
+type regexKind int
+
+const (
+	regexMatch regexKind = iota
+	regexFind
+	regexFindAll
+)
+
+func compileRegexOp(kind regexKind) compileFunc {
+	return func(op string, args bson.RawValue, sc *scope) (Expr, error) {
+		m, err := objArgs(op, args, "input", "regex", "options")
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := m["input"]; !ok {
+			return nil, compileErr(op, op+" requires 'input' parameter")
+		}
+		if _, ok := m["regex"]; !ok {
+			return nil, compileErr(op, op+" requires 'regex' parameter")
+		}
+		var es [3]Expr
+		for i, k := range []string{"input", "regex", "options"} {
+			if es[i], err = optExpr(m, k, sc); err != nil {
+				return nil, err
+			}
+		}
+		// Validate a constant pattern now.
+		if rv := m["regex"]; rv.Type == bson.TypeString || rv.Type == bson.TypeRegex {
+			if ov, ok := m["options"]; !ok || ov.Type == bson.TypeString {
+				if _, err := regexArgs(op, rv, m["options"]); err != nil {
+					return nil, compileErr(op, err.(*EvalError).Msg)
+				}
+			}
+		}
+		return evalFunc(func(env *Env) (bson.RawValue, error) {
+			var vs [3]bson.RawValue
+			for i, e := range es {
+				v, err := evalOpt(env, e)
+				if err != nil {
+					return v, err
+				}
+				vs[i] = v
+			}
+			re, err := regexArgs(op, vs[1], vs[2])
+			if err != nil {
+				return value.Missing, err
+			}
+			if value.IsNullish(vs[0]) || re == nil {
+				switch kind {
+				case regexMatch:
+					return falseValue, nil
+				case regexFind:
+					return nullValue, nil
+				}
+				return emptyArray, nil
+			}
+			in, ok := str(vs[0])
+			if !ok {
+				return value.Missing, evalErr(op, op+" needs 'input' to be of type string")
+			}
+			switch kind {
+			case regexMatch:
+				return boolValue(re.MatchString(in)), nil
+			case regexFind:
+				loc := re.FindStringSubmatchIndex(in)
+				if loc == nil {
+					return nullValue, nil
+				}
+				return matchDoc(in, loc), nil
+			}
+			out := newArr()
+			for _, loc := range re.FindAllStringSubmatchIndex(in, -1) {
+				if err := env.tick(op, 1); err != nil {
+					return value.Missing, err
+				}
+				out.add(matchDoc(in, loc))
+			}
+			return out.done(), nil
+		}), nil
+	}
+}
+
+// regexArgs resolves 'regex' (a string or a BSON regex) and 'options'; nil means null.
+func regexArgs(op string, rv, ov bson.RawValue) (*regexp.Regexp, error) {
+	if value.IsNullish(rv) {
+		return nil, nil
+	}
+	var pattern, opts string
+	switch rv.Type {
+	case bson.TypeString:
+		pattern = rv.StringValue()
+	case bson.TypeRegex:
+		pattern, opts = rv.Regex()
+	default:
+		return nil, evalErr(op, op+" needs 'regex' to be of type string or regex")
+	}
+	if !value.IsNullish(ov) {
+		o, ok := str(ov)
+		if !ok {
+			return nil, evalErr(op, op+" needs 'options' to be of type string")
+		}
+		if opts != "" && o != "" {
+			return nil, evalErr(op, op+": found regex option(s) specified in both 'regex' and 'option' fields")
+		}
+		opts += o
+	}
+	return compileRegex(op, pattern, opts)
+}
+
+// matchDoc builds {match, idx, captures}; idx counts code points, as mongod does.
+func matchDoc(in string, loc []int) bson.RawValue {
+	b := newDoc()
+	b.add("match", stringValue(in[loc[0]:loc[1]]))
+	b.add("idx", int32Value(int32(utf8.RuneCountInString(in[:loc[0]]))))
+	caps := newArr()
+	for i := 2; i+1 < len(loc); i += 2 {
+		if loc[i] < 0 {
+			caps.add(nullValue)
+		} else {
+			caps.add(stringValue(in[loc[i]:loc[i+1]]))
+		}
+	}
+	b.add("captures", caps.done())
+	return b.done()
+}

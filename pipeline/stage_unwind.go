@@ -1,0 +1,149 @@
+package pipeline
+
+import (
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// unwindStage is $unwind: one output document per array element.
+type unwindStage struct {
+	path       []string
+	indexField string
+	preserve   bool
+}
+
+func parseUnwind(spec bson.RawValue) (Stage, error) {
+	s := &unwindStage{}
+	var path string
+	switch spec.Type {
+	case bson.TypeString:
+		path = spec.StringValue()
+	case bson.TypeEmbeddedDocument:
+		doc := spec.Document()
+		if err := checkFields("$unwind", "", doc, "path", "includeArrayIndex", "preserveNullAndEmptyArrays"); err != nil {
+			return nil, err
+		}
+		p, ok := doc.Lookup("path").StringValueOK()
+		if !ok {
+			return nil, errf("$unwind", "path", "is required and must be a string like \"$items\"")
+		}
+		path = p
+		if v, err := doc.LookupErr("includeArrayIndex"); err == nil {
+			name, ok := v.StringValueOK()
+			if !ok || name == "" || strings.HasPrefix(name, "$") {
+				return nil, errf("$unwind", "includeArrayIndex", "must be a field name that does not start with '$'")
+			}
+			s.indexField = name
+		}
+		if v, err := doc.LookupErr("preserveNullAndEmptyArrays"); err == nil {
+			b, ok := v.BooleanOK()
+			if !ok {
+				return nil, errf("$unwind", "preserveNullAndEmptyArrays", "must be a boolean, not %s", typeName(v))
+			}
+			s.preserve = b
+		}
+	default:
+		return nil, errf("$unwind", "", "takes a field path like \"$items\" or {path: ...}, not %s", typeName(spec))
+	}
+	if !strings.HasPrefix(path, "$") || len(path) < 2 || strings.HasPrefix(path, "$$") {
+		return nil, errf("$unwind", "path", "%q must be a field path starting with '$'", path)
+	}
+	s.path = strings.Split(path[1:], ".")
+	for _, p := range s.path {
+		if p == "" {
+			return nil, errf("$unwind", "path", "%q has an empty component", path)
+		}
+	}
+	return s, nil
+}
+
+func (s *unwindStage) Name() string { return "$unwind" }
+
+func (s *unwindStage) Process(d *Doc, emit func(*Doc)) error {
+	v, err := d.Raw.LookupErr(s.path...)
+	if err != nil || v.Type == bson.TypeNull || v.Type == bson.TypeUndefined {
+		if s.preserve {
+			emit(s.with(d, nil, -1))
+		}
+		return nil
+	}
+	if v.Type != bson.TypeArray {
+		// A non-array value is treated as a one-element array.
+		emit(s.with(d, &v, -2))
+		return nil
+	}
+	vals, _ := v.Array().Values()
+	if len(vals) == 0 {
+		if s.preserve {
+			emit(s.with(d, nil, -1))
+		}
+		return nil
+	}
+	for i := range vals {
+		emit(s.with(d, &vals[i], i))
+	}
+	return nil
+}
+
+// with returns d with the path set to v (removed when v is nil and the field was an empty
+// array) and the index field set to i (null for -1, none when -2 and no index field).
+func (s *unwindStage) with(d *Doc, v *bson.RawValue, i int) *Doc {
+	out := setPath(d.Raw, s.path, v, nil)
+	if s.indexField != "" {
+		var iv bson.RawValue
+		switch {
+		case i >= 0:
+			iv = bson.RawValue{Type: bson.TypeInt64, Value: bsoncore.AppendInt64(nil, int64(i))}
+		default:
+			iv = bson.RawValue{Type: bson.TypeNull}
+		}
+		out = setPath(out, strings.Split(s.indexField, "."), &iv, nil)
+	}
+	nd := *d
+	nd.Raw = out
+	return &nd
+}
+
+// setPath returns doc with the field at path replaced by v, keeping its position; a nil v
+// leaves an existing null or missing field as it is and removes an empty array.
+func setPath(doc bson.Raw, path []string, v *bson.RawValue, dst []byte) []byte {
+	idx, dst := bsoncore.AppendDocumentStart(dst)
+	elems, _ := doc.Elements()
+	found := false
+	for _, e := range elems {
+		if e.Key() != path[0] {
+			dst = append(dst, e...)
+			continue
+		}
+		found = true
+		if len(path) > 1 {
+			sub := emptyDoc
+			if e.Value().Type == bson.TypeEmbeddedDocument {
+				sub = e.Value().Document()
+			}
+			dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, path[0])
+			dst = setPath(sub, path[1:], v, dst)
+			continue
+		}
+		switch {
+		case v != nil:
+			dst = bsoncore.AppendValueElement(dst, path[0], bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+		case e.Value().Type == bson.TypeArray:
+			// preserveNullAndEmptyArrays on []: the field is removed.
+		default:
+			dst = append(dst, e...)
+		}
+	}
+	if !found && v != nil {
+		if len(path) > 1 {
+			dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, path[0])
+			dst = setPath(emptyDoc, path[1:], v, dst)
+		} else {
+			dst = bsoncore.AppendValueElement(dst, path[0], bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+		}
+	}
+	dst, _ = bsoncore.AppendDocumentEnd(dst, idx)
+	return dst
+}
