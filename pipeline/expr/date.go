@@ -171,7 +171,12 @@ func compileDatePart(op string, args bson.RawValue, sc *scope) (Expr, error) {
 		if err != nil {
 			return value.Missing, err
 		}
-		return int32Value(int32(part(toTime(ms, loc)))), nil
+		n := part(toTime(ms, loc))
+		if op == "$isoWeekYear" {
+			// mongod's classic engine returns isoWeekYear as a long (TimeZone::isoYear).
+			return int64Value(int64(n)), nil
+		}
+		return int32Value(int32(n)), nil
 	}), nil
 }
 

@@ -17,7 +17,7 @@ func TestDates(t *testing.T) {
 		{expr: `{"$dayOfYear": "$d"}`, doc: d, want: `73`},
 		{expr: `{"$week": "$d"}`, doc: d, want: `11`},
 		{expr: `{"$isoWeek": "$d"}`, doc: d, want: `10`},
-		{expr: `{"$isoWeekYear": {"$date": "2021-01-01T00:00:00Z"}}`, want: `2020`},
+		{expr: `{"$isoWeekYear": {"$date": "2021-01-01T00:00:00Z"}}`, want: `{"$numberLong": "2020"}`},
 		{expr: `{"$isoDayOfWeek": "$d"}`, doc: d, want: `7`},
 		{expr: `{"$year": "$missing"}`, want: `null`},
 		{expr: `{"$year": "x"}`, err: "can't convert from BSON type string to Date"},

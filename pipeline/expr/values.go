@@ -233,5 +233,11 @@ func formatDouble(f float64) string {
 	case math.IsInf(f, -1):
 		return "-Infinity"
 	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
+	// mongod formats with fmt's "{}": the shortest round-tripping digits, in positional
+	// notation unless the exponent is below -4 or at least 16 (123456789.0 prints
+	// "123456789", 1e21 prints "1e+21").
+	if a := math.Abs(f); a != 0 && (a < 1e-4 || a >= 1e16) {
+		return strconv.FormatFloat(f, 'e', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
