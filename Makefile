@@ -67,9 +67,11 @@ fuzz:
 	  $(GO) test ./$$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-## bench: ping round trips per second, spid against a reference server, measured in one run
+## bench: ping round trips per second, spid against a reference server, measured in one run;
+## then the pipeline engine's documents per second on one core beside a bson.D baseline
 bench: build
 	cd e2e && $(GO) run ./cmd/spibench -spid ../$(BIN)/spid
+	SPI_BENCH=1 GOMAXPROCS=1 $(GO) test -run TestThroughputReport -count=1 -v ./pipeline/ | grep -v '^=== RUN'
 
 clean:
 	rm -rf $(BIN) $(NPM_STAMP)
