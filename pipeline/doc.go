@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/expr"
 )
 
 // Doc is one document on its way through the pipeline. Documents stay raw BSON; operators
@@ -21,6 +23,9 @@ type Doc struct {
 	Meta bson.Raw
 	// Time is the event time in milliseconds since the Unix epoch.
 	Time int64
+
+	// env is reused for every expression evaluated on this document.
+	env expr.Env
 }
 
 // DeadLetter is a document an operator could not process, with the reason.

@@ -53,6 +53,10 @@ type Engine struct {
 	panes    map[int64]*pane // tumbling and hopping windows by start
 	sessions map[string][]*session
 	res      *Result
+
+	// The stage chains, built once: before the window (or all stages), the window's
+	// per-document prefix, and after the window.
+	before, pre, after func(*Doc)
 }
 
 type partition struct {
@@ -89,8 +93,30 @@ func NewEngine(plan *Plan, opts Options) *Engine {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Engine{plan: plan, opts: opts, partitions: map[int32]*partition{}, watermark: math.MinInt64,
+	e := &Engine{plan: plan, opts: opts, partitions: map[int32]*partition{}, watermark: math.MinInt64,
 		panes: map[int64]*pane{}, sessions: map[string][]*session{}}
+	e.after = e.chain(plan.After, e.emitOut)
+	if plan.Window != nil {
+		e.pre = e.chain(plan.Window.pre, e.addToWindow)
+		e.before = e.chain(plan.Before, e.pre)
+	} else {
+		e.before = e.chain(append(append([]Stage(nil), plan.Before...), plan.After...), e.emitOut)
+	}
+	return e
+}
+
+// chain links stages so each emits into the next, ending in next. A stage's error sends the
+// document it was given to the dead-letter queue.
+func (e *Engine) chain(stages []Stage, next func(*Doc)) func(*Doc) {
+	for i := len(stages) - 1; i >= 0; i-- {
+		st, nxt := stages[i], next
+		next = func(d *Doc) {
+			if err := st.Process(d, nxt); err != nil {
+				e.dead(st.Name(), err, d)
+			}
+		}
+	}
+	return next
 }
 
 // Watermark is the event time up to which the engine considers input complete.
@@ -182,8 +208,7 @@ func (e *Engine) dead(stage string, err error, d *Doc) {
 func (e *Engine) emitOut(d *Doc) {
 	out := d.Raw
 	if d.Meta != nil {
-		m := bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: d.Meta}
-		out = setPath(out, []string{e.opts.StreamMetaField}, &m, nil)
+		out = appendField(out, e.opts.StreamMetaField, bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: d.Meta})
 	}
 	e.res.Out = append(e.res.Out, out)
 }
@@ -212,7 +237,7 @@ func (e *Engine) ingest(in Input, now time.Time) {
 	if src != nil {
 		tsField = src.TsFieldName
 	}
-	d.Raw = setPath(d.Raw, []string{tsField}, &ts, nil)
+	d.Raw = appendField(d.Raw, tsField, ts)
 	p, ok := e.partitions[in.Partition]
 	if !ok {
 		p = &partition{max: math.MinInt64}
@@ -223,27 +248,7 @@ func (e *Engine) ingest(in Input, now time.Time) {
 		p.max = d.Time
 	}
 	e.seq++
-	e.run(e.plan.Before, d, e.toWindowOrAfter)
-}
-
-// run sends d through stages, then to next; a stage's error sends d to the dead-letter queue.
-func (e *Engine) run(stages []Stage, d *Doc, next func(*Doc)) {
-	if len(stages) == 0 {
-		next(d)
-		return
-	}
-	st := stages[0]
-	if err := st.Process(d, func(out *Doc) { e.run(stages[1:], out, next) }); err != nil {
-		e.dead(st.Name(), err, d)
-	}
-}
-
-func (e *Engine) toWindowOrAfter(d *Doc) {
-	if e.plan.Window == nil {
-		e.run(e.plan.After, d, e.emitOut)
-		return
-	}
-	e.run(e.plan.Window.pre, d, e.addToWindow)
+	e.before(d)
 }
 
 // closedBefore is the end time at or before which windows are closed.
@@ -498,7 +503,7 @@ func (e *Engine) output(start, end int64, partitionKey *bson.RawValue, meta bson
 	}
 	for _, d := range docs {
 		d.Meta = meta
-		e.run(e.plan.After, d, e.emitOut)
+		e.after(d)
 	}
 }
 

@@ -23,6 +23,23 @@ func newNode() *projNode {
 	return &projNode{children: map[string]*projNode{}, exprs: map[string]expr.Expr{}, flags: map[string]bool{}}
 }
 
+func contains(list []string, k string) bool {
+	for _, x := range list {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// hasBytes is has for a key given as bytes, without allocating.
+func (n *projNode) hasBytes(k []byte) bool {
+	_, c := n.children[string(k)]
+	_, e := n.exprs[string(k)]
+	_, f := n.flags[string(k)]
+	return c || e || f
+}
+
 func (n *projNode) has(k string) bool {
 	_, c := n.children[k]
 	_, e := n.exprs[k]
@@ -134,23 +151,30 @@ func parseSpec(stage string, spec bson.Raw, project bool, n *projNode, prefix st
 // addFields applies an $addFields node to doc: existing fields keep their place, specified
 // ones are replaced (or merged into embedded documents), new ones are appended.
 func (n *projNode) addFields(root bson.Raw, doc bson.Raw, d *Doc, dst []byte) ([]byte, error) {
+	if dst == nil {
+		dst = make([]byte, 0, len(doc)+64)
+	}
 	idx, dst := bsoncore.AppendDocumentStart(dst)
-	done := map[string]bool{}
-	elems, _ := doc.Elements()
-	for _, e := range elems {
-		k := e.Key()
-		if !n.has(k) {
+	var doneBuf [8]string
+	done := doneBuf[:0]
+	var err error
+	eachElem(doc, func(e bsoncore.Element) bool {
+		kb := e.KeyBytes()
+		if !n.hasBytes(kb) {
 			dst = append(dst, e...)
-			continue
+			return true
 		}
-		done[k] = true
-		var err error
-		if dst, err = n.setField(root, k, e.Value(), d, dst); err != nil {
-			return nil, err
-		}
+		k := string(kb)
+		done = append(done, k)
+		ev := e.Value()
+		dst, err = n.setField(root, k, bson.RawValue{Type: bson.Type(ev.Type), Value: ev.Data}, d, dst)
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, k := range n.order {
-		if done[k] {
+		if contains(done, k) {
 			continue
 		}
 		var err error

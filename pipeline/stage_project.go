@@ -134,36 +134,39 @@ func (n *projNode) hasComputed() bool {
 // include applies an inclusion projection: included fields in the input's order, then the
 // computed ones in the specification's order.
 func (n *projNode) include(root, doc bson.Raw, d *Doc, dst []byte, keepID, top bool) ([]byte, error) {
+	if dst == nil {
+		dst = make([]byte, 0, len(doc))
+	}
 	idx, dst := bsoncore.AppendDocumentStart(dst)
-	seen := map[string]bool{}
-	elems, _ := doc.Elements()
-	for _, e := range elems {
-		k := e.Key()
-		if top && k == "_id" {
+	var seenBuf [8]string
+	seen := seenBuf[:0]
+	var err error
+	eachElem(doc, func(e bsoncore.Element) bool {
+		kb := e.KeyBytes()
+		if top && string(kb) == "_id" {
 			if _, computed := n.exprs["_id"]; !computed && keepID {
 				if c, nested := n.children["_id"]; nested {
-					var err error
-					if dst, err = c.includeValue(root, k, e.Value(), d, dst); err != nil {
-						return nil, err
-					}
+					dst, err = c.includeValue(root, "_id", rawValueOf(e), d, dst)
 				} else {
 					dst = append(dst, e...)
 				}
 			}
-			seen[k] = true
-			continue
+			seen = append(seen, "_id")
+			return err == nil
 		}
-		if f, ok := n.flags[k]; ok && f {
+		if f, ok := n.flags[string(kb)]; ok && f {
 			dst = append(dst, e...)
-			continue
+			return true
 		}
-		if c, ok := n.children[k]; ok {
-			seen[k] = true
-			var err error
-			if dst, err = c.includeValue(root, k, e.Value(), d, dst); err != nil {
-				return nil, err
-			}
+		if c, ok := n.children[string(kb)]; ok {
+			k := string(kb)
+			seen = append(seen, k)
+			dst, err = c.includeValue(root, k, rawValueOf(e), d, dst)
 		}
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, k := range n.order {
 		if ex, ok := n.exprs[k]; ok {
@@ -176,7 +179,7 @@ func (n *projNode) include(root, doc bson.Raw, d *Doc, dst []byte, keepID, top b
 			}
 			continue
 		}
-		if c, ok := n.children[k]; ok && !seen[k] && c.hasComputed() {
+		if c, ok := n.children[k]; ok && !contains(seen, k) && c.hasComputed() {
 			dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, k)
 			var err error
 			if dst, err = c.include(root, emptyDoc, d, dst, true, false); err != nil {
@@ -222,22 +225,31 @@ func (n *projNode) includeValue(root bson.Raw, k string, v bson.RawValue, d *Doc
 
 // exclude removes the specified fields, descending into documents and arrays of documents.
 func (n *projNode) exclude(doc bson.Raw, dst []byte) []byte {
+	if dst == nil {
+		dst = make([]byte, 0, len(doc))
+	}
 	idx, dst := bsoncore.AppendDocumentStart(dst)
-	elems, _ := doc.Elements()
-	for _, e := range elems {
-		k := e.Key()
-		if f, ok := n.flags[k]; ok && !f {
-			continue
+	eachElem(doc, func(e bsoncore.Element) bool {
+		kb := e.KeyBytes()
+		if f, ok := n.flags[string(kb)]; ok && !f {
+			return true
 		}
-		c, ok := n.children[k]
+		c, ok := n.children[string(kb)]
 		if !ok {
 			dst = append(dst, e...)
-			continue
+			return true
 		}
-		dst = c.excludeValue(k, e.Value(), dst)
-	}
+		dst = c.excludeValue(string(kb), rawValueOf(e), dst)
+		return true
+	})
 	dst, _ = bsoncore.AppendDocumentEnd(dst, idx)
 	return dst
+}
+
+// rawValueOf is an element's value as a bson.RawValue.
+func rawValueOf(e bsoncore.Element) bson.RawValue {
+	v := e.Value()
+	return bson.RawValue{Type: bson.Type(v.Type), Value: v.Data}
 }
 
 func (n *projNode) excludeValue(k string, v bson.RawValue, dst []byte) []byte {

@@ -109,33 +109,41 @@ func (s *unwindStage) with(d *Doc, v *bson.RawValue, i int) *Doc {
 // setPath returns doc with the field at path replaced by v, keeping its position; a nil v
 // leaves an existing null or missing field as it is and removes an empty array.
 func setPath(doc bson.Raw, path []string, v *bson.RawValue, dst []byte) []byte {
+	if dst == nil {
+		extra := 16
+		if v != nil {
+			extra += len(v.Value)
+		}
+		dst = make([]byte, 0, len(doc)+extra)
+	}
 	idx, dst := bsoncore.AppendDocumentStart(dst)
-	elems, _ := doc.Elements()
 	found := false
-	for _, e := range elems {
-		if e.Key() != path[0] {
+	eachElem(doc, func(e bsoncore.Element) bool {
+		if string(e.KeyBytes()) != path[0] {
 			dst = append(dst, e...)
-			continue
+			return true
 		}
 		found = true
+		ev := e.Value()
 		if len(path) > 1 {
 			sub := emptyDoc
-			if e.Value().Type == bson.TypeEmbeddedDocument {
-				sub = e.Value().Document()
+			if ev.Type == bsoncore.TypeEmbeddedDocument {
+				sub = bson.Raw(ev.Data)
 			}
 			dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, path[0])
 			dst = setPath(sub, path[1:], v, dst)
-			continue
+			return true
 		}
 		switch {
 		case v != nil:
 			dst = bsoncore.AppendValueElement(dst, path[0], bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
-		case e.Value().Type == bson.TypeArray:
+		case ev.Type == bsoncore.TypeArray:
 			// preserveNullAndEmptyArrays on []: the field is removed.
 		default:
 			dst = append(dst, e...)
 		}
-	}
+		return true
+	})
 	if !found && v != nil {
 		if len(path) > 1 {
 			dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, path[0])

@@ -24,7 +24,10 @@ const (
 type Env struct {
 	Root bson.Raw                        // $$ROOT and the default $$CURRENT
 	Meta func(path string) bson.RawValue // resolves {$meta: "stream..."}; nil or a missing result → missing
-	Now  func() time.Time                // $currentDate; nil → time.Now
+	// MetaDoc is the stream metadata document {$meta} reads when Meta is nil: "stream" is
+	// the whole document, "stream.a.b" its field a.b. It saves building a closure per document.
+	MetaDoc bson.Raw
+	Now     func() time.Time // $currentDate; nil → time.Now
 
 	// vars holds the variables bound by $let, $map, $filter, $reduce, ... by slot; slots are
 	// assigned at compile time by nesting depth, so evaluation never looks a name up.

@@ -81,11 +81,24 @@ func compileMeta(op string, args bson.RawValue, _ *scope) (Expr, error) {
 	if strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
 		return nil, compileErr(op, "invalid $meta path '"+s+"'")
 	}
+	var sub []string
+	if rest, ok := strings.CutPrefix(s, "stream."); ok {
+		sub = strings.Split(rest, ".")
+	}
 	return evalFunc(func(env *Env) (bson.RawValue, error) {
-		if env.Meta == nil {
+		switch {
+		case env.Meta != nil:
+			return env.Meta(s), nil
+		case env.MetaDoc == nil:
+			return value.Missing, nil
+		case sub == nil:
+			return bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: env.MetaDoc}, nil
+		}
+		v, err := env.MetaDoc.LookupErr(sub...)
+		if err != nil {
 			return value.Missing, nil
 		}
-		return env.Meta(s), nil
+		return v, nil
 	}), nil
 }
 
