@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/spi-streams/spi/audit"
+	"github.com/spi-streams/spi/pipeline/value"
 	"github.com/spi-streams/spi/store"
 	"github.com/spi-streams/spi/wire"
 )
@@ -148,42 +149,4 @@ func (d *Dispatcher) HandleMessageError(_ *wire.Conn, me *wire.MessageError, dst
 }
 
 // typeName is the MongoDB name of a BSON type, as used in error messages.
-func typeName(t bson.Type) string {
-	switch t {
-	case bson.TypeDouble:
-		return "double"
-	case bson.TypeString:
-		return "string"
-	case bson.TypeEmbeddedDocument:
-		return "object"
-	case bson.TypeArray:
-		return "array"
-	case bson.TypeBinary:
-		return "binData"
-	case bson.TypeUndefined:
-		return "undefined"
-	case bson.TypeObjectID:
-		return "objectId"
-	case bson.TypeBoolean:
-		return "bool"
-	case bson.TypeDateTime:
-		return "date"
-	case bson.TypeNull:
-		return "null"
-	case bson.TypeRegex:
-		return "regex"
-	case bson.TypeInt32:
-		return "int"
-	case bson.TypeTimestamp:
-		return "timestamp"
-	case bson.TypeInt64:
-		return "long"
-	case bson.TypeDecimal128:
-		return "decimal"
-	case bson.TypeMinKey:
-		return "minKey"
-	case bson.TypeMaxKey:
-		return "maxKey"
-	}
-	return t.String()
-}
+func typeName(t bson.Type) string { return value.TypeName(bson.RawValue{Type: t}) }

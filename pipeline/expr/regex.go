@@ -2,12 +2,12 @@ package expr
 
 import (
 	"regexp"
-	"strings"
 	"sync"
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/spi-streams/spi/pipeline/pcre"
 	"github.com/spi-streams/spi/pipeline/value"
 )
 
@@ -26,29 +26,9 @@ func compileRegex(op, pattern, opts string) (*regexp.Regexp, error) {
 	if r, ok := regexCache.Load(key); ok {
 		return r.(*regexp.Regexp), nil
 	}
-	if strings.IndexByte(pattern, 0) >= 0 {
-		return nil, evalErr(op, op+": regular expression cannot contain an embedded null byte")
-	}
-	flags := ""
-	for _, c := range opts {
-		switch c {
-		case 'i', 'm', 's':
-			if !strings.ContainsRune(flags, c) {
-				flags += string(c)
-			}
-		case 'x':
-			pattern = stripExtended(pattern)
-		case 'u':
-		default:
-			return nil, evalErr(op, op+" invalid flag in regex options: "+string(c))
-		}
-	}
-	if flags != "" {
-		pattern = "(?" + flags + ")" + pattern
-	}
-	r, err := regexp.Compile(pattern)
+	r, err := pcre.Compile(pattern, opts)
 	if err != nil {
-		return nil, evalErr(op, op+": regular expression is invalid or uses a feature Go's RE2 engine does not support (lookaround, backreferences): "+err.Error())
+		return nil, evalErr(op, op+": "+err.Error())
 	}
 	regexCacheSize.Lock()
 	if regexCacheSize.n < 1000 {
@@ -57,36 +37,6 @@ func compileRegex(op, pattern, opts string) (*regexp.Regexp, error) {
 	}
 	regexCacheSize.Unlock()
 	return r, nil
-}
-
-// stripExtended removes unescaped whitespace and # comments outside character classes (PCRE x).
-func stripExtended(p string) string {
-	var b strings.Builder
-	inClass, escaped := false, false
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case escaped:
-			escaped = false
-		case c == '\\':
-			escaped = true
-		case inClass:
-			if c == ']' {
-				inClass = false
-			}
-		case c == '[':
-			inClass = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
-			continue
-		case c == '#':
-			for i < len(p) && p[i] != '\n' {
-				i++
-			}
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }
 
 // regexKind selects $regexMatch, $regexFind or $regexFindAll.
