@@ -75,6 +75,9 @@ func validFieldName(stage, path string) error {
 	if path == "" {
 		return errf(stage, "", "has an empty field name")
 	}
+	if strings.ContainsRune(path, 0) {
+		return errf(stage, "", "has a field name with a null byte")
+	}
 	if strings.HasPrefix(path, "$") {
 		return errf(stage, path, "is not a valid field name: it cannot start with '$'")
 	}

@@ -119,7 +119,7 @@ type countStage struct{ field string }
 
 func parseCount(spec bson.RawValue) (Stage, error) {
 	f, ok := spec.StringValueOK()
-	if !ok || f == "" || strings.HasPrefix(f, "$") || strings.Contains(f, ".") {
+	if !ok || f == "" || strings.HasPrefix(f, "$") || strings.Contains(f, ".") || strings.ContainsRune(f, 0) {
 		return nil, errf("$count", "", "must be a non-empty field name without '$' or '.'")
 	}
 	return &countStage{field: f}, nil

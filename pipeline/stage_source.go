@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"strings"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/spi-streams/spi/pipeline/expr"
@@ -76,7 +78,7 @@ func parseSource(spec bson.RawValue) (*Source, error) {
 	}
 	if v, err := doc.LookupErr("tsFieldName"); err == nil {
 		name, ok := v.StringValueOK()
-		if !ok || name == "" || name[0] == '$' {
+		if !ok || name == "" || name[0] == '$' || strings.ContainsRune(name, 0) {
 			return nil, errf("$source", "tsFieldName", "must be a field name that does not start with '$'")
 		}
 		s.TsFieldName = name

@@ -32,7 +32,7 @@ func parseUnwind(spec bson.RawValue) (Stage, error) {
 		path = p
 		if v, err := doc.LookupErr("includeArrayIndex"); err == nil {
 			name, ok := v.StringValueOK()
-			if !ok || name == "" || strings.HasPrefix(name, "$") {
+			if !ok || name == "" || strings.HasPrefix(name, "$") || strings.ContainsRune(name, 0) {
 				return nil, errf("$unwind", "includeArrayIndex", "must be a field name that does not start with '$'")
 			}
 			s.indexField = name
@@ -49,6 +49,9 @@ func parseUnwind(spec bson.RawValue) (Stage, error) {
 	}
 	if !strings.HasPrefix(path, "$") || len(path) < 2 || strings.HasPrefix(path, "$$") {
 		return nil, errf("$unwind", "path", "%q must be a field path starting with '$'", path)
+	}
+	if strings.ContainsRune(path, 0) {
+		return nil, errf("$unwind", "path", "must not contain a null byte")
 	}
 	s.path = strings.Split(path[1:], ".")
 	for _, p := range s.path {

@@ -101,7 +101,7 @@ func Compare(a, b bson.RawValue) int {
 	case 10:
 		return CompareNumbers(a, b)
 	case 15:
-		return bytes.Compare([]byte(stringOf(a)), []byte(stringOf(b)))
+		return bytes.Compare(strBytes(a), strBytes(b))
 	case 20:
 		return compareDocs(a.Document(), b.Document(), true)
 	case 25:
@@ -151,15 +151,18 @@ func Compare(a, b bson.RawValue) int {
 // Equal reports whether Compare(a, b) == 0.
 func Equal(a, b bson.RawValue) bool { return Compare(a, b) == 0 }
 
-// stringOf reads a string or symbol; a malformed one (which wire validation rejects, but a
-// fuzzer can build) reads as empty rather than panicking.
-func stringOf(v bson.RawValue) string {
-	if v.Type == bson.TypeSymbol {
-		s, _ := v.SymbolOK()
-		return s
+// strBytes is the content of a string or symbol value without copying it; a malformed one
+// reads as empty.
+func strBytes(v bson.RawValue) []byte {
+	b := v.Value
+	if len(b) < 5 {
+		return nil
 	}
-	s, _ := v.StringValueOK()
-	return s
+	n := int(int32(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24))
+	if n < 1 || n > len(b)-4 {
+		return nil
+	}
+	return b[4 : 4+n-1]
 }
 
 // compareDocs compares documents (keys and values in order) or arrays (values only).
