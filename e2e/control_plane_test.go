@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -148,4 +149,18 @@ func TestCrashSafety(t *testing.T) {
 		t.Errorf("registry lists %d connections, fewer than the %d acknowledged plus the sample", total, len(names))
 	}
 	t.Logf("%d writes acknowledged before SIGKILL; %d connections after restart", len(names), total)
+}
+
+// Plain TCP on a non-loopback address needs --allow-insecure: without it spid refuses to start
+// and says why.
+func TestNonLoopbackNeedsTLSOrAllowInsecure(t *testing.T) {
+	cmd := exec.Command(spidBin, "--listen", "0.0.0.0:0", "--admin-listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not a loopback address") || !strings.Contains(string(out), "--allow-insecure") {
+		t.Fatalf("spid on 0.0.0.0 without TLS: %v\n%s", err, out)
+	}
+	s := startSpid(t, "--listen", "0.0.0.0:0", "--allow-insecure")
+	if err := connectGo(t, s.Admin(t, "", "")).Ping(t.Context(), nil); err != nil {
+		t.Fatalf("with --allow-insecure: %v", err)
+	}
 }
