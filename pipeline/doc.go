@@ -14,7 +14,9 @@ import (
 )
 
 // Doc is one document on its way through the pipeline. Documents stay raw BSON; operators
-// decode only what they need.
+// decode only what they need. A stage that transforms a document updates the Doc it was given
+// and passes it on: nothing upstream keeps it (the engine copies documents a window shares
+// before changing them).
 type Doc struct {
 	// Raw is the document.
 	Raw bson.Raw

@@ -480,8 +480,11 @@ func (e *Engine) output(start, end int64, partitionKey *bson.RawValue, meta bson
 			docs = append(docs, &Doc{Raw: r, Time: start})
 		}
 	}
-	for _, d := range docs {
-		d.Meta = meta
+	for i, d := range docs {
+		// Hopping windows share documents: each window's stages work on their own copy.
+		cp := *d
+		cp.Meta = meta
+		docs[i] = &cp
 	}
 	// Post stages: per document for stateless stages, on the whole list for batch stages.
 	for _, st := range w.post {

@@ -36,9 +36,8 @@ func (s *addFieldsStage) Process(d *Doc, emit func(*Doc)) error {
 	if err != nil {
 		return failed(s.name, err)
 	}
-	nd := *d
-	nd.Raw = out
-	emit(&nd)
+	d.Raw = out
+	emit(d)
 	return nil
 }
 

@@ -112,9 +112,8 @@ func (s *projectStage) Process(d *Doc, emit func(*Doc)) error {
 	if err != nil {
 		return failed(s.name, err)
 	}
-	nd := *d
-	nd.Raw = out
-	emit(&nd)
+	d.Raw = out
+	emit(d)
 	return nil
 }
 

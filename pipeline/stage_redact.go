@@ -29,9 +29,8 @@ func (s *redactStage) Process(d *Doc, emit func(*Doc)) error {
 		return failed("$redact", err)
 	}
 	if keep {
-		nd := *d
-		nd.Raw = out
-		emit(&nd)
+		d.Raw = out
+		emit(d)
 	}
 	return nil
 }

@@ -53,8 +53,7 @@ func (s *replaceRootStage) Process(d *Doc, emit func(*Doc)) error {
 	if !ok {
 		return failed(s.name, fmt.Errorf("'newRoot' expression must evaluate to an object, but resulting value was of type %s", value.TypeName(v)))
 	}
-	nd := *d
-	nd.Raw = doc
-	emit(&nd)
+	d.Raw = doc
+	emit(d)
 	return nil
 }

@@ -60,8 +60,7 @@ func (s *setStreamMetaStage) Process(d *Doc, emit func(*Doc)) error {
 		}
 		meta = setPath(meta, f.path, &v, nil)
 	}
-	nd := *d
-	nd.Meta = meta
-	emit(&nd)
+	d.Meta = meta
+	emit(d)
 	return nil
 }
