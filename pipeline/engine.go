@@ -266,7 +266,14 @@ func (e *Engine) addToWindow(d *Doc) {
 		return
 	}
 	closed := e.closedBefore()
-	starts := w.windowsFor(d.Time)
+	var one [1]int64
+	var starts []int64
+	if w.HopSize == w.Interval {
+		one[0] = floorDiv(d.Time-w.Offset, w.Interval)*w.Interval + w.Offset
+		starts = one[:]
+	} else {
+		starts = w.windowsFor(d.Time)
+	}
 	if len(starts) == 0 {
 		return // in a gap between hopping windows: no window takes it
 	}
@@ -481,6 +488,10 @@ func (e *Engine) output(start, end int64, partitionKey *bson.RawValue, meta bson
 		}
 	}
 	for i, d := range docs {
+		if gs != nil {
+			d.Meta = meta // fresh documents made by $group
+			continue
+		}
 		// Hopping windows share documents: each window's stages work on their own copy.
 		cp := *d
 		cp.Meta = meta

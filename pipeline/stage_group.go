@@ -73,6 +73,7 @@ func (g *groupStage) Process(d *Doc, emit func(*Doc)) error { emit(d); return ni
 type groups struct {
 	order []string
 	byKey map[string]*groupEntry
+	buf   []byte // scratch for building keys
 }
 
 type groupEntry struct {
@@ -83,7 +84,25 @@ type groupEntry struct {
 func newGroups() *groups { return &groups{byKey: map[string]*groupEntry{}} }
 
 // groupKey maps equal values (1, 1.0, NumberLong(1)) to the same key, as $group does.
-func groupKey(v bson.RawValue) string {
+func groupKey(v bson.RawValue) string { return string(appendGroupKey(nil, v)) }
+
+// appendGroupKey appends v's group key to dst, so lookups need not allocate.
+func appendGroupKey(dst []byte, v bson.RawValue) []byte {
+	switch v.Type {
+	case bson.TypeInt32, bson.TypeInt64:
+		return strconv.AppendInt(append(dst, 'n'), v.AsInt64(), 10)
+	case bson.TypeDouble:
+		if f := v.Double(); f == math.Trunc(f) && math.Abs(f) < 1<<62 {
+			return strconv.AppendInt(append(dst, 'n'), int64(f), 10)
+		}
+	case bson.TypeString:
+		s, _ := v.StringValueOK()
+		return append(append(dst, 's'), s...)
+	}
+	return append(dst, slowGroupKey(v)...)
+}
+
+func slowGroupKey(v bson.RawValue) string {
 	switch v.Type {
 	case 0, bson.TypeNull, bson.TypeUndefined:
 		return "null"
@@ -144,9 +163,10 @@ func (g *groupStage) add(st *groups, d *Doc) error {
 	if id.Type == 0 {
 		id = nullValue
 	}
-	k := groupKey(id)
-	entry, ok := st.byKey[k]
+	st.buf = appendGroupKey(st.buf[:0], id)
+	entry, ok := st.byKey[string(st.buf)]
 	if !ok {
+		k := string(st.buf)
 		entry = &groupEntry{id: copyValue(id), accs: make([]accumulator, len(g.accs))}
 		for i, a := range g.accs {
 			entry.accs[i] = a.newAcc()
