@@ -14,6 +14,7 @@ import (
 	"github.com/spi-streams/spi/admin/digest"
 	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/store"
+	"github.com/spi-streams/spi/store/storetest"
 )
 
 // fakeListeners stands in for the data plane: it records which workspaces are served. (The
@@ -52,20 +53,7 @@ type testEnv struct {
 
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
-	dir := t.TempDir()
-	key, err := store.LoadMasterKey(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := store.OpenBolt(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(b, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.Open(t)
 	creds, err := NewInitialCredentials()
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +72,7 @@ func newEnv(t *testing.T) *testEnv {
 	}
 	env.clients["wrong key"] = digestClient(creds.PublicKey, "00000000-0000-4000-8000-000000000000")
 	env.clients["no key"] = http.DefaultClient
-	audit, err := audit.Open(dir + "/audit/control-plane.jsonl")
+	audit, err := audit.Open(t.TempDir() + "/audit/control-plane.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}

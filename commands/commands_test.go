@@ -15,6 +15,7 @@ import (
 
 	"github.com/spi-streams/spi/auth"
 	"github.com/spi-streams/spi/store"
+	"github.com/spi-streams/spi/store/storetest"
 	"github.com/spi-streams/spi/wire"
 )
 
@@ -44,21 +45,8 @@ func TestTableIsSortedAndComplete(t *testing.T) {
 // name -> roles (password "password-" + name).
 func testStore(t *testing.T, users map[string][]string) *store.Store {
 	t.Helper()
-	dir := t.TempDir()
-	key, err := store.LoadMasterKey(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := store.OpenBolt(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(b, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	err = st.Update(func(tx *store.Txn) error {
+	st := storetest.Open(t)
+	err := st.Update(func(tx *store.Txn) error {
 		for name, roles := range users {
 			sha1, sha256, err := auth.DeriveCredentials(name, "password-"+name)
 			if err != nil {

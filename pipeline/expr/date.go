@@ -180,6 +180,29 @@ func compileDatePart(op string, args bson.RawValue, sc *scope) (Expr, error) {
 	}), nil
 }
 
+// evalFormat evaluates the format argument of $dateToString and $dateFromString: def when it
+// is absent, null=true when it is null or missing, an error when it is not a valid format.
+func evalFormat(op string, env *Env, formatE Expr, def string) (format string, null bool, err error) {
+	if formatE == nil {
+		return def, false, nil
+	}
+	f, err := formatE.Eval(env)
+	if err != nil {
+		return "", false, err
+	}
+	if value.IsNullish(f) {
+		return "", true, nil
+	}
+	s, ok := str(f)
+	if !ok {
+		return "", false, evalErr(op, op+" requires that 'format' be a string, found: "+typeName(f)+" with value "+f.String())
+	}
+	if err := validateFormat(op, s); err != nil {
+		return "", false, err
+	}
+	return s, false, nil
+}
+
 // ---- $dateToString
 
 var monthNames = []string{"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"}
@@ -305,23 +328,9 @@ func compileDateToString(op string, args bson.RawValue, sc *scope) (Expr, error)
 		return nil, err
 	}
 	return evalFunc(func(env *Env) (bson.RawValue, error) {
-		format := "%Y-%m-%dT%H:%M:%S.%LZ"
-		if formatE != nil {
-			f, err := formatE.Eval(env)
-			if err != nil {
-				return f, err
-			}
-			if value.IsNullish(f) {
-				return nullValue, nil
-			}
-			s, ok := str(f)
-			if !ok {
-				return value.Missing, evalErr(op, "$dateToString requires that 'format' be a string, found: "+typeName(f)+" with value "+f.String())
-			}
-			if err := validateFormat(op, s); err != nil {
-				return value.Missing, err
-			}
-			format = s
+		format, null, err := evalFormat(op, env, formatE, "%Y-%m-%dT%H:%M:%S.%LZ")
+		if err != nil || null {
+			return nullValue, err
 		}
 		loc, ok, err := tzArg(op, env, tzE)
 		if err != nil || !ok {
@@ -612,23 +621,9 @@ func compileDateFromString(op string, args bson.RawValue, sc *scope) (Expr, erro
 		if err != nil {
 			return ds, err
 		}
-		format := ""
-		if fmtE != nil {
-			f, err := fmtE.Eval(env)
-			if err != nil {
-				return f, err
-			}
-			if value.IsNullish(f) {
-				return nullValue, nil
-			}
-			s, ok := str(f)
-			if !ok {
-				return value.Missing, evalErr(op, "$dateFromString requires that 'format' be a string, found: "+typeName(f)+" with value "+f.String())
-			}
-			if err := validateFormat(op, s); err != nil {
-				return value.Missing, err
-			}
-			format = s
+		format, null, err := evalFormat(op, env, fmtE, "")
+		if err != nil || null {
+			return nullValue, err
 		}
 		var loc *time.Location
 		if tzE != nil {
