@@ -233,6 +233,13 @@ func runMongosh(t *testing.T, args ...string) result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, mongoshPath(t), args...)
 	cmd.Env = mongoshEnv(t)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs a client program and returns what it printed and its exit status; failing to
+// start it at all fails the test.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -240,7 +247,7 @@ func runMongosh(t *testing.T, args ...string) result {
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
 		if !ok {
-			t.Fatalf("running mongosh: %v", err)
+			t.Fatalf("running %s: %v", filepath.Base(cmd.Path), err)
 		}
 		r.Exit = ee.ExitCode()
 	}

@@ -25,18 +25,7 @@ func runSpictl(t *testing.T, c credentials, args ...string) result {
 	cmd := exec.Command(spictlBin, args...)
 	cmd.Env = append(os.Environ(), "SPI_ADMIN_URL="+c.AdminURL, "SPI_GROUP_ID="+c.GroupID,
 		"SPI_PUBLIC_KEY="+c.PublicKey, "SPI_PRIVATE_KEY="+c.PrivateKey, "HOME="+t.TempDir())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{Stdout: stdout.String(), Stderr: stderr.String()}
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("running spictl: %v", err)
-		}
-		r.Exit = ee.ExitCode()
-	}
-	return r
+	return runCmd(t, cmd)
 }
 
 // No secret given on create or update appears in any later response, in spictl's output, in
