@@ -59,7 +59,8 @@ fmt:
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 5m)
 FUZZ_TARGETS := wire:FuzzReadMessage wire:FuzzValidateBSON wire:FuzzSnappy wire:FuzzZlib wire:FuzzZstd \
-	pipeline:FuzzParse pipeline/expr:FuzzCompileEval pipeline/match:FuzzCompileMatch
+	pipeline:FuzzParse pipeline/expr:FuzzCompileEval pipeline/match:FuzzCompileMatch \
+	pipeline/value:FuzzIter
 fuzz:
 	@for pt in $(FUZZ_TARGETS); do \
 	  pkg=$${pt%%:*}; t=$${pt##*:}; \

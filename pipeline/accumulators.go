@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"sort"
@@ -31,33 +32,70 @@ type accDef struct {
 
 // accSpec is a compiled accumulator of one output field.
 type accSpec struct {
-	op      string
-	input   expr.Expr // evaluated per document (nil for $count)
-	sortBy  []sortKey // $top, $bottom, $topN, $bottomN
-	n       int       // N of the N-accumulators
-	newAcc  func() accumulator
+	op     string
+	input  expr.Expr // evaluated per document (nil for $count)
+	sortBy []sortKey // $top, $bottom, $topN, $bottomN
+	n      int       // N of the N-accumulators
+	newAcc func() accumulator
+	// slab, when set, makes the same fresh state as newAcc from a group state's slab.
+	slab    func(*accSlab) accumulator
 	pctiles []float64
+}
+
+// accSlab hands out the states of the common accumulators from arrays allocated a batch at a
+// time: a window with thousands of groups then costs a few allocations, not one per group and
+// field. It belongs to one window's group state.
+type accSlab struct {
+	sums      []sumAcc
+	extremes  []extremeAcc
+	firstLast []firstLastAcc
+}
+
+const slabSize = 128
+
+func take[T any](slab *[]T, init T) *T {
+	if len(*slab) == 0 {
+		*slab = make([]T, slabSize)
+	}
+	p := &(*slab)[0]
+	*slab = (*slab)[1:]
+	*p = init
+	return p
 }
 
 var accumulators map[string]accDef
 
 func init() {
-	simple := func(op string, mk func() accumulator) accDef {
+	type maker struct {
+		mk   func() accumulator
+		slab func(*accSlab) accumulator
+	}
+	simpleSlab := func(op string, m maker) accDef {
 		return accDef{parse: func(field string, arg bson.RawValue) (accSpec, error) {
 			e, err := compileExpr("$group", field+"."+op, arg)
 			if err != nil {
 				return accSpec{}, err
 			}
-			return accSpec{op: op, input: e, newAcc: mk}, nil
+			return accSpec{op: op, input: e, newAcc: m.mk, slab: m.slab}, nil
 		}}
 	}
+	simple := func(op string, mk func() accumulator) accDef { return simpleSlab(op, maker{mk: mk}) }
+	sum := func(init sumAcc) maker {
+		return maker{func() accumulator { a := init; return &a }, func(s *accSlab) accumulator { return take(&s.sums, init) }}
+	}
+	extreme := func(init extremeAcc) maker {
+		return maker{func() accumulator { a := init; return &a }, func(s *accSlab) accumulator { return take(&s.extremes, init) }}
+	}
+	firstLast := func(init firstLastAcc) maker {
+		return maker{func() accumulator { a := init; return &a }, func(s *accSlab) accumulator { return take(&s.firstLast, init) }}
+	}
 	accumulators = map[string]accDef{
-		"$sum":          simple("$sum", func() accumulator { return &sumAcc{} }),
-		"$avg":          simple("$avg", func() accumulator { return &sumAcc{avg: true} }),
-		"$min":          simple("$min", func() accumulator { return &extremeAcc{min: true} }),
-		"$max":          simple("$max", func() accumulator { return &extremeAcc{} }),
-		"$first":        simple("$first", func() accumulator { return &firstLastAcc{first: true} }),
-		"$last":         simple("$last", func() accumulator { return &firstLastAcc{} }),
+		"$sum":          simpleSlab("$sum", sum(sumAcc{})),
+		"$avg":          simpleSlab("$avg", sum(sumAcc{avg: true})),
+		"$min":          simpleSlab("$min", extreme(extremeAcc{min: true})),
+		"$max":          simpleSlab("$max", extreme(extremeAcc{})),
+		"$first":        simpleSlab("$first", firstLast(firstLastAcc{first: true})),
+		"$last":         simpleSlab("$last", firstLast(firstLastAcc{})),
 		"$push":         simple("$push", func() accumulator { return &pushAcc{} }),
 		"$addToSet":     simple("$addToSet", func() accumulator { return &pushAcc{set: true} }),
 		"$mergeObjects": simple("$mergeObjects", func() accumulator { return &mergeAcc{} }),
@@ -67,7 +105,8 @@ func init() {
 			if d, ok := arg.DocumentOK(); !ok || len(d) != 5 {
 				return accSpec{}, errf("$group", field+".$count", "takes no arguments: use {$count: {}}")
 			}
-			return accSpec{op: "$count", newAcc: func() accumulator { return &sumAcc{count: true} }}, nil
+			m := sum(sumAcc{count: true})
+			return accSpec{op: "$count", newAcc: m.mk, slab: m.slab}, nil
 		}},
 		"$median":     {parse: parsePercentile("$median")},
 		"$percentile": {parse: parsePercentile("$percentile")},
@@ -84,11 +123,7 @@ func init() {
 
 func rv(t bson.Type, data []byte) bson.RawValue { return bson.RawValue{Type: t, Value: data} }
 
-func int64Value(n int64) bson.RawValue { return rv(bson.TypeInt64, bsoncore.AppendInt64(nil, n)) }
-
 func doubleValue(f float64) bson.RawValue { return rv(bson.TypeDouble, bsoncore.AppendDouble(nil, f)) }
-
-func int32Value(n int32) bson.RawValue { return rv(bson.TypeInt32, bsoncore.AppendInt32(nil, n)) }
 
 var nullValue = bson.RawValue{Type: bson.TypeNull}
 
@@ -119,6 +154,7 @@ type sumAcc struct {
 	i          int64
 	f          float64
 	n          int64
+	out        [8]byte // the bytes of the last result of a fixed-size type
 }
 
 func (a *sumAcc) add(v bson.RawValue, _ bson.RawValue) error {
@@ -183,22 +219,35 @@ func decToFloat(v bson.RawValue) (float64, bool) {
 func (a *sumAcc) total() bson.RawValue {
 	switch a.kind {
 	case bson.TypeInt32:
-		return int32Value(int32(a.i))
+		return a.int32Result(int32(a.i))
 	case bson.TypeInt64:
-		return int64Value(a.i)
+		binary.LittleEndian.PutUint64(a.out[:], uint64(a.i))
+		return rv(bson.TypeInt64, a.out[:8])
 	case bson.TypeDouble:
-		return doubleValue(a.f)
+		return a.doubleResult(a.f)
 	case bson.TypeDecimal128:
 		d, _ := bson.ParseDecimal128(fmt.Sprint(a.f))
 		return value.Of(d)
 	}
-	return int32Value(0)
+	return a.int32Result(0)
+}
+
+// int32Result and doubleResult return a result in the accumulator's own bytes: results are
+// copied into the output document at once.
+func (a *sumAcc) int32Result(n int32) bson.RawValue {
+	binary.LittleEndian.PutUint32(a.out[:], uint32(n))
+	return rv(bson.TypeInt32, a.out[:4])
+}
+
+func (a *sumAcc) doubleResult(f float64) bson.RawValue {
+	binary.LittleEndian.PutUint64(a.out[:], math.Float64bits(f))
+	return rv(bson.TypeDouble, a.out[:8])
 }
 
 func (a *sumAcc) result() bson.RawValue {
 	switch {
 	case a.count:
-		return int32Value(int32(a.n))
+		return a.int32Result(int32(a.n))
 	case a.avg:
 		if a.n == 0 {
 			return nullValue
@@ -214,7 +263,7 @@ func (a *sumAcc) result() bson.RawValue {
 			d, _ := bson.ParseDecimal128(fmt.Sprint(s / float64(a.n)))
 			return value.Of(d)
 		}
-		return doubleValue(s / float64(a.n))
+		return a.doubleResult(s / float64(a.n))
 	}
 	return a.total()
 }
@@ -239,6 +288,7 @@ func (a *sumAcc) restore(v bson.RawValue) error {
 type extremeAcc struct {
 	min bool
 	v   bson.RawValue
+	inl [16]byte // holds v when it fits
 }
 
 func (a *extremeAcc) add(v bson.RawValue, _ bson.RawValue) error {
@@ -246,12 +296,12 @@ func (a *extremeAcc) add(v bson.RawValue, _ bson.RawValue) error {
 		return nil
 	}
 	if a.v.Type == 0 {
-		a.v = copyValue(v)
+		a.v = keepValue(a.inl[:], v)
 		return nil
 	}
 	c := value.Compare(v, a.v)
 	if (a.min && c < 0) || (!a.min && c > 0) {
-		a.v = copyValue(v)
+		a.v = keepValue(a.inl[:], v)
 	}
 	return nil
 }
@@ -284,11 +334,21 @@ func copyValue(v bson.RawValue) bson.RawValue {
 	return bson.RawValue{Type: v.Type, Value: append([]byte(nil), v.Value...)}
 }
 
+// keepValue copies v into inl when it fits (an accumulator's own array), else onto the heap.
+func keepValue(inl []byte, v bson.RawValue) bson.RawValue {
+	if len(v.Value) <= len(inl) {
+		n := copy(inl, v.Value)
+		return bson.RawValue{Type: v.Type, Value: inl[:n:n]}
+	}
+	return copyValue(v)
+}
+
 // firstLastAcc is $first and $last (missing becomes null).
 type firstLastAcc struct {
 	first bool
 	set   bool
 	v     bson.RawValue
+	inl   [16]byte // holds v when it fits
 }
 
 func (a *firstLastAcc) add(v bson.RawValue, _ bson.RawValue) error {
@@ -299,7 +359,7 @@ func (a *firstLastAcc) add(v bson.RawValue, _ bson.RawValue) error {
 	if v.Type == 0 {
 		v = nullValue
 	}
-	a.v = copyValue(v)
+	a.v = keepValue(a.inl[:], v)
 	return nil
 }
 

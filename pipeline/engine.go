@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -57,6 +58,32 @@ type Engine struct {
 	// The stage chains, built once: before the window (or all stages), the window's
 	// per-document prefix, and after the window.
 	before, pre, after func(*Doc)
+
+	// doc is the document being ingested and tsBuf its bytes with the time field stamped:
+	// both are reused for every input, since whatever keeps a document copies it (see
+	// Doc.retain and emitOut).
+	doc   Doc
+	tsBuf []byte
+	tsVal [8]byte
+	// arena is the free tail of the chunk output documents are carved from.
+	arena []byte
+}
+
+// arenaChunk is the size of the chunks output documents are carved from: one allocation
+// serves many outputs. An output keeps its chunk alive while it is referenced.
+const arenaChunk = 32 << 10
+
+// outBuf returns an empty buffer of capacity n for one output document.
+func (e *Engine) outBuf(n int) []byte {
+	if n > arenaChunk/4 {
+		return make([]byte, 0, n)
+	}
+	if cap(e.arena) < n {
+		e.arena = make([]byte, arenaChunk)
+	}
+	b := e.arena[:0:n]
+	e.arena = e.arena[n:]
+	return b
 }
 
 type partition struct {
@@ -110,8 +137,9 @@ func NewEngine(plan *Plan, opts Options) *Engine {
 func (e *Engine) chain(stages []Stage, next func(*Doc)) func(*Doc) {
 	for i := len(stages) - 1; i >= 0; i-- {
 		st, nxt := stages[i], next
+		var buf []byte // the stage's output buffer, reused
 		next = func(d *Doc) {
-			if err := st.Process(d, nxt); err != nil {
+			if err := st.Process(d, &buf, nxt); err != nil {
 				e.dead(st.Name(), err, d)
 			}
 		}
@@ -204,18 +232,28 @@ func (e *Engine) dead(stage string, err error, d *Doc) {
 	e.res.DLQ = append(e.res.DLQ, b)
 }
 
-// emitOut finishes an output document: its stream metadata goes in the metadata field.
+// emitOut finishes an output document in a buffer of its own: its stream metadata goes in
+// the metadata field.
 func (e *Engine) emitOut(d *Doc) {
-	out := d.Raw
-	if d.Meta != nil {
-		out = appendField(out, e.opts.StreamMetaField, bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: d.Meta})
+	if d.Meta == nil {
+		e.res.Out = append(e.res.Out, append(e.outBuf(len(d.Raw)), d.Raw...))
+		return
 	}
+	f := e.opts.StreamMetaField
+	out := appendField(e.outBuf(len(d.Raw)+len(f)+2+len(d.Meta)), d.Raw, f, bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: d.Meta})
 	e.res.Out = append(e.res.Out, out)
+}
+
+// retain returns a copy of d that a window can keep: the engine reuses the bytes of the
+// documents it passes through its stages.
+func (d *Doc) retain() *Doc {
+	return &Doc{Raw: append(bson.Raw(nil), d.Raw...), Meta: d.Meta, Time: d.Time}
 }
 
 // ingest assigns the event time, stamps the time field and runs the document on.
 func (e *Engine) ingest(in Input, now time.Time) {
-	d := &Doc{Raw: in.Doc, Meta: in.Meta, Time: in.Time}
+	d := &e.doc
+	d.Raw, d.Meta, d.Time = in.Doc, in.Meta, in.Time
 	src := e.plan.Source
 	if src != nil && src.TimeField != nil {
 		v, err := src.TimeField.Eval(envFor(d.Raw, d))
@@ -232,12 +270,14 @@ func (e *Engine) ingest(in Input, now time.Time) {
 	if w := e.plan.Window; w != nil && w.ProcessingTime {
 		d.Time = now.UnixMilli()
 	}
-	ts := bson.RawValue{Type: bson.TypeDateTime, Value: bsoncore.AppendDateTime(nil, d.Time)}
+	binary.LittleEndian.PutUint64(e.tsVal[:], uint64(d.Time))
+	ts := bson.RawValue{Type: bson.TypeDateTime, Value: e.tsVal[:]}
 	tsField := "_ts"
 	if src != nil {
 		tsField = src.TsFieldName
 	}
-	d.Raw = appendField(d.Raw, tsField, ts)
+	e.tsBuf = appendField(e.tsBuf[:0], d.Raw, tsField, ts)
+	d.Raw = e.tsBuf
 	p, ok := e.partitions[in.Partition]
 	if !ok {
 		p = &partition{max: math.MinInt64}
@@ -278,6 +318,7 @@ func (e *Engine) addToWindow(d *Doc) {
 		return // in a gap between hopping windows: no window takes it
 	}
 	added := false
+	var kept *Doc
 	for _, start := range starts {
 		end := start + w.Interval
 		if end <= closed {
@@ -301,7 +342,10 @@ func (e *Engine) addToWindow(d *Doc) {
 				return
 			}
 		} else {
-			p.docs = append(p.docs, d)
+			if kept == nil {
+				kept = d.retain() // hopping windows share it
+			}
+			p.docs = append(p.docs, kept)
 		}
 		added = true
 	}
@@ -358,7 +402,7 @@ func (e *Engine) addToSession(d *Doc) {
 			s.meta = j.meta
 		}
 	}
-	s.docs = append(s.docs, seqDoc{seq: e.seq, d: d})
+	s.docs = append(s.docs, seqDoc{seq: e.seq, d: d.retain()})
 	sort.SliceStable(s.docs, func(i, j int) bool { return s.docs[i].seq < s.docs[j].seq })
 	rest = append(rest, s)
 	sort.Slice(rest, func(i, j int) bool { return rest[i].start < rest[j].start })
@@ -482,9 +526,12 @@ func (e *Engine) output(start, end int64, partitionKey *bson.RawValue, meta bson
 	}
 	meta = setPath(meta, []string{"window"}, &winv, nil)
 	if gs != nil {
-		docs = docs[:0]
-		for _, r := range w.group.results(gs) {
-			docs = append(docs, &Doc{Raw: r, Time: start})
+		rs := w.group.results(gs)
+		ds := make([]Doc, len(rs))
+		docs = make([]*Doc, len(rs))
+		for i, r := range rs {
+			ds[i] = Doc{Raw: r, Time: start}
+			docs[i] = &ds[i]
 		}
 	}
 	for i, d := range docs {
@@ -509,7 +556,7 @@ func (e *Engine) output(start, end int64, partitionKey *bson.RawValue, meta bson
 		}
 		var next []*Doc
 		for _, d := range docs {
-			if err := st.Process(d, func(o *Doc) { next = append(next, o) }); err != nil {
+			if err := st.Process(d, nil, func(o *Doc) { next = append(next, o) }); err != nil {
 				e.dead(st.Name(), err, d)
 			}
 		}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -79,5 +80,76 @@ func TestRestoreRejectsGarbage(t *testing.T) {
 		if err := eng.Restore(bad); err == nil {
 			t.Errorf("restored %x", bad)
 		}
+	}
+}
+
+// The engine reuses the buffers documents pass through (the stamped input, each stage's
+// output): every output and every document a window keeps must own its bytes, and the
+// caller's input documents are never written. Each pipeline here runs over many batches; every
+// output is compared, after the last batch, with a copy taken as soon as it was made.
+func TestOutputsOwnTheirBytes(t *testing.T) {
+	stateless := []bson.D{
+		{{Key: "$addFields", Value: bson.D{{Key: "twice", Value: bson.D{{Key: "$multiply", Value: bson.A{"$n", 2}}}}}}},
+		{{Key: "$unwind", Value: bson.D{{Key: "path", Value: "$tags"}, {Key: "includeArrayIndex", Value: "i"}}}},
+		{{Key: "$project", Value: bson.D{{Key: "n", Value: 1}, {Key: "twice", Value: 1}, {Key: "tags", Value: 1}, {Key: "i", Value: 1},
+			{Key: "label", Value: bson.D{{Key: "$concat", Value: bson.A{"$tags", "-", bson.D{{Key: "$toString", Value: "$n"}}}}}}}}},
+		{{Key: "$unset", Value: "i"}},
+	}
+	window := bson.D{{Key: "$tumblingWindow", Value: bson.D{
+		{Key: "interval", Value: bson.D{{Key: "size", Value: 1}, {Key: "unit", Value: "second"}}},
+		{Key: "allowedLateness", Value: 0},
+		{Key: "pipeline", Value: bson.A{bson.D{{Key: "$sort", Value: bson.D{{Key: "n", Value: -1}}}}}},
+	}}}
+	input := func(i int) Input {
+		doc, _ := bson.Marshal(bson.D{{Key: "n", Value: int32(i)}, {Key: "tags", Value: bson.A{"a", "bb", "ccc"}[:1+i%3]}})
+		return Input{Doc: doc, Time: 1_767_225_600_000 + int64(i)*100}
+	}
+	for _, tc := range []struct {
+		name   string
+		stages []bson.D
+	}{
+		{"stateless", stateless},
+		{"window of stateless documents", append(append([]bson.D{}, stateless...), window)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := mustPlan(t, tc.stages...)
+			eng := NewEngine(plan, Options{ProcessorName: "p"})
+			var ins []Input
+			var got []bson.Raw
+			for b := range 20 {
+				var batch []Input
+				for j := range 7 {
+					batch = append(batch, input(b*7+j))
+				}
+				ins = append(ins, batch...)
+				got = append(got, eng.Push(batch).Out...)
+			}
+			got = append(got, eng.Flush().Out...)
+			// The same documents one at a time, each output copied as soon as it is made.
+			ref := NewEngine(plan, Options{ProcessorName: "p"})
+			var want []bson.Raw
+			keep := func(r Result) {
+				for _, o := range r.Out {
+					want = append(want, bytes.Clone(o))
+				}
+			}
+			for _, in := range ins {
+				keep(ref.Push([]Input{in}))
+			}
+			keep(ref.Flush())
+			if len(got) != len(want) || len(got) < len(ins) {
+				t.Fatalf("%d outputs, want %d (from %d inputs)", len(got), len(want), len(ins))
+			}
+			for i := range got {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Fatalf("output %d was overwritten:\n got %s\nwant %s", i, got[i], want[i])
+				}
+			}
+			for i, in := range ins {
+				if again := input(i); !bytes.Equal(in.Doc, again.Doc) {
+					t.Fatalf("input %d was modified", i)
+				}
+			}
+		})
 	}
 }

@@ -4,7 +4,8 @@ import (
 	"encoding/binary"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/spi-streams/spi/pipeline/value"
 
 	"github.com/spi-streams/spi/pipeline/expr"
 )
@@ -19,42 +20,35 @@ func envFor(raw bson.Raw, d *Doc) *expr.Env {
 	return &d.env
 }
 
-// eachElem calls fn for each element of a valid document without allocating; fn returns
-// false to stop.
-func eachElem(doc []byte, fn func(e bsoncore.Element) bool) {
-	if len(doc) < 5 {
-		return
+// scratch returns the buffer a stage builds its output document in: the stage's reused
+// buffer when the engine gives it one, else a new buffer of capacity size.
+func scratch(buf *[]byte, size int) []byte {
+	if buf == nil {
+		return make([]byte, 0, size)
 	}
-	rest := doc[4 : len(doc)-1]
-	for len(rest) > 0 {
-		e, r, ok := bsoncore.ReadElement(rest)
-		if !ok || !fn(e) {
-			return
-		}
-		rest = r
+	return (*buf)[:0]
+}
+
+// keep stores a stage's output buffer for its next document.
+func keep(buf *[]byte, out []byte) {
+	if buf != nil {
+		*buf = out
 	}
 }
 
-// appendField returns doc with key set to v: when the key is absent (the usual case for the
-// time field) the element is appended in one copy; otherwise the field is replaced in place.
-func appendField(doc bson.Raw, key string, v bson.RawValue) bson.Raw {
-	present := false
-	eachElem(doc, func(e bsoncore.Element) bool {
-		if string(e.KeyBytes()) == key {
-			present = true
-			return false
-		}
-		return true
-	})
-	if present {
-		return setPath(doc, []string{key}, &v, nil)
+// appendField returns doc with key set to v, built in dst: when the key is absent (the usual
+// case for the time field) the element is appended to a copy; otherwise the field is replaced
+// in place.
+func appendField(dst []byte, doc bson.Raw, key string, v bson.RawValue) []byte {
+	if value.Lookup(doc, key).Type != 0 {
+		return setPath(doc, []string{key}, &v, dst)
 	}
-	out := make([]byte, 0, len(doc)+len(key)+len(v.Value)+2)
-	out = append(out, doc[:len(doc)-1]...)
-	out = bsoncore.AppendValueElement(out, key, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
-	out = append(out, 0)
-	binary.LittleEndian.PutUint32(out, uint32(len(out)))
-	return out
+	start := len(dst)
+	dst = append(dst, doc[:len(doc)-1]...)
+	dst = appendElem(dst, key, v)
+	dst = append(dst, 0)
+	binary.LittleEndian.PutUint32(dst[start:], uint32(len(dst)-start))
+	return dst
 }
 
 // evalErr makes a per-document failure of a stage.

@@ -98,8 +98,7 @@ func strip(doc bson.Raw) bson.Raw {
 	for _, f := range []string{"_ts", "_stream_meta"} {
 		if _, err := doc.LookupErr(f); err == nil {
 			n := newNode()
-			n.flags[f] = false
-			n.order = append(n.order, f)
+			n.add(&projField{name: f, kind: fieldExclude})
 			doc = n.exclude(doc, nil)
 		}
 	}

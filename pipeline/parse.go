@@ -17,8 +17,11 @@ const MaxPipelineSize = 16 * 1024 * 1024
 type Stage interface {
 	// Name is the stage's operator name, e.g. "$addFields".
 	Name() string
-	// Process handles one document.
-	Process(d *Doc, emit func(*Doc)) error
+	// Process handles one document. A stage that builds a new document builds it in *buf
+	// when buf is not nil, and keeps the grown buffer there for its next document: the
+	// engine gives each stage of a chain its own buffer, and whatever keeps a document beyond
+	// the call (a window, the output) copies it. With a nil buf the stage allocates.
+	Process(d *Doc, buf *[]byte, emit func(*Doc)) error
 }
 
 // Plan is a parsed, validated pipeline.

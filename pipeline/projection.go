@@ -13,59 +13,112 @@ import (
 // projNode is one level of a projection or $addFields specification. Dotted paths in the
 // specification become nested nodes.
 type projNode struct {
-	order    []string
-	children map[string]*projNode
-	exprs    map[string]expr.Expr
-	flags    map[string]bool // $project inclusion (true) and exclusion (false)
+	// fields are in the specification's order.
+	fields []*projField
+	// index finds a field by name when there are too many for a linear scan to be faster.
+	index map[string]*projField
+	// computed says the subtree computes a field.
+	computed bool
 }
 
-func newNode() *projNode {
-	return &projNode{children: map[string]*projNode{}, exprs: map[string]expr.Expr{}, flags: map[string]bool{}}
+// projField is one field of a node: included, excluded, computed, or a nested node.
+type projField struct {
+	pos   int // index in the node's fields
+	name  string
+	kind  fieldKind
+	ex    expr.Expr
+	child *projNode
 }
 
-func contains(list []string, k string) bool {
-	for _, x := range list {
-		if x == k {
-			return true
+type fieldKind uint8
+
+const (
+	fieldInclude fieldKind = iota
+	fieldExclude
+	fieldExpr
+	fieldChild
+)
+
+// indexAbove is the number of fields from which a node keeps a map: below it, comparing a key
+// with each name is faster than hashing it.
+const indexAbove = 8
+
+func newNode() *projNode { return &projNode{} }
+
+// add appends a field and keeps the index and the computed flag up to date.
+func (n *projNode) add(f *projField) {
+	f.pos = len(n.fields)
+	n.fields = append(n.fields, f)
+	if len(n.fields) > indexAbove {
+		if n.index == nil {
+			n.index = make(map[string]*projField, len(n.fields))
+			for _, g := range n.fields {
+				n.index[g.name] = g
+			}
+		}
+		n.index[f.name] = f
+	}
+}
+
+// find returns the field named k, or nil.
+func (n *projNode) find(k string) *projField {
+	if n.index != nil {
+		return n.index[k]
+	}
+	for _, f := range n.fields {
+		if f.name == k {
+			return f
 		}
 	}
-	return false
+	return nil
 }
 
-// hasBytes is has for a key given as bytes, without allocating.
-func (n *projNode) hasBytes(k []byte) bool {
-	_, c := n.children[string(k)]
-	_, e := n.exprs[string(k)]
-	_, f := n.flags[string(k)]
-	return c || e || f
+// findBytes is find for a key given as bytes, without allocating.
+func (n *projNode) findBytes(k []byte) *projField {
+	if n.index != nil {
+		return n.index[string(k)]
+	}
+	for _, f := range n.fields {
+		if f.name == string(k) {
+			return f
+		}
+	}
+	return nil
 }
 
-func (n *projNode) has(k string) bool {
-	_, c := n.children[k]
-	_, e := n.exprs[k]
-	_, f := n.flags[k]
-	return c || e || f
+// finish computes the computed flags of the tree once it is built.
+func (n *projNode) finish() bool {
+	n.computed = false
+	for _, f := range n.fields {
+		switch f.kind {
+		case fieldExpr:
+			n.computed = true
+		case fieldChild:
+			if f.child.finish() {
+				n.computed = true
+			}
+		}
+	}
+	return n.computed
 }
 
-// node returns the child node for a path, creating the intermediate levels.
+// node returns the node for a path's last component, creating the intermediate levels.
 func (n *projNode) node(stage string, parts []string, full string) (*projNode, string, error) {
 	for _, p := range parts[:len(parts)-1] {
-		if _, e := n.exprs[p]; e {
+		f := n.find(p)
+		switch {
+		case f == nil:
+			f = &projField{name: p, kind: fieldChild, child: newNode()}
+			n.add(f)
+		case f.kind == fieldExpr:
 			return nil, "", errf(stage, full, "collides with the computed field %q", p)
-		}
-		if _, f := n.flags[p]; f {
+		case f.kind != fieldChild:
 			return nil, "", errf(stage, full, "collides with the path %q", p)
 		}
-		c, ok := n.children[p]
-		if !ok {
-			c = newNode()
-			n.children[p] = c
-			n.order = append(n.order, p)
-		}
-		n = c
+		n = f.child
 	}
 	last := parts[len(parts)-1]
-	if n.has(last) {
+	if n.find(last) != nil {
 		return nil, "", errf(stage, full, "is specified twice (or collides with another path)")
 	}
 	return n, last, nil
@@ -117,14 +170,17 @@ func parseSpec(stage string, spec bson.Raw, project bool, n *projNode, prefix st
 		v := e.Value()
 		switch {
 		case project && (value.IsNumber(v) || v.Type == bson.TypeBoolean):
-			parent.flags[last] = value.Truthy(v)
-			parent.order = append(parent.order, last)
+			kind := fieldExclude
+			if value.Truthy(v) {
+				kind = fieldInclude
+			}
+			parent.add(&projField{name: last, kind: kind})
 		case v.Type == bson.TypeEmbeddedDocument && !isOperatorDoc(v):
 			child := newNode()
 			if err := parseSpec(stage, v.Document(), project, child, full); err != nil {
 				return err
 			}
-			if len(child.order) == 0 {
+			if len(child.fields) == 0 {
 				if project {
 					return errf(stage, full, "is an empty object: an empty projection is not allowed")
 				}
@@ -133,55 +189,73 @@ func parseSpec(stage string, spec bson.Raw, project bool, n *projNode, prefix st
 				if err != nil {
 					return errf(stage, full, "%v", err)
 				}
-				parent.exprs[last] = ex
-				parent.order = append(parent.order, last)
+				parent.add(&projField{name: last, kind: fieldExpr, ex: ex})
 				continue
 			}
-			parent.children[last] = child
-			parent.order = append(parent.order, last)
+			parent.add(&projField{name: last, kind: fieldChild, child: child})
 		default:
 			ex, err := expr.Compile(v)
 			if err != nil {
 				return errf(stage, full, "is not a valid expression: %v", err)
 			}
-			parent.exprs[last] = ex
-			parent.order = append(parent.order, last)
+			parent.add(&projField{name: last, kind: fieldExpr, ex: ex})
 		}
 	}
 	return nil
 }
 
-// addFields applies an $addFields node to doc: existing fields keep their place, specified
-// ones are replaced (or merged into embedded documents), new ones are appended.
+// fieldSet records which fields of a node a walk has met, without allocating for up to 64.
+type fieldSet struct {
+	small uint64
+	big   []bool
+}
+
+func newFieldSet(n int) fieldSet {
+	if n > 64 {
+		return fieldSet{big: make([]bool, n)}
+	}
+	return fieldSet{}
+}
+
+func (s *fieldSet) add(i int) {
+	if s.big != nil {
+		s.big[i] = true
+		return
+	}
+	s.small |= 1 << uint(i)
+}
+
+func (s *fieldSet) has(i int) bool {
+	if s.big != nil {
+		return s.big[i]
+	}
+	return s.small&(1<<uint(i)) != 0
+}
+
+// addFields applies an $addFields node to doc, appending the result to dst: existing fields
+// keep their place, specified ones are replaced (or merged into embedded documents), new ones
+// are appended.
 func (n *projNode) addFields(root bson.Raw, doc bson.Raw, d *Doc, dst []byte) ([]byte, error) {
-	if dst == nil {
-		dst = make([]byte, 0, len(doc)+64)
-	}
 	idx, dst := bsoncore.AppendDocumentStart(dst)
-	var doneBuf [8]string
-	done := doneBuf[:0]
+	done := newFieldSet(len(n.fields))
 	var err error
-	eachElem(doc, func(e bsoncore.Element) bool {
-		kb := e.KeyBytes()
-		if !n.hasBytes(kb) {
-			dst = append(dst, e...)
-			return true
-		}
-		k := string(kb)
-		done = append(done, k)
-		ev := e.Value()
-		dst, err = n.setField(root, k, bson.RawValue{Type: bson.Type(ev.Type), Value: ev.Data}, d, dst)
-		return err == nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range n.order {
-		if contains(done, k) {
+	it := value.NewIter(doc)
+	for it.Next() {
+		f := n.findBytes(it.Key())
+		if f == nil {
+			dst = append(dst, it.Elem()...)
 			continue
 		}
-		var err error
-		if dst, err = n.setField(root, k, value.Missing, d, dst); err != nil {
+		done.add(f.pos)
+		if dst, err = f.set(root, it.Val(), d, dst); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range n.fields {
+		if done.has(f.pos) {
+			continue
+		}
+		if dst, err = f.set(root, value.Missing, d, dst); err != nil {
 			return nil, err
 		}
 	}
@@ -189,30 +263,29 @@ func (n *projNode) addFields(root bson.Raw, doc bson.Raw, d *Doc, dst []byte) ([
 	return dst, nil
 }
 
-// setField writes field k: the expression's value, or the nested specification applied to the
-// existing value (each element of an array of documents).
-func (n *projNode) setField(root bson.Raw, k string, old bson.RawValue, d *Doc, dst []byte) ([]byte, error) {
-	if ex, ok := n.exprs[k]; ok {
-		v, err := ex.Eval(envFor(root, d))
+// set writes the field: the expression's value, or the nested specification applied to the
+// existing value old (each element of an array of documents).
+func (f *projField) set(root bson.Raw, old bson.RawValue, d *Doc, dst []byte) ([]byte, error) {
+	k := f.name
+	if f.kind == fieldExpr {
+		v, err := f.ex.Eval(envFor(root, d))
 		if err != nil {
 			return nil, err
 		}
 		if value.IsMissing(v) {
 			return dst, nil
 		}
-		return bsoncore.AppendValueElement(dst, k, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value}), nil
+		return appendElem(dst, k, v), nil
 	}
-	child := n.children[k]
+	child := f.child
 	switch old.Type {
 	case bson.TypeArray:
-		vals, _ := old.Array().Values()
 		aidx, out := bsoncore.AppendArrayElementStart(dst, k)
-		for i, v := range vals {
-			sub := bson.Raw(nil)
-			if v.Type == bson.TypeEmbeddedDocument {
-				sub = v.Document()
-			} else {
-				sub = emptyDoc
+		it := value.NewIter(old.Value)
+		for i := 0; it.Next(); i++ {
+			sub := emptyDoc
+			if it.Val().Type == bson.TypeEmbeddedDocument {
+				sub = it.Val().Value
 			}
 			var err error
 			out = bsoncore.AppendHeader(out, bsoncore.TypeEmbeddedDocument, arrayKey(i))
@@ -224,11 +297,19 @@ func (n *projNode) setField(root bson.Raw, k string, old bson.RawValue, d *Doc, 
 		return out, nil
 	case bson.TypeEmbeddedDocument:
 		dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, k)
-		return child.addFields(root, old.Document(), d, dst)
+		return child.addFields(root, old.Value, d, dst)
 	default:
 		dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, k)
 		return child.addFields(root, emptyDoc, d, dst)
 	}
+}
+
+// appendElem appends the element k: v.
+func appendElem(dst []byte, k string, v bson.RawValue) []byte {
+	dst = append(dst, byte(v.Type))
+	dst = append(dst, k...)
+	dst = append(dst, 0)
+	return append(dst, v.Value...)
 }
 
 var emptyDoc = bson.Raw{5, 0, 0, 0, 0}

@@ -22,7 +22,7 @@ func parseAddFields(name string) func(bson.RawValue) (Stage, error) {
 		if err := parseSpec(name, doc, false, n, ""); err != nil {
 			return nil, err
 		}
-		if len(n.order) == 0 {
+		if len(n.fields) == 0 {
 			return nil, errf(name, "", "requires at least one field")
 		}
 		return &addFieldsStage{name: name, root: n}, nil
@@ -31,11 +31,12 @@ func parseAddFields(name string) func(bson.RawValue) (Stage, error) {
 
 func (s *addFieldsStage) Name() string { return s.name }
 
-func (s *addFieldsStage) Process(d *Doc, emit func(*Doc)) error {
-	out, err := s.root.addFields(d.Raw, d.Raw, d, nil)
+func (s *addFieldsStage) Process(d *Doc, buf *[]byte, emit func(*Doc)) error {
+	out, err := s.root.addFields(d.Raw, d.Raw, d, scratch(buf, len(d.Raw)+64))
 	if err != nil {
 		return failed(s.name, err)
 	}
+	keep(buf, out)
 	d.Raw = out
 	emit(d)
 	return nil

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"hash/maphash"
 	"math"
 	"math/big"
 	"strconv"
@@ -11,7 +12,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/spi-streams/spi/pipeline/expr"
-	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // groupStage is $group inside a window: {_id: <expression>, <field>: {<accumulator>: ...}}.
@@ -67,21 +67,83 @@ func parseGroup(spec bson.RawValue) (Stage, error) {
 
 func (g *groupStage) Name() string { return "$group" }
 
-func (g *groupStage) Process(d *Doc, emit func(*Doc)) error { emit(d); return nil }
+func (g *groupStage) Process(d *Doc, _ *[]byte, emit func(*Doc)) error { emit(d); return nil }
 
-// groups is the running state of one $group over one window.
+// groups is the running state of one $group over one window. Groups are found by the hash
+// of their key; keys, ids and accumulator states live in slabs, so a new group costs no
+// allocation of its own most of the time.
 type groups struct {
-	order []string
-	byKey map[string]*groupEntry
-	buf   []byte // scratch for building keys
+	order  []*groupEntry
+	byHash map[uint64]*groupEntry
+	seed   maphash.Seed
+	buf    []byte // scratch for building keys
+	bytes  []byte // slab for keys and ids
+	slab   accSlab
+	eslab  []groupEntry
+	aslab  []accumulator
 }
 
 type groupEntry struct {
+	key  []byte
 	id   bson.RawValue
 	accs []accumulator
+	next *groupEntry // another group whose key has the same hash
 }
 
-func newGroups() *groups { return &groups{byKey: map[string]*groupEntry{}} }
+func newGroups() *groups {
+	return &groups{byHash: map[uint64]*groupEntry{}, seed: maphash.MakeSeed()}
+}
+
+// find returns the group whose key is k, or nil.
+func (st *groups) find(k []byte) (*groupEntry, uint64) {
+	h := maphash.Bytes(st.seed, k)
+	for e := st.byHash[h]; e != nil; e = e.next {
+		if bytes.Equal(e.key, k) {
+			return e, h
+		}
+	}
+	return nil, h
+}
+
+// keepBytes copies b into the byte slab.
+func (st *groups) keepBytes(b []byte) []byte {
+	if len(b) > 256 {
+		return append([]byte(nil), b...)
+	}
+	if cap(st.bytes)-len(st.bytes) < len(b) {
+		st.bytes = make([]byte, 0, 8192)
+	}
+	n := len(st.bytes)
+	st.bytes = append(st.bytes, b...)
+	return st.bytes[n : n+len(b) : n+len(b)]
+}
+
+// insert adds a group with the key k (hash h) and the id id, with fresh accumulators.
+func (st *groups) insert(g *groupStage, k []byte, h uint64, id bson.RawValue) *groupEntry {
+	if len(st.eslab) == 0 {
+		st.eslab = make([]groupEntry, slabSize)
+	}
+	e := &st.eslab[0]
+	st.eslab = st.eslab[1:]
+	n := len(g.accs)
+	if len(st.aslab) < n {
+		st.aslab = make([]accumulator, max(n*slabSize, n))
+	}
+	e.accs, st.aslab = st.aslab[:n:n], st.aslab[n:]
+	e.key = st.keepBytes(k)
+	e.id = bson.RawValue{Type: id.Type, Value: st.keepBytes(id.Value)}
+	for i, a := range g.accs {
+		if a.slab != nil {
+			e.accs[i] = a.slab(&st.slab)
+		} else {
+			e.accs[i] = a.newAcc()
+		}
+	}
+	e.next = st.byHash[h]
+	st.byHash[h] = e
+	st.order = append(st.order, e)
+	return e
+}
 
 // groupKey maps equal values (1, 1.0, NumberLong(1)) to the same key, as $group does.
 func groupKey(v bson.RawValue) string { return string(appendGroupKey(nil, v)) }
@@ -164,15 +226,9 @@ func (g *groupStage) add(st *groups, d *Doc) error {
 		id = nullValue
 	}
 	st.buf = appendGroupKey(st.buf[:0], id)
-	entry, ok := st.byKey[string(st.buf)]
-	if !ok {
-		k := string(st.buf)
-		entry = &groupEntry{id: copyValue(id), accs: make([]accumulator, len(g.accs))}
-		for i, a := range g.accs {
-			entry.accs[i] = a.newAcc()
-		}
-		st.byKey[k] = entry
-		st.order = append(st.order, k)
+	entry, h := st.find(st.buf)
+	if entry == nil {
+		entry = st.insert(g, st.buf, h, id)
 	}
 	for i, a := range g.accs {
 		var v bson.RawValue
@@ -192,19 +248,25 @@ func (g *groupStage) add(st *groups, d *Doc) error {
 	return nil
 }
 
-// results builds one document per group, in the order groups were first seen.
+// results builds one document per group, in the order groups were first seen, all in one
+// buffer.
 func (g *groupStage) results(st *groups) []bson.Raw {
-	out := make([]bson.Raw, 0, len(st.order))
-	for _, k := range st.order {
-		e := st.byKey[k]
-		idx, b := bsoncore.AppendDocumentStart(nil)
-		b = bsoncore.AppendValueElement(b, "_id", bsoncore.Value{Type: bsoncore.Type(e.id.Type), Data: e.id.Value})
+	var buf []byte
+	ends := make([]int, len(st.order))
+	for j, e := range st.order {
+		idx, b := bsoncore.AppendDocumentStart(buf)
+		b = appendElem(b, "_id", e.id)
 		for i, f := range g.fields {
-			r := e.accs[i].result()
-			b = bsoncore.AppendValueElement(b, f, bsoncore.Value{Type: bsoncore.Type(r.Type), Data: r.Value})
+			b = appendElem(b, f, e.accs[i].result())
 		}
-		b, _ = bsoncore.AppendDocumentEnd(b, idx)
-		out = append(out, b)
+		buf, _ = bsoncore.AppendDocumentEnd(b, idx)
+		ends[j] = len(buf)
+	}
+	out := make([]bson.Raw, len(ends))
+	start := 0
+	for j, end := range ends {
+		out[j] = buf[start:end:end]
+		start = end
 	}
 	return out
 }
@@ -212,8 +274,7 @@ func (g *groupStage) results(st *groups) []bson.Raw {
 // snapshot serializes the group states: [[id, [acc states...]], ...].
 func (g *groupStage) snapshot(st *groups) bson.RawValue {
 	items := make([]bson.RawValue, 0, len(st.order))
-	for _, k := range st.order {
-		e := st.byKey[k]
+	for _, e := range st.order {
 		states := make([]bson.RawValue, len(e.accs))
 		for i, a := range e.accs {
 			states[i] = a.state()
@@ -230,22 +291,21 @@ func (g *groupStage) restore(v bson.RawValue) (*groups, error) {
 		if len(pair) != 2 {
 			return nil, errBadSnapshot
 		}
-		e := &groupEntry{id: copyValue(pair[0]), accs: make([]accumulator, len(g.accs))}
 		states := valuesOf(pair[1])
 		if len(states) != len(g.accs) {
 			return nil, errBadSnapshot
 		}
-		for i, a := range g.accs {
-			e.accs[i] = a.newAcc()
+		k := appendGroupKey(nil, pair[0])
+		e, h := st.find(k)
+		if e != nil {
+			return nil, errBadSnapshot // the same group twice
+		}
+		e = st.insert(g, k, h, pair[0])
+		for i := range g.accs {
 			if err := e.accs[i].restore(states[i]); err != nil {
 				return nil, err
 			}
 		}
-		k := groupKey(e.id)
-		st.byKey[k] = e
-		st.order = append(st.order, k)
 	}
 	return st, nil
 }
-
-var _ = value.Missing

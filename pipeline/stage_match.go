@@ -23,7 +23,7 @@ func parseMatch(spec bson.RawValue) (Stage, error) {
 
 func (s *matchStage) Name() string { return "$match" }
 
-func (s *matchStage) Process(d *Doc, emit func(*Doc)) error {
+func (s *matchStage) Process(d *Doc, _ *[]byte, emit func(*Doc)) error {
 	ok, err := s.m.Match(d.Raw, d)
 	if err != nil {
 		return failed("$match", err)

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // projectStage is $project (and $unset, an exclusion projection).
@@ -15,23 +17,17 @@ type projectStage struct {
 
 // mode walks a specification: does it include, exclude, or compute fields?
 func (n *projNode) mode(top bool) (includes, excludes, computes bool) {
-	for _, k := range n.order {
-		if f, ok := n.flags[k]; ok {
-			if top && k == "_id" {
-				continue
-			}
-			if f {
-				includes = true
-			} else {
-				excludes = true
-			}
-		}
-		if _, ok := n.exprs[k]; ok {
+	for _, f := range n.fields {
+		switch f.kind {
+		case fieldInclude:
+			includes = includes || !top || f.name != "_id"
+		case fieldExclude:
+			excludes = excludes || !top || f.name != "_id"
+		case fieldExpr:
 			computes = true
-		}
-		if c, ok := n.children[k]; ok {
-			i, e, cc := c.mode(false)
-			includes, excludes, computes = includes || i, excludes || e, computes || cc
+		case fieldChild:
+			i, e, c := f.child.mode(false)
+			includes, excludes, computes = includes || i, excludes || e, computes || c
 		}
 	}
 	return
@@ -46,19 +42,20 @@ func parseProject(spec bson.RawValue) (Stage, error) {
 	if err := parseSpec("$project", doc, true, n, ""); err != nil {
 		return nil, err
 	}
-	if len(n.order) == 0 {
+	if len(n.fields) == 0 {
 		return nil, errf("$project", "", "requires at least one output field")
 	}
 	inc, exc, comp := n.mode(true)
 	if exc && (inc || comp) {
 		return nil, errf("$project", "", "cannot mix exclusion (0 or false) with inclusion or computed fields, except for _id")
 	}
+	n.finish()
 	s := &projectStage{name: "$project", root: n, inclusion: inc || comp, keepID: true}
-	if f, ok := n.flags["_id"]; ok {
-		s.keepID = f
+	if f := n.find("_id"); f != nil && (f.kind == fieldInclude || f.kind == fieldExclude) {
+		s.keepID = f.kind == fieldInclude
 		if !inc && !comp && !exc {
 			// {_id: 0} alone is an exclusion; {_id: 1} alone an inclusion.
-			s.inclusion = f
+			s.inclusion = s.keepID
 		}
 	}
 	return s, nil
@@ -93,95 +90,85 @@ func parseUnset(spec bson.RawValue) (Stage, error) {
 		if err != nil {
 			return nil, err
 		}
-		parent.flags[last] = false
-		parent.order = append(parent.order, last)
+		parent.add(&projField{name: last, kind: fieldExclude})
 	}
 	return &projectStage{name: "$unset", root: n, keepID: true}, nil
 }
 
 func (s *projectStage) Name() string { return s.name }
 
-func (s *projectStage) Process(d *Doc, emit func(*Doc)) error {
-	var out []byte
+func (s *projectStage) Process(d *Doc, buf *[]byte, emit func(*Doc)) error {
+	dst := scratch(buf, len(d.Raw))
 	var err error
 	if s.inclusion {
-		out, err = s.root.include(d.Raw, d.Raw, d, nil, s.keepID, true)
+		dst, err = s.root.include(d.Raw, d.Raw, d, dst, s.keepID, true)
 	} else {
-		out = s.root.exclude(d.Raw, nil)
+		dst = s.root.exclude(d.Raw, dst)
 	}
 	if err != nil {
 		return failed(s.name, err)
 	}
-	d.Raw = out
+	keep(buf, dst)
+	d.Raw = dst
 	emit(d)
 	return nil
 }
 
-// hasComputed reports whether the subtree computes any field.
-func (n *projNode) hasComputed() bool {
-	if len(n.exprs) > 0 {
-		return true
-	}
-	for _, c := range n.children {
-		if c.hasComputed() {
-			return true
-		}
-	}
-	return false
-}
-
-// include applies an inclusion projection: included fields in the input's order, then the
-// computed ones in the specification's order.
+// include applies an inclusion projection, appending the result to dst: included fields in
+// the input's order, then the computed ones in the specification's order.
 func (n *projNode) include(root, doc bson.Raw, d *Doc, dst []byte, keepID, top bool) ([]byte, error) {
-	if dst == nil {
-		dst = make([]byte, 0, len(doc))
-	}
 	idx, dst := bsoncore.AppendDocumentStart(dst)
-	var seenBuf [8]string
-	seen := seenBuf[:0]
+	seen := newFieldSet(len(n.fields))
 	var err error
-	eachElem(doc, func(e bsoncore.Element) bool {
-		kb := e.KeyBytes()
-		if top && string(kb) == "_id" {
-			if _, computed := n.exprs["_id"]; !computed && keepID {
-				if c, nested := n.children["_id"]; nested {
-					dst, err = c.includeValue(root, "_id", rawValueOf(e), d, dst)
-				} else {
-					dst = append(dst, e...)
-				}
+	it := value.NewIter(doc)
+	for it.Next() {
+		f := n.findBytes(it.Key())
+		if top && string(it.Key()) == "_id" {
+			switch {
+			case !keepID || (f != nil && f.kind == fieldExpr):
+			case f != nil && f.kind == fieldChild:
+				dst, err = f.child.includeValue(root, "_id", it.Val(), d, dst)
+			default:
+				dst = append(dst, it.Elem()...)
 			}
-			seen = append(seen, "_id")
-			return err == nil
+			if f != nil {
+				seen.add(f.pos)
+			}
+			if err != nil {
+				return nil, err
+			}
+			continue
 		}
-		if f, ok := n.flags[string(kb)]; ok && f {
-			dst = append(dst, e...)
-			return true
+		if f == nil {
+			continue
 		}
-		if c, ok := n.children[string(kb)]; ok {
-			k := string(kb)
-			seen = append(seen, k)
-			dst, err = c.includeValue(root, k, rawValueOf(e), d, dst)
+		switch f.kind {
+		case fieldInclude:
+			dst = append(dst, it.Elem()...)
+		case fieldChild:
+			seen.add(f.pos)
+			if dst, err = f.child.includeValue(root, f.name, it.Val(), d, dst); err != nil {
+				return nil, err
+			}
 		}
-		return err == nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	for _, k := range n.order {
-		if ex, ok := n.exprs[k]; ok {
-			v, err := ex.Eval(envFor(root, d))
+	if !n.computed {
+		dst, _ = bsoncore.AppendDocumentEnd(dst, idx)
+		return dst, nil
+	}
+	for _, f := range n.fields {
+		switch {
+		case f.kind == fieldExpr:
+			v, err := f.ex.Eval(envFor(root, d))
 			if err != nil {
 				return nil, err
 			}
 			if v.Type != 0 {
-				dst = bsoncore.AppendValueElement(dst, k, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+				dst = appendElem(dst, f.name, v)
 			}
-			continue
-		}
-		if c, ok := n.children[k]; ok && !contains(seen, k) && c.hasComputed() {
-			dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, k)
-			var err error
-			if dst, err = c.include(root, emptyDoc, d, dst, true, false); err != nil {
+		case f.kind == fieldChild && !seen.has(f.pos) && f.child.computed:
+			dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, f.name)
+			if dst, err = f.child.include(root, emptyDoc, d, dst, true, false); err != nil {
 				return nil, err
 			}
 		}
@@ -197,17 +184,17 @@ func (n *projNode) includeValue(root bson.Raw, k string, v bson.RawValue, d *Doc
 	switch v.Type {
 	case bson.TypeEmbeddedDocument:
 		dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, k)
-		return n.include(root, v.Document(), d, dst, true, false)
+		return n.include(root, v.Value, d, dst, true, false)
 	case bson.TypeArray:
-		vals, _ := v.Array().Values()
 		aidx, out := bsoncore.AppendArrayElementStart(dst, k)
 		i := 0
-		for _, ev := range vals {
-			if ev.Type != bson.TypeEmbeddedDocument && ev.Type != bson.TypeArray {
+		it := value.NewIter(v.Value)
+		for it.Next() {
+			if it.Val().Type != bson.TypeEmbeddedDocument && it.Val().Type != bson.TypeArray {
 				continue
 			}
 			var err error
-			if out, err = n.includeValue(root, arrayKey(i), ev, d, out); err != nil {
+			if out, err = n.includeValue(root, arrayKey(i), it.Val(), d, out); err != nil {
 				return nil, err
 			}
 			i++
@@ -215,59 +202,48 @@ func (n *projNode) includeValue(root bson.Raw, k string, v bson.RawValue, d *Doc
 		out, _ = bsoncore.AppendArrayEnd(out, aidx)
 		return out, nil
 	}
-	if n.hasComputed() {
+	if n.computed {
 		dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, k)
 		return n.include(root, emptyDoc, d, dst, true, false)
 	}
 	return dst, nil
 }
 
-// exclude removes the specified fields, descending into documents and arrays of documents.
+// exclude removes the specified fields, descending into documents and arrays of documents,
+// and appends the result to dst.
 func (n *projNode) exclude(doc bson.Raw, dst []byte) []byte {
-	if dst == nil {
-		dst = make([]byte, 0, len(doc))
-	}
 	idx, dst := bsoncore.AppendDocumentStart(dst)
-	eachElem(doc, func(e bsoncore.Element) bool {
-		kb := e.KeyBytes()
-		if f, ok := n.flags[string(kb)]; ok && !f {
-			return true
+	it := value.NewIter(doc)
+	for it.Next() {
+		f := n.findBytes(it.Key())
+		switch {
+		case f == nil || f.kind == fieldInclude || f.kind == fieldExpr:
+			dst = append(dst, it.Elem()...)
+		case f.kind == fieldChild:
+			dst = f.child.excludeValue(f.name, it.Val(), dst)
 		}
-		c, ok := n.children[string(kb)]
-		if !ok {
-			dst = append(dst, e...)
-			return true
-		}
-		dst = c.excludeValue(string(kb), rawValueOf(e), dst)
-		return true
-	})
+	}
 	dst, _ = bsoncore.AppendDocumentEnd(dst, idx)
 	return dst
-}
-
-// rawValueOf is an element's value as a bson.RawValue.
-func rawValueOf(e bsoncore.Element) bson.RawValue {
-	v := e.Value()
-	return bson.RawValue{Type: bson.Type(v.Type), Value: v.Data}
 }
 
 func (n *projNode) excludeValue(k string, v bson.RawValue, dst []byte) []byte {
 	switch v.Type {
 	case bson.TypeEmbeddedDocument:
 		dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, k)
-		return n.exclude(v.Document(), dst)
+		return n.exclude(v.Value, dst)
 	case bson.TypeArray:
-		vals, _ := v.Array().Values()
 		aidx, out := bsoncore.AppendArrayElementStart(dst, k)
-		for i, ev := range vals {
-			if ev.Type == bson.TypeEmbeddedDocument || ev.Type == bson.TypeArray {
-				out = n.excludeValue(arrayKey(i), ev, out)
+		it := value.NewIter(v.Value)
+		for i := 0; it.Next(); i++ {
+			if it.Val().Type == bson.TypeEmbeddedDocument || it.Val().Type == bson.TypeArray {
+				out = n.excludeValue(arrayKey(i), it.Val(), out)
 			} else {
-				out = bsoncore.AppendValueElement(out, arrayKey(i), bsoncore.Value{Type: bsoncore.Type(ev.Type), Data: ev.Value})
+				out = appendElem(out, arrayKey(i), it.Val())
 			}
 		}
 		out, _ = bsoncore.AppendArrayEnd(out, aidx)
 		return out
 	}
-	return bsoncore.AppendValueElement(dst, k, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+	return appendElem(dst, k, v)
 }

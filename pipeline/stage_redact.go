@@ -23,7 +23,7 @@ func parseRedact(spec bson.RawValue) (Stage, error) {
 
 func (s *redactStage) Name() string { return "$redact" }
 
-func (s *redactStage) Process(d *Doc, emit func(*Doc)) error {
+func (s *redactStage) Process(d *Doc, _ *[]byte, emit func(*Doc)) error {
 	out, keep, err := s.redact(d.Raw, d)
 	if err != nil {
 		return failed("$redact", err)

@@ -44,7 +44,7 @@ func parseReplaceWith(spec bson.RawValue) (Stage, error) {
 
 func (s *replaceRootStage) Name() string { return s.name }
 
-func (s *replaceRootStage) Process(d *Doc, emit func(*Doc)) error {
+func (s *replaceRootStage) Process(d *Doc, _ *[]byte, emit func(*Doc)) error {
 	v, err := s.e.Eval(envFor(d.Raw, d))
 	if err != nil {
 		return failed(s.name, err)

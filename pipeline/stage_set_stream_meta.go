@@ -45,7 +45,7 @@ func parseSetStreamMeta(spec bson.RawValue) (Stage, error) {
 
 func (s *setStreamMetaStage) Name() string { return "$setStreamMeta" }
 
-func (s *setStreamMetaStage) Process(d *Doc, emit func(*Doc)) error {
+func (s *setStreamMetaStage) Process(d *Doc, _ *[]byte, emit func(*Doc)) error {
 	meta := d.Meta
 	if meta == nil {
 		meta = emptyDoc

@@ -85,7 +85,7 @@ func parseSort(spec bson.RawValue) (Stage, error) {
 
 func (s *sortStage) Name() string { return "$sort" }
 
-func (s *sortStage) Process(d *Doc, emit func(*Doc)) error { emit(d); return nil }
+func (s *sortStage) Process(d *Doc, _ *[]byte, emit func(*Doc)) error { emit(d); return nil }
 
 func (s *sortStage) apply(docs []*Doc) ([]*Doc, error) {
 	sort.SliceStable(docs, func(i, j int) bool { return compareBySort(s.keys, docs[i].Raw, docs[j].Raw) < 0 })
@@ -105,7 +105,7 @@ func parseLimit(spec bson.RawValue) (Stage, error) {
 
 func (s *limitStage) Name() string { return "$limit" }
 
-func (s *limitStage) Process(d *Doc, emit func(*Doc)) error { emit(d); return nil }
+func (s *limitStage) Process(d *Doc, _ *[]byte, emit func(*Doc)) error { emit(d); return nil }
 
 func (s *limitStage) apply(docs []*Doc) ([]*Doc, error) {
 	if int64(len(docs)) > s.n {
@@ -127,7 +127,7 @@ func parseCount(spec bson.RawValue) (Stage, error) {
 
 func (s *countStage) Name() string { return "$count" }
 
-func (s *countStage) Process(d *Doc, emit func(*Doc)) error { emit(d); return nil }
+func (s *countStage) Process(d *Doc, _ *[]byte, emit func(*Doc)) error { emit(d); return nil }
 
 func (s *countStage) apply(docs []*Doc) ([]*Doc, error) {
 	if len(docs) == 0 {

@@ -45,7 +45,7 @@ func parseThrottle(spec bson.RawValue) (Stage, error) {
 func (s *ThrottleStage) Name() string { return "$throttle" }
 
 // Process implements Stage: documents pass unchanged.
-func (s *ThrottleStage) Process(d *Doc, emit func(*Doc)) error {
+func (s *ThrottleStage) Process(d *Doc, _ *[]byte, emit func(*Doc)) error {
 	emit(d)
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // unwindStage is $unwind: one output document per array element.
@@ -64,36 +66,37 @@ func parseUnwind(spec bson.RawValue) (Stage, error) {
 
 func (s *unwindStage) Name() string { return "$unwind" }
 
-func (s *unwindStage) Process(d *Doc, emit func(*Doc)) error {
+func (s *unwindStage) Process(d *Doc, buf *[]byte, emit func(*Doc)) error {
 	v, err := d.Raw.LookupErr(s.path...)
 	if err != nil || v.Type == bson.TypeNull || v.Type == bson.TypeUndefined {
 		if s.preserve {
-			emit(s.with(d, nil, -1))
+			emit(s.with(d, buf, nil, -1))
 		}
 		return nil
 	}
 	if v.Type != bson.TypeArray {
 		// A non-array value is treated as a one-element array.
-		emit(s.with(d, &v, -2))
+		emit(s.with(d, buf, &v, -2))
 		return nil
 	}
 	vals, _ := v.Array().Values()
 	if len(vals) == 0 {
 		if s.preserve {
-			emit(s.with(d, nil, -1))
+			emit(s.with(d, buf, nil, -1))
 		}
 		return nil
 	}
 	for i := range vals {
-		emit(s.with(d, &vals[i], i))
+		emit(s.with(d, buf, &vals[i], i))
 	}
 	return nil
 }
 
 // with returns d with the path set to v (removed when v is nil and the field was an empty
 // array) and the index field set to i (null for -1, none when -2 and no index field).
-func (s *unwindStage) with(d *Doc, v *bson.RawValue, i int) *Doc {
-	out := setPath(d.Raw, s.path, v, nil)
+func (s *unwindStage) with(d *Doc, buf *[]byte, v *bson.RawValue, i int) *Doc {
+	out := setPath(d.Raw, s.path, v, scratch(buf, len(d.Raw)+16))
+	keep(buf, out)
 	if s.indexField != "" {
 		var iv bson.RawValue
 		switch {
@@ -121,32 +124,32 @@ func setPath(doc bson.Raw, path []string, v *bson.RawValue, dst []byte) []byte {
 	}
 	idx, dst := bsoncore.AppendDocumentStart(dst)
 	found := false
-	eachElem(doc, func(e bsoncore.Element) bool {
-		if string(e.KeyBytes()) != path[0] {
-			dst = append(dst, e...)
-			return true
+	it := value.NewIter(doc)
+	for it.Next() {
+		if string(it.Key()) != path[0] {
+			dst = append(dst, it.Elem()...)
+			continue
 		}
 		found = true
-		ev := e.Value()
+		ev := it.Val()
 		if len(path) > 1 {
 			sub := emptyDoc
-			if ev.Type == bsoncore.TypeEmbeddedDocument {
-				sub = bson.Raw(ev.Data)
+			if ev.Type == bson.TypeEmbeddedDocument {
+				sub = ev.Value
 			}
 			dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, path[0])
 			dst = setPath(sub, path[1:], v, dst)
-			return true
+			continue
 		}
 		switch {
 		case v != nil:
-			dst = bsoncore.AppendValueElement(dst, path[0], bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
-		case ev.Type == bsoncore.TypeArray:
+			dst = appendElem(dst, path[0], *v)
+		case ev.Type == bson.TypeArray:
 			// preserveNullAndEmptyArrays on []: the field is removed.
 		default:
-			dst = append(dst, e...)
+			dst = append(dst, it.Elem()...)
 		}
-		return true
-	})
+	}
 	if !found && v != nil {
 		if len(path) > 1 {
 			dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, path[0])

@@ -52,7 +52,7 @@ func parseValidate(spec bson.RawValue) (Stage, error) {
 
 func (s *validateStage) Name() string { return "$validate" }
 
-func (s *validateStage) Process(d *Doc, emit func(*Doc)) error {
+func (s *validateStage) Process(d *Doc, _ *[]byte, emit func(*Doc)) error {
 	ok, err := s.m.Match(d.Raw, d)
 	if err != nil {
 		return failed("$validate", err)

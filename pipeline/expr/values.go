@@ -7,6 +7,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // Limits that keep one document's evaluation bounded in memory and time.
@@ -125,34 +127,13 @@ type elem struct {
 // eachElem walks the fields of a raw document or array without allocating; fn returns false
 // to stop. It reports false if the bytes are malformed.
 func eachElem(doc []byte, fn func(key []byte, v bson.RawValue) bool) bool {
-	if len(doc) < 5 {
-		return false
-	}
-	n := int(binary.LittleEndian.Uint32(doc))
-	if n < 5 || n > len(doc) {
-		return false
-	}
-	rest := doc[4 : n-1]
-	for len(rest) > 0 {
-		t := bsoncore.Type(rest[0])
-		i := 1
-		for i < len(rest) && rest[i] != 0 {
-			i++
-		}
-		if i >= len(rest) {
-			return false
-		}
-		key := rest[1:i]
-		val, r, ok := bsoncore.ReadValue(rest[i+1:], t)
-		if !ok {
-			return false
-		}
-		rest = r
-		if !fn(key, bson.RawValue{Type: bson.Type(t), Value: val.Data}) {
+	it := value.NewIter(doc)
+	for it.Next() {
+		if !fn(it.Key(), it.Val()) {
 			return true
 		}
 	}
-	return true
+	return !it.Err()
 }
 
 func elements(doc []byte) ([]elem, error) {
@@ -180,17 +161,7 @@ func values(doc []byte) ([]bson.RawValue, error) {
 var errMalformed = evalErr("", "malformed BSON")
 
 // lookupKey returns the field key of a raw document, or missing.
-func lookupKey(doc []byte, key string) bson.RawValue {
-	var out bson.RawValue
-	eachElem(doc, func(k []byte, v bson.RawValue) bool {
-		if string(k) == key {
-			out = v
-			return false
-		}
-		return true
-	})
-	return out
-}
+func lookupKey(doc []byte, key string) bson.RawValue { return value.Lookup(doc, key) }
 
 // arrayLen counts the elements of a raw array.
 func arrayLen(arr []byte) int {

@@ -71,8 +71,8 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 	}
 	kw := map[string]bson.RawValue{}
 	it := newIter(doc)
-	for it.next() {
-		k := it.key()
+	for it.Next() {
+		k := string(it.Key())
 		supported, known := schemaKeywords[k]
 		switch {
 		case !known:
@@ -83,7 +83,7 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 		if _, dup := kw[k]; dup {
 			return nil, se.errf("$jsonSchema keyword '%s' is specified more than once", k)
 		}
-		kw[k] = it.value()
+		kw[k] = it.Val()
 	}
 	s := &schema{}
 	add := func(p pred) { s.checks = append(s.checks, p) }
@@ -121,8 +121,8 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 		}
 		obj.properties = map[string]*schema{}
 		pit := newIter(v.Value)
-		for pit.next() {
-			name, sv := pit.key(), pit.value()
+		for pit.Next() {
+			name, sv := string(pit.Key()), pit.Val()
 			if sv.Type != bson.TypeEmbeddedDocument {
 				return nil, se.errf("Nested schema for $jsonSchema property '%s' must be an object", name)
 			}
@@ -139,8 +139,8 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 			return nil, se.errf("$jsonSchema keyword 'patternProperties' must be an object")
 		}
 		pit := newIter(v.Value)
-		for pit.next() {
-			pat, sv := pit.key(), pit.value()
+		for pit.Next() {
+			pat, sv := string(pit.Key()), pit.Val()
 			if sv.Type != bson.TypeEmbeddedDocument {
 				return nil, se.errf("Nested schema for $jsonSchema patternProperties '%s' must be an object", pat)
 			}
@@ -195,8 +195,8 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 			return nil, se.errf("$jsonSchema keyword 'dependencies' must be an object")
 		}
 		dit := newIter(v.Value)
-		for dit.next() {
-			name, dv := dit.key(), dit.value()
+		for dit.Next() {
+			name, dv := string(dit.Key()), dit.Val()
 			d := &dependency{name: name}
 			switch dv.Type {
 			case bson.TypeEmbeddedDocument:
@@ -231,8 +231,8 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 		case bson.TypeArray:
 			ic.tuple = []*schema{}
 			iit := newIter(v.Value)
-			for iit.next() {
-				e := iit.value()
+			for iit.Next() {
+				e := iit.Val()
 				if e.Type != bson.TypeEmbeddedDocument {
 					return nil, se.errf("$jsonSchema keyword 'items' requires that each element of the array is an object")
 				}
@@ -288,8 +288,8 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 		}
 		var vals []bson.RawValue
 		eit := newIter(v.Value)
-		for eit.next() {
-			e := eit.value()
+		for eit.Next() {
+			e := eit.Val()
 			for _, prev := range vals {
 				if equalUnordered(prev, e) {
 					return nil, se.errf("$jsonSchema keyword 'enum' array cannot contain duplicate values")
@@ -376,8 +376,8 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 		}
 		var subs []*schema
 		ait := newIter(v.Value)
-		for ait.next() {
-			e := ait.value()
+		for ait.Next() {
+			e := ait.Val()
 			if e.Type != bson.TypeEmbeddedDocument {
 				return nil, se.errf("$jsonSchema keyword '%s' must be an array of objects", k)
 			}
@@ -472,8 +472,8 @@ func schemaStrings(se schemaError, k string, v bson.RawValue) ([]string, error) 
 	var out []string
 	seen := map[string]bool{}
 	it := newIter(v.Value)
-	for it.next() {
-		e := it.value()
+	for it.Next() {
+		e := it.Val()
 		if e.Type != bson.TypeString {
 			return nil, se.errf("$jsonSchema keyword '%s' must be an array of strings", k)
 		}
@@ -524,22 +524,22 @@ func (c *objectCheck) test(v bson.RawValue) bool {
 		return true
 	}
 	it := newIter(v.Value)
-	for it.next() {
+	for it.Next() {
 		known := false
 		if c.properties != nil {
-			if s, ok := c.properties[string(it.k)]; ok {
+			if s, ok := c.properties[string(it.Key())]; ok {
 				known = true
-				if !s.test(it.v) {
+				if !s.test(it.Val()) {
 					return false
 				}
 			}
 		}
 		if len(c.patterns) > 0 || (!known && (c.noAdditional || c.additional != nil)) {
-			name := string(it.k)
+			name := string(it.Key())
 			for _, p := range c.patterns {
 				if p.re.MatchString(name) {
 					known = true
-					if !p.s.test(it.v) {
+					if !p.s.test(it.Val()) {
 						return false
 					}
 				}
@@ -551,7 +551,7 @@ func (c *objectCheck) test(v bson.RawValue) bool {
 		if c.noAdditional {
 			return false
 		}
-		if c.additional != nil && !c.additional.test(it.v) {
+		if c.additional != nil && !c.additional.test(it.Val()) {
 			return false
 		}
 	}
@@ -619,20 +619,20 @@ func (c *itemsCheck) test(v bson.RawValue) bool {
 	}
 	i := 0
 	it := newIter(v.Value)
-	for ; it.next(); i++ {
+	for ; it.Next(); i++ {
 		switch {
 		case c.all != nil:
-			if !c.all.test(it.v) {
+			if !c.all.test(it.Val()) {
 				return false
 			}
 		case i < len(c.tuple):
-			if !c.tuple[i].test(it.v) {
+			if !c.tuple[i].test(it.Val()) {
 				return false
 			}
 		case c.noAdditional:
 			return false
 		case c.additional != nil:
-			if !c.additional.test(it.v) {
+			if !c.additional.test(it.Val()) {
 				return false
 			}
 		}
@@ -648,13 +648,13 @@ func (uniqueItems) test(v bson.RawValue) bool {
 	}
 	var seen []bson.RawValue
 	it := newIter(v.Value)
-	for it.next() {
+	for it.Next() {
 		for _, s := range seen {
-			if equalUnordered(s, it.v) {
+			if equalUnordered(s, it.Val()) {
 				return false
 			}
 		}
-		seen = append(seen, it.v)
+		seen = append(seen, it.Val())
 	}
 	return true
 }
@@ -678,9 +678,9 @@ func equalUnordered(a, b bson.RawValue) bool {
 			return false
 		}
 		it := newIter(a.Value)
-		for it.next() {
-			o := lookup(b.Value, string(it.k))
-			if o.Type == 0 || !equalUnordered(it.v, o) {
+		for it.Next() {
+			o := lookup(b.Value, string(it.Key()))
+			if o.Type == 0 || !equalUnordered(it.Val(), o) {
 				return false
 			}
 		}
@@ -689,14 +689,14 @@ func equalUnordered(a, b bson.RawValue) bool {
 	if a.Type == bson.TypeArray && b.Type == bson.TypeArray {
 		ia, ib := newIter(a.Value), newIter(b.Value)
 		for {
-			na, nb := ia.next(), ib.next()
+			na, nb := ia.Next(), ib.Next()
 			if na != nb {
 				return false
 			}
 			if !na {
 				return true
 			}
-			if !equalUnordered(ia.v, ib.v) {
+			if !equalUnordered(ia.Val(), ib.Val()) {
 				return false
 			}
 		}

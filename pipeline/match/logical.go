@@ -63,8 +63,8 @@ func (c *compiler) logical(op string, v bson.RawValue, depth int) (node, error) 
 	}
 	var nodes []node
 	it := newIter(v.Value)
-	for it.next() {
-		e := it.value()
+	for it.Next() {
+		e := it.Val()
 		if e.Type != bson.TypeEmbeddedDocument {
 			return nil, errorf("", op, "$or/$and/$nor entries need to be full objects")
 		}

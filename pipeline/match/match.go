@@ -106,8 +106,8 @@ func (c *compiler) filter(doc bson.Raw, depth int) (node, error) {
 	}
 	var nodes []node
 	it := newIter(doc)
-	for it.next() {
-		key, v := it.key(), it.value()
+	for it.Next() {
+		key, v := string(it.Key()), it.Val()
 		var (
 			n   node
 			err error
@@ -177,10 +177,10 @@ func (c *compiler) field(path string, v bson.RawValue, depth int) (node, error) 
 // $db) are literals.
 func isOperatorDoc(doc bson.Raw) bool {
 	it := newIter(doc)
-	if !it.next() {
+	if !it.Next() {
 		return false
 	}
-	k := it.key()
+	k := string(it.Key())
 	if !strings.HasPrefix(k, "$") {
 		return false
 	}

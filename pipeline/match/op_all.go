@@ -15,15 +15,15 @@ func compileAll(c *compiler, path, op string, v bson.RawValue, depth int) (claus
 		elemMatch int
 	)
 	it := newIter(v.Value)
-	for it.next() {
-		e := it.value()
+	for it.Next() {
+		e := it.Val()
 		if e.Type == bson.TypeEmbeddedDocument && isOperatorDoc(bson.Raw(e.Value)) {
 			inner := newIter(e.Value)
-			inner.next()
-			if inner.key() != "$elemMatch" {
+			inner.Next()
+			if string(inner.Key()) != "$elemMatch" {
 				return nil, errorf(path, op, "no $ expressions in $all")
 			}
-			cl, err := compileElemMatch(c, path, "$elemMatch", inner.value(), depth+1)
+			cl, err := compileElemMatch(c, path, "$elemMatch", inner.Val(), depth+1)
 			if err != nil {
 				return nil, err
 			}

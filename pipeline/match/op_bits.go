@@ -111,8 +111,8 @@ func compileBits(_ *compiler, path, op string, v bson.RawValue, _ int) (clause, 
 		}
 	case v.Type == bson.TypeArray:
 		it := newIter(v.Value)
-		for it.next() {
-			e := it.value()
+		for it.Next() {
+			e := it.Val()
 			if !value.IsNumber(e) {
 				return nil, errorf(path, op, op+" bit positions must be numbers, not "+value.TypeName(e))
 			}

@@ -13,8 +13,8 @@ func (m elemMatchValue) test(v bson.RawValue) bool {
 		return false
 	}
 	it := newIter(v.Value)
-	for it.next() {
-		if m.p.test(it.v) {
+	for it.Next() {
+		if m.p.test(it.Val()) {
 			return true
 		}
 	}
@@ -30,12 +30,12 @@ func (m elemMatchObject) test(v bson.RawValue) bool {
 		return false
 	}
 	it := newIter(v.Value)
-	for it.next() {
-		if !isDocLike(it.v) {
+	for it.Next() {
+		if !isDocLike(it.Val()) {
 			continue
 		}
 		// No $expr inside $elemMatch, so there is no error to report.
-		if ok, _ := m.n.match(bson.Raw(it.v.Value), nil); ok {
+		if ok, _ := m.n.match(bson.Raw(it.Val().Value), nil); ok {
 			return true
 		}
 	}
@@ -56,8 +56,8 @@ func compileElemMatch(c *compiler, path, op string, v bson.RawValue, depth int) 
 	doc := bson.Raw(v.Value)
 	if isOperatorDoc(doc) {
 		it := newIter(doc)
-		it.next()
-		if !pathless[it.key()] {
+		it.Next()
+		if !pathless[string(it.Key())] {
 			clauses, err := c.operatorClauses(path, doc, depth+1)
 			if err != nil {
 				return nil, err

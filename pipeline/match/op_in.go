@@ -40,8 +40,8 @@ func compileIn(_ *compiler, path, op string, v bson.RawValue, _ int) (clause, er
 	}
 	p := &inPred{}
 	it := newIter(v.Value)
-	for it.next() {
-		e := it.value()
+	for it.Next() {
+		e := it.Val()
 		switch e.Type {
 		case bson.TypeRegex:
 			r, err := regexFromValue(path, op, e)

@@ -29,8 +29,8 @@ func compileMod(_ *compiler, path, op string, v bson.RawValue, _ int) (clause, e
 	}
 	var args []bson.RawValue
 	it := newIter(v.Value)
-	for it.next() {
-		args = append(args, it.value())
+	for it.Next() {
+		args = append(args, it.Val())
 	}
 	switch {
 	case len(args) < 2:

@@ -80,8 +80,8 @@ func compileType(_ *compiler, path, op string, v bson.RawValue, _ int) (clause, 
 	if v.Type == bson.TypeArray {
 		n := 0
 		it := newIter(v.Value)
-		for it.next() {
-			if err := set.add(path, op, it.value()); err != nil {
+		for it.Next() {
+			if err := set.add(path, op, it.Val()); err != nil {
 				return nil, err
 			}
 			n++

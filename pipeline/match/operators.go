@@ -77,8 +77,8 @@ func (c *compiler) operatorClauses(path string, doc bson.Raw, depth int) ([]clau
 		hasOptions bool
 	)
 	it := newIter(doc)
-	for it.next() {
-		op, v := it.key(), it.value()
+	for it.Next() {
+		op, v := string(it.Key()), it.Val()
 		switch op {
 		case "$regex":
 			regex, hasRegex = v, true

@@ -58,8 +58,8 @@ func anyPath(doc []byte, path []string, p pred, expand bool) bool {
 func leafArray(arr bson.RawValue, p pred, expand bool) bool {
 	if expand {
 		it := newIter(arr.Value)
-		for it.next() {
-			if p.test(it.v) {
+		for it.Next() {
+			if p.test(it.Val()) {
 				return true
 			}
 		}
@@ -73,9 +73,9 @@ func inArray(arr []byte, rest []string, p pred, expand bool) bool {
 	numeric := isAllDigits(next)
 	yielded := false
 	it := newIter(arr)
-	for it.next() {
-		e := it.v
-		offset := numeric && string(it.k) == next
+	for it.Next() {
+		e := it.Val()
+		offset := numeric && string(it.Key()) == next
 		if e.Type == bson.TypeEmbeddedDocument {
 			yielded = true
 			if anyPath(e.Value, rest, p, expand) {
