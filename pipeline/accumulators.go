@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -146,141 +148,48 @@ func valuesOf(v bson.RawValue) []bson.RawValue {
 	return vals
 }
 
-// sumAcc is $sum, $avg and $count. Sums keep MongoDB's type: int32 while it fits, then int64,
-// then double; decimal128 inputs are summed exactly as decimals via big.Rat-free float fallback.
+// sumAcc is $sum, $avg and $count; expr.Sum does the arithmetic, as for the expressions.
 type sumAcc struct {
 	avg, count bool
-	kind       bson.Type // TypeInt32, TypeInt64, TypeDouble or TypeDecimal128
-	i          int64
-	f          float64
-	n          int64
-	out        [8]byte // the bytes of the last result of a fixed-size type
+	sum        expr.Sum
+	out        [8]byte // the bytes of a $count result
 }
 
 func (a *sumAcc) add(v bson.RawValue, _ bson.RawValue) error {
 	if a.count {
-		a.n++
-		a.i++
+		a.sum.Add(one)
 		return nil
 	}
-	if !value.IsNumber(v) {
-		return nil // $sum and $avg ignore non-numeric values
-	}
-	a.n++
-	if a.kind == 0 {
-		a.kind = bson.TypeInt32
-	}
-	switch v.Type {
-	case bson.TypeInt32, bson.TypeInt64:
-		x := v.AsInt64()
-		if v.Type == bson.TypeInt64 && a.kind == bson.TypeInt32 {
-			a.kind = bson.TypeInt64
-		}
-		if a.kind == bson.TypeDouble || a.kind == bson.TypeDecimal128 {
-			a.f += float64(x)
-			return nil
-		}
-		s := a.i + x
-		if (x > 0 && s < a.i) || (x < 0 && s > a.i) {
-			a.kind = bson.TypeDouble
-			a.f = float64(a.i) + float64(x)
-			return nil
-		}
-		a.i = s
-		if a.kind == bson.TypeInt32 && (s > math.MaxInt32 || s < math.MinInt32) {
-			a.kind = bson.TypeInt64
-		}
-	case bson.TypeDouble:
-		if a.kind == bson.TypeInt32 || a.kind == bson.TypeInt64 {
-			a.f = float64(a.i)
-		}
-		if a.kind != bson.TypeDecimal128 {
-			a.kind = bson.TypeDouble
-		}
-		a.f += v.Double()
-	case bson.TypeDecimal128:
-		if a.kind == bson.TypeInt32 || a.kind == bson.TypeInt64 {
-			a.f = float64(a.i)
-		}
-		a.kind = bson.TypeDecimal128
-		f, _ := decToFloat(v)
-		a.f += f
-	}
+	a.sum.Add(v)
 	return nil
 }
 
+var one = bson.RawValue{Type: bson.TypeInt32, Value: []byte{1, 0, 0, 0}}
+
+// decToFloat converts a decimal128 to the nearest double, as $stdDev* and $percentile do.
 func decToFloat(v bson.RawValue) (float64, bool) {
-	d := v.Decimal128()
-	var f float64
-	_, err := fmt.Sscan(d.String(), &f)
-	return f, err == nil
-}
-
-func (a *sumAcc) total() bson.RawValue {
-	switch a.kind {
-	case bson.TypeInt32:
-		return a.int32Result(int32(a.i))
-	case bson.TypeInt64:
-		binary.LittleEndian.PutUint64(a.out[:], uint64(a.i))
-		return rv(bson.TypeInt64, a.out[:8])
-	case bson.TypeDouble:
-		return a.doubleResult(a.f)
-	case bson.TypeDecimal128:
-		d, _ := bson.ParseDecimal128(fmt.Sprint(a.f))
-		return value.Of(d)
-	}
-	return a.int32Result(0)
-}
-
-// int32Result and doubleResult return a result in the accumulator's own bytes: results are
-// copied into the output document at once.
-func (a *sumAcc) int32Result(n int32) bson.RawValue {
-	binary.LittleEndian.PutUint32(a.out[:], uint32(n))
-	return rv(bson.TypeInt32, a.out[:4])
-}
-
-func (a *sumAcc) doubleResult(f float64) bson.RawValue {
-	binary.LittleEndian.PutUint64(a.out[:], math.Float64bits(f))
-	return rv(bson.TypeDouble, a.out[:8])
+	f, err := strconv.ParseFloat(v.Decimal128().String(), 64)
+	return f, err == nil || errors.Is(err, strconv.ErrRange)
 }
 
 func (a *sumAcc) result() bson.RawValue {
 	switch {
 	case a.count:
-		return a.int32Result(int32(a.n))
+		binary.LittleEndian.PutUint32(a.out[:], uint32(a.sum.Count()))
+		return rv(bson.TypeInt32, a.out[:4])
 	case a.avg:
-		if a.n == 0 {
-			return nullValue
-		}
-		var s float64
-		switch a.kind {
-		case bson.TypeInt32, bson.TypeInt64:
-			s = float64(a.i)
-		default:
-			s = a.f
-		}
-		if a.kind == bson.TypeDecimal128 {
-			d, _ := bson.ParseDecimal128(fmt.Sprint(s / float64(a.n)))
-			return value.Of(d)
-		}
-		return a.doubleResult(s / float64(a.n))
+		return a.sum.Avg()
 	}
-	return a.total()
+	return a.sum.Total()
 }
 
-func (a *sumAcc) state() bson.RawValue {
-	return value.Of(bson.D{{Key: "k", Value: int32(a.kind)}, {Key: "i", Value: a.i}, {Key: "f", Value: a.f}, {Key: "n", Value: a.n}})
-}
+func (a *sumAcc) state() bson.RawValue { return value.Of(a.sum.State()) }
 
 func (a *sumAcc) restore(v bson.RawValue) error {
 	d, ok := v.DocumentOK()
-	if !ok {
+	if !ok || !a.sum.Restore(d) {
 		return fmt.Errorf("bad $sum state")
 	}
-	a.kind = bson.Type(d.Lookup("k").Int32())
-	a.i = d.Lookup("i").Int64()
-	a.f = d.Lookup("f").Double()
-	a.n = d.Lookup("n").Int64()
 	return nil
 }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/expr"
 )
 
 // Throughput benchmarks of the engine on one core, each beside a baseline that does the same
@@ -421,7 +424,7 @@ type basePane struct {
 
 type baseGroup struct {
 	sum            int64
-	avgSum         float64
+	avg            expr.Sum // mongod's compensated summation, the engine's arithmetic
 	avgN           int64
 	maxW           int32
 	minT           float64
@@ -586,7 +589,9 @@ func baseTumblingGroup(st *baseState, batch []Input) [][]byte {
 		}
 		if tv, ok := field(d, "temp"); ok {
 			if f, ok := tv.(float64); ok {
-				g.avgSum += f
+				var b [8]byte
+				binary.LittleEndian.PutUint64(b[:], math.Float64bits(f))
+				g.avg.Add(bson.RawValue{Type: bson.TypeDouble, Value: b[:]})
 				g.avgN++
 				if !g.hasMin || f < g.minT {
 					g.minT, g.hasMin = f, true
@@ -617,7 +622,7 @@ func baseTumblingGroup(st *baseState, batch []Input) [][]byte {
 			}
 			var avg, maxW, minT any
 			if g.avgN > 0 {
-				avg = g.avgSum / float64(g.avgN)
+				avg = g.avg.Avg().Double()
 			}
 			if g.hasMax {
 				maxW = g.maxW

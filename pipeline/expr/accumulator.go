@@ -32,31 +32,19 @@ func compileAccumulator(fn func(vs []bson.RawValue) bson.RawValue) compileFunc {
 }
 
 func accSum(vs []bson.RawValue) bson.RawValue {
-	sum := int32Value(0)
+	var s Sum
 	for _, v := range vs {
-		if value.IsNumber(v) {
-			sum = arith(opAdd, sum, v)
-		}
+		s.Add(v)
 	}
-	return sum
+	return s.Total()
 }
 
 func accAvg(vs []bson.RawValue) bson.RawValue {
-	sum, n, dec := int32Value(0), 0, false
+	var s Sum
 	for _, v := range vs {
-		if value.IsNumber(v) {
-			sum = arith(opAdd, sum, v)
-			n++
-			dec = dec || v.Type == bson.TypeDecimal128
-		}
+		s.Add(v)
 	}
-	if n == 0 {
-		return nullValue
-	}
-	if dec {
-		return decDiv(toDec(sum), toDec(int64Value(int64(n)))).value()
-	}
-	return doubleValue(asFloat(sum) / float64(n))
+	return s.Avg()
 }
 
 func accMinMax(isMax bool) func(vs []bson.RawValue) bson.RawValue {
