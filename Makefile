@@ -58,8 +58,8 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 5m)
-FUZZ_TARGETS := wire:FuzzReadMessage wire:FuzzValidateBSON wire:FuzzSnappy wire:FuzzZlib wire:FuzzZstd \
-	pipeline:FuzzParse pipeline/expr:FuzzCompileEval pipeline/match:FuzzCompileMatch \
+FUZZ_TARGETS := wire:FuzzReadMessage bsoncheck:FuzzValidate wire:FuzzSnappy wire:FuzzZlib wire:FuzzZstd \
+	pipeline:FuzzParse pipeline:FuzzPush pipeline/expr:FuzzCompileEval pipeline/match:FuzzCompileMatch \
 	pipeline/value:FuzzIter
 fuzz:
 	@for pt in $(FUZZ_TARGETS); do \

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -34,8 +35,11 @@ type accDef struct {
 
 // accSpec is a compiled accumulator of one output field.
 type accSpec struct {
-	op     string
-	input  expr.Expr // evaluated per document (nil for $count)
+	op    string
+	input expr.Expr // evaluated per document (nil for $count)
+	// path is the input when it is a plain field path ("$a.b"): accumulators of one $group
+	// reading the same path share one evaluation.
+	path   string
 	sortBy []sortKey // $top, $bottom, $topN, $bottomN
 	n      int       // N of the N-accumulators
 	newAcc func() accumulator
@@ -78,7 +82,11 @@ func init() {
 			if err != nil {
 				return accSpec{}, err
 			}
-			return accSpec{op: op, input: e, newAcc: m.mk, slab: m.slab}, nil
+			spec := accSpec{op: op, input: e, newAcc: m.mk, slab: m.slab}
+			if p, ok := arg.StringValueOK(); ok && expr.IsFieldPath(arg) && !strings.HasPrefix(p, "$$") {
+				spec.path = p
+			}
+			return spec, nil
 		}}
 	}
 	simple := func(op string, mk func() accumulator) accDef { return simpleSlab(op, maker{mk: mk}) }

@@ -10,6 +10,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/spi-streams/spi/bsoncheck"
 )
 
 // Options configures an Engine.
@@ -223,7 +225,9 @@ func (e *Engine) dead(stage string, err error, d *Doc) {
 	b = bsoncore.AppendStringElement(b, "reason", reason)
 	b, _ = bsoncore.AppendDocumentEnd(b, eidx)
 	if d != nil {
-		b = bsoncore.AppendDocumentElement(b, "doc", d.Raw)
+		if d.Raw != nil {
+			b = bsoncore.AppendDocumentElement(b, "doc", d.Raw)
+		}
 		if d.Meta != nil {
 			b = bsoncore.AppendDocumentElement(b, e.opts.StreamMetaField, d.Meta)
 		}
@@ -255,6 +259,26 @@ func (e *Engine) ingest(in Input, now time.Time) {
 	d := &e.doc
 	d.Raw, d.Meta, d.Time = in.Doc, in.Meta, in.Time
 	src := e.plan.Source
+	tsField := "_ts"
+	if src != nil {
+		tsField = src.TsFieldName
+	}
+	// Operators (and the driver's accessors, which panic on malformed values) read documents
+	// without re-checking them: what a source hands over is checked once, here, in the same
+	// pass that looks for the time field.
+	hasTs, err := bsoncheck.ValidateHas(in.Doc, tsField)
+	if err != nil {
+		d.Raw = nil
+		e.dead("$source", fmt.Errorf("the document is not valid BSON: %w", err), d)
+		return
+	}
+	if in.Meta != nil {
+		if err := bsoncheck.Validate(in.Meta); err != nil {
+			d.Meta = nil
+			e.dead("$source", fmt.Errorf("the stream metadata is not valid BSON: %w", err), d)
+			return
+		}
+	}
 	if src != nil && src.TimeField != nil {
 		v, err := src.TimeField.Eval(envFor(d.Raw, d))
 		if err != nil {
@@ -272,11 +296,11 @@ func (e *Engine) ingest(in Input, now time.Time) {
 	}
 	binary.LittleEndian.PutUint64(e.tsVal[:], uint64(d.Time))
 	ts := bson.RawValue{Type: bson.TypeDateTime, Value: e.tsVal[:]}
-	tsField := "_ts"
-	if src != nil {
-		tsField = src.TsFieldName
+	if hasTs {
+		e.tsBuf = setPath(d.Raw, []string{tsField}, &ts, e.tsBuf[:0])
+	} else {
+		e.tsBuf = appendNew(e.tsBuf[:0], d.Raw, tsField, ts)
 	}
-	e.tsBuf = appendField(e.tsBuf[:0], d.Raw, tsField, ts)
 	d.Raw = e.tsBuf
 	p, ok := e.partitions[in.Partition]
 	if !ok {

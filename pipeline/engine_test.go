@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +152,33 @@ func TestOutputsOwnTheirBytes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A document whose bytes are not a BSON document becomes a dead letter; the engine goes on.
+func TestMalformedInputIsADeadLetter(t *testing.T) {
+	plan := mustPlan(t, bson.D{{Key: "$addFields", Value: bson.D{{Key: "b", Value: 1}}}})
+	eng := NewEngine(plan, Options{ProcessorName: "p"})
+	good, _ := bson.Marshal(bson.D{{Key: "a", Value: 1}})
+	long := append(bytes.Clone(good), 0)
+	unterminated := bytes.Clone(good)
+	unterminated[len(unterminated)-1] = 1
+	// A nested document whose string lacks its NUL: the frame is right, the inside is not.
+	nested, _ := bson.Marshal(bson.D{{Key: "o", Value: bson.D{{Key: "s", Value: "xy"}}}})
+	nested[len(nested)-3] = 'z'
+	r := eng.Push([]Input{{Doc: nil}, {Doc: good[:4]}, {Doc: long}, {Doc: unterminated}, {Doc: nested},
+		{Doc: good, Meta: []byte{1, 2}}, {Doc: good}})
+	if len(r.Out) != 1 || len(r.DLQ) != 6 {
+		t.Fatalf("%d outputs and %d dead letters, want 1 and 6", len(r.Out), len(r.DLQ))
+	}
+	for _, d := range r.DLQ {
+		if err := d.Validate(); err != nil {
+			t.Fatalf("dead letter is not valid BSON: %v", err)
+		}
+		op, _ := d.Lookup("operatorName").StringValueOK()
+		reason, _ := d.Lookup("errInfo", "reason").StringValueOK()
+		if op != "$source" || !strings.Contains(reason, "not valid BSON") {
+			t.Errorf("dead letter %s: %q", op, reason)
+		}
 	}
 }

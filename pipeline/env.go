@@ -43,6 +43,11 @@ func appendField(dst []byte, doc bson.Raw, key string, v bson.RawValue) []byte {
 	if value.Lookup(doc, key).Type != 0 {
 		return setPath(doc, []string{key}, &v, dst)
 	}
+	return appendNew(dst, doc, key, v)
+}
+
+// appendNew returns doc with the element key: v appended, built in dst; doc has no field key.
+func appendNew(dst []byte, doc bson.Raw, key string, v bson.RawValue) []byte {
 	start := len(dst)
 	dst = append(dst, doc[:len(doc)-1]...)
 	dst = appendElem(dst, key, v)

@@ -42,3 +42,32 @@ func mustDoc(d bson.D) bson.Raw {
 	}
 	return b
 }
+
+// FuzzPush runs arbitrary bytes through the golden pipelines as an input document (and its
+// stream metadata): a malformed document becomes a dead letter or is processed as far as its
+// bytes allow; nothing may panic.
+func FuzzPush(f *testing.F) {
+	var plans []*Plan
+	for _, cases := range loadGolden(f) {
+		for _, c := range cases {
+			if c.Error != "" {
+				continue
+			}
+			plan, err := Parse(withSource(bson.Raw(c.Pipeline.Value)), ParseOptions{})
+			if err != nil {
+				continue
+			}
+			plans = append(plans, plan)
+			for _, in := range c.Input {
+				f.Add(uint16(len(plans)-1), []byte(in.Doc), []byte(in.Meta))
+			}
+		}
+	}
+	f.Add(uint16(0), []byte{5, 0, 0, 0, 0}, []byte{5, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, which uint16, doc, meta []byte) {
+		plan := plans[int(which)%len(plans)]
+		eng := NewEngine(plan, Options{Now: func() time.Time { return fixedNow }})
+		eng.Push([]Input{{Doc: doc, Meta: meta, Time: 1000}, {Doc: doc, Time: 2000}})
+		eng.Flush()
+	})
+}

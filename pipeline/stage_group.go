@@ -19,6 +19,9 @@ type groupStage struct {
 	id     expr.Expr
 	fields []string
 	accs   []accSpec
+	// same[i] is the earlier accumulator whose input accs[i] shares (a plain field path read
+	// twice, as in {$sum: "$x"} and {$max: "$x"}), or -1.
+	same []int
 	// usesMeta says an expression reads {$meta: ...}, so documents carry their window's
 	// bounds in their metadata while they are accumulated.
 	usesMeta bool
@@ -57,6 +60,14 @@ func parseGroup(spec bson.RawValue) (Stage, error) {
 			return nil, err
 		}
 		g.fields = append(g.fields, e.Key())
+		same := -1
+		for j, prev := range g.accs {
+			if spec.path != "" && prev.path == spec.path {
+				same = j
+				break
+			}
+		}
+		g.same = append(g.same, same)
 		g.accs = append(g.accs, spec)
 	}
 	if g.id == nil {
@@ -76,8 +87,9 @@ type groups struct {
 	order  []*groupEntry
 	byHash map[uint64]*groupEntry
 	seed   maphash.Seed
-	buf    []byte // scratch for building keys
-	bytes  []byte // slab for keys and ids
+	buf    []byte          // scratch for building keys
+	vals   []bson.RawValue // scratch for the accumulators' inputs
+	bytes  []byte          // slab for keys and ids
 	slab   accSlab
 	eslab  []groupEntry
 	aslab  []accumulator
@@ -230,13 +242,21 @@ func (g *groupStage) add(st *groups, d *Doc) error {
 	if entry == nil {
 		entry = st.insert(g, st.buf, h, id)
 	}
+	if cap(st.vals) < len(g.accs) {
+		st.vals = make([]bson.RawValue, len(g.accs))
+	}
+	vals := st.vals[:len(g.accs)]
 	for i, a := range g.accs {
 		var v bson.RawValue
-		if a.input != nil {
+		switch {
+		case g.same[i] >= 0:
+			v = vals[g.same[i]]
+		case a.input != nil:
 			if v, err = a.input.Eval(env); err != nil {
 				return err
 			}
 		}
+		vals[i] = v
 		var sk bson.RawValue
 		if a.sortBy != nil {
 			sk = rv(bson.TypeEmbeddedDocument, d.Raw)

@@ -67,8 +67,8 @@ func parseUnwind(spec bson.RawValue) (Stage, error) {
 func (s *unwindStage) Name() string { return "$unwind" }
 
 func (s *unwindStage) Process(d *Doc, buf *[]byte, emit func(*Doc)) error {
-	v, err := d.Raw.LookupErr(s.path...)
-	if err != nil || v.Type == bson.TypeNull || v.Type == bson.TypeUndefined {
+	v := lookupPath(d.Raw, s.path)
+	if v.Type == 0 || v.Type == bson.TypeNull || v.Type == bson.TypeUndefined {
 		if s.preserve {
 			emit(s.with(d, buf, nil, -1))
 		}
@@ -79,17 +79,32 @@ func (s *unwindStage) Process(d *Doc, buf *[]byte, emit func(*Doc)) error {
 		emit(s.with(d, buf, &v, -2))
 		return nil
 	}
-	vals, _ := v.Array().Values()
-	if len(vals) == 0 {
-		if s.preserve {
-			emit(s.with(d, buf, nil, -1))
-		}
-		return nil
+	it := value.NewIter(v.Value)
+	i := 0
+	for ; it.Next(); i++ {
+		ev := it.Val()
+		emit(s.with(d, buf, &ev, i))
 	}
-	for i := range vals {
-		emit(s.with(d, buf, &vals[i], i))
+	if i == 0 && s.preserve {
+		emit(s.with(d, buf, nil, -1))
 	}
 	return nil
+}
+
+// lookupPath returns the value at a dotted path through embedded documents (not arrays), or
+// missing.
+func lookupPath(doc []byte, path []string) bson.RawValue {
+	for i, p := range path {
+		v := value.Lookup(doc, p)
+		if i == len(path)-1 || v.Type != bson.TypeEmbeddedDocument {
+			if i < len(path)-1 {
+				return value.Missing
+			}
+			return v
+		}
+		doc = v.Value
+	}
+	return value.Missing
 }
 
 // with returns d with the path set to v (removed when v is nil and the field was an empty

@@ -10,6 +10,8 @@ import (
 	"hash/crc32"
 	"io"
 	"strings"
+
+	"github.com/spi-streams/spi/bsoncheck"
 )
 
 // Opcodes spid reads or writes.
@@ -325,7 +327,7 @@ func validateSectionDoc(b []byte) (int, error) {
 	if n < 5 || n > len(b) {
 		return 0, fmt.Errorf("document length %d is outside 5..%d", n, len(b))
 	}
-	if err := ValidateBSON(b[:n]); err != nil {
+	if err := bsoncheck.Validate(b[:n]); err != nil {
 		return 0, err
 	}
 	return n, nil
@@ -376,4 +378,14 @@ func decodeQuery(req *Request, body []byte) error {
 // Database returns the database an OP_QUERY command names through its namespace.
 func (r *Request) Database() string {
 	return strings.TrimSuffix(r.Namespace, ".$cmd")
+}
+
+// cstringEnd is the index of the NUL that ends the C string at the start of b, or -1.
+func cstringEnd(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return -1
 }

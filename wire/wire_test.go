@@ -163,34 +163,6 @@ func TestNegotiate(t *testing.T) {
 	}
 }
 
-func TestValidateBSON(t *testing.T) {
-	good := bsoncore.NewDocumentBuilder().
-		AppendString("s", "x").AppendDouble("d", 1).AppendBoolean("b", true).AppendNull("n").
-		AppendDocument("o", bsoncore.NewDocumentBuilder().AppendInt64("i", 1).Build()).
-		AppendArray("a", bsoncore.NewArrayBuilder().AppendInt32(1).Build()).
-		AppendBinary("bin", 0, []byte{1, 2}).AppendRegex("r", "a.*", "i").
-		AppendCodeWithScope("c", "f()", bsoncore.NewDocumentBuilder().Build()).
-		AppendDecimal128("dec", 1, 2).AppendTimestamp("ts", 1, 2).AppendDateTime("dt", 5).
-		AppendMinKey("min").AppendMaxKey("max").Build()
-	if err := ValidateBSON(good); err != nil {
-		t.Fatalf("valid document rejected: %v", err)
-	}
-	bad := map[string][]byte{
-		"empty":         {},
-		"short length":  {4, 0, 0, 0, 0},
-		"no terminator": {5, 0, 0, 0, 1},
-		"bad bool":      {9, 0, 0, 0, 8, 'b', 0, 2, 0},
-		"string no nul": {14, 0, 0, 0, 2, 's', 0, 2, 0, 0, 0, 'x', 'y', 0},
-		"trailing":      append(bsoncore.NewDocumentBuilder().Build(), 0),
-		"unknown type":  {8, 0, 0, 0, 0x20, 'a', 0, 0},
-	}
-	for name, b := range bad {
-		if ValidateBSON(b) == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-}
-
 // okHandler answers {ok: 1}, or blocks while a test holds its gate.
 type okHandler struct {
 	gate    chan struct{}

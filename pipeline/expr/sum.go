@@ -6,8 +6,6 @@ import (
 	"math/big"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-
-	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // Sum adds numbers as mongod's $sum and $avg do, for the accumulators of $group and for the
@@ -24,8 +22,9 @@ type Sum struct {
 	// Once iBad, hi + lo is the double-double sum of the non-decimal inputs; special is their
 	// plain sum, which carries NaN and infinities.
 	hi, lo, special float64
-	dec             bson.RawValue // sum of the decimal inputs (Type 0: none)
-	out             [8]byte       // the bytes of the last int or double result
+	dec             [16]byte // sum of the decimal inputs, when hasDec
+	hasDec          bool     // (kept as bytes, so a Sum holds no pointer for the GC to follow)
+	out             [8]byte  // the bytes of the last int or double result
 }
 
 // result returns a fixed-size result in the Sum's own bytes: it is valid until the next
@@ -63,10 +62,11 @@ func (s *Sum) Add(v bson.RawValue) {
 		s.kind = bson.TypeDouble
 		s.addDouble(v.Double())
 	case bson.TypeDecimal128:
-		if s.dec.Type == 0 {
-			s.dec = bson.RawValue{Type: v.Type, Value: append([]byte(nil), v.Value...)}
+		if !s.hasDec {
+			s.hasDec = len(v.Value) == 16
+			copy(s.dec[:], v.Value)
 		} else {
-			s.dec = decAdd(toDec(s.dec), toDec(v)).value()
+			copy(s.dec[:], decAdd(toDec(s.decimal()), toDec(v)).value().Value)
 		}
 	default:
 		return
@@ -135,10 +135,15 @@ func (s *Sum) Total() bson.RawValue {
 	default:
 		t = s.result(bson.TypeDouble, math.Float64bits(s.double()))
 	}
-	if s.dec.Type == 0 {
+	if !s.hasDec {
 		return t
 	}
-	return decAdd(toDec(s.dec), s.nonDecimal()).value()
+	return decAdd(toDec(s.decimal()), s.nonDecimal()).value()
+}
+
+// decimal is the sum of the decimal inputs.
+func (s *Sum) decimal() bson.RawValue {
+	return bson.RawValue{Type: bson.TypeDecimal128, Value: s.dec[:]}
 }
 
 // nonDecimal is the non-decimal sum as a decimal: exact for integers, else each half of the
@@ -186,7 +191,7 @@ func (s *Sum) Avg() bson.RawValue {
 	if s.n == 0 {
 		return nullValue
 	}
-	if s.dec.Type != 0 {
+	if s.hasDec {
 		return decDiv(toDec(s.Total()), dec{coef: big.NewInt(s.n)}).value()
 	}
 	if s.kind != bson.TypeDouble && !s.iBad {
@@ -199,8 +204,8 @@ func (s *Sum) Avg() bson.RawValue {
 func (s *Sum) State() bson.D {
 	st := bson.D{{Key: "k", Value: int32(s.kind)}, {Key: "n", Value: s.n}, {Key: "i", Value: s.i},
 		{Key: "bad", Value: s.iBad}, {Key: "hi", Value: s.hi}, {Key: "lo", Value: s.lo}, {Key: "sp", Value: s.special}}
-	if s.dec.Type != 0 {
-		st = append(st, bson.E{Key: "d", Value: s.dec})
+	if s.hasDec {
+		st = append(st, bson.E{Key: "d", Value: s.decimal()})
 	}
 	return st
 }
@@ -227,12 +232,13 @@ func (s *Sum) Restore(d bson.Raw) bool {
 	default:
 		return false
 	}
-	s.dec = value.Missing
+	s.hasDec = false
 	if v, err := d.LookupErr("d"); err == nil {
-		if v.Type != bson.TypeDecimal128 {
+		if v.Type != bson.TypeDecimal128 || len(v.Value) != 16 {
 			return false
 		}
-		s.dec = bson.RawValue{Type: v.Type, Value: append([]byte(nil), v.Value...)}
+		s.hasDec = true
+		copy(s.dec[:], v.Value)
 	}
 	return true
 }

@@ -1,4 +1,8 @@
-package wire
+// Package bsoncheck checks untrusted bytes are well-formed BSON, completely: the wire layer
+// checks every request document with it, and the pipeline engine every input document, so
+// that the code after them (and the driver's accessors, which panic on malformed values) can
+// read documents without re-checking.
+package bsoncheck
 
 import (
 	"encoding/binary"
@@ -6,82 +10,104 @@ import (
 	"fmt"
 )
 
-// MaxBSONDepth is the deepest nesting of documents and arrays a request may carry; mongod uses
+// MaxDepth is the deepest nesting of documents and arrays a request may carry; mongod uses
 // the same default.
-const MaxBSONDepth = 200
+const MaxDepth = 200
 
-var errBSONTooDeep = errors.New("BSON nesting exceeds the maximum depth of 200")
+var errTooDeep = errors.New("BSON nesting exceeds the maximum depth of 200")
 
-// ValidateBSON checks that b is exactly one well-formed BSON document: every length agrees with
+// Validate checks that b is exactly one well-formed BSON document: every length agrees with
 // its content, every element type is known, strings and keys are terminated, and nested
 // documents and arrays are valid too. The driver's bsoncore validation is shallow (it checks an
 // embedded document's length, not its elements), so untrusted bytes are checked here once, at
 // the edge, and later code may read the document without re-checking.
-func ValidateBSON(b []byte) error {
-	n, err := validateDocument(b, 0)
-	if err != nil {
-		return err
-	}
-	if n != len(b) {
-		return fmt.Errorf("document length %d does not match the %d bytes given", n, len(b))
-	}
-	return nil
+func Validate(b []byte) error {
+	_, err := ValidateHas(b, "")
+	return err
 }
 
-// validateDocument validates the document at the start of b and returns its length.
-func validateDocument(b []byte, depth int) (int, error) {
-	if depth > MaxBSONDepth {
-		return 0, errBSONTooDeep
+// ValidateHas is Validate that also reports whether the document has the top-level field
+// key (never for ""), so a caller about to set a field learns it in the same pass.
+func ValidateHas(b []byte, key string) (bool, error) {
+	n, found, err := validateDocument(b, 0, key)
+	if err != nil {
+		return false, err
+	}
+	if n != len(b) {
+		return false, fmt.Errorf("document length %d does not match the %d bytes given", n, len(b))
+	}
+	return found, nil
+}
+
+// fixedSize is the size of each fixed-size value type, 0 for the others.
+var fixedSize = [256]int{
+	0x01: 8, 0x09: 8, 0x11: 8, 0x12: 8, // double, datetime, timestamp, int64
+	0x10: 4,  // int32
+	0x13: 16, // decimal128
+	0x07: 12, // ObjectId
+}
+
+// validateDocument validates the document at the start of b and returns its length, and
+// whether it has the field key at its top level.
+func validateDocument(b []byte, depth int, key string) (int, bool, error) {
+	if depth > MaxDepth {
+		return 0, false, errTooDeep
 	}
 	if len(b) < 5 {
-		return 0, fmt.Errorf("document needs at least 5 bytes, have %d", len(b))
+		return 0, false, fmt.Errorf("document needs at least 5 bytes, have %d", len(b))
 	}
 	n := int(int32(binary.LittleEndian.Uint32(b)))
 	if n < 5 || n > len(b) {
-		return 0, fmt.Errorf("document length %d is outside 5..%d", n, len(b))
+		return 0, false, fmt.Errorf("document length %d is outside 5..%d", n, len(b))
 	}
 	if b[n-1] != 0 {
-		return 0, errors.New("document does not end with a null byte")
+		return 0, false, errors.New("document does not end with a null byte")
 	}
+	found := false
 	pos := 4
 	end := n - 1
 	for pos < end {
 		t := b[pos]
 		pos++
-		k := cstringEnd(b[pos:end])
-		if k < 0 {
-			return 0, errors.New("element name is not null-terminated")
+		k := pos
+		for k < end && b[k] != 0 {
+			k++
 		}
-		pos += k + 1
+		if k == end {
+			return 0, false, errors.New("element name is not null-terminated")
+		}
+		if key != "" && !found && string(b[pos:k]) == key {
+			found = true
+		}
+		pos = k + 1
+		if size := fixedSize[t]; size > 0 {
+			if end-pos < size {
+				return 0, false, fmt.Errorf("value of type 0x%02x needs %d bytes, have %d", t, size, end-pos)
+			}
+			pos += size
+			continue
+		}
 		size, err := validateValue(t, b[pos:end], depth)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		pos += size
 	}
 	if pos != end {
-		return 0, errors.New("element extends past the end of its document")
+		return 0, false, errors.New("element extends past the end of its document")
 	}
-	return n, nil
+	return n, found, nil
 }
 
 // validateValue validates one value of type t at the start of b and returns its size.
 func validateValue(t byte, b []byte, depth int) (int, error) {
-	fixed := func(n int) (int, error) {
-		if len(b) < n {
-			return 0, fmt.Errorf("value of type 0x%02x needs %d bytes, have %d", t, n, len(b))
+	if size := fixedSize[t]; size > 0 {
+		if len(b) < size {
+			return 0, fmt.Errorf("value of type 0x%02x needs %d bytes, have %d", t, size, len(b))
 		}
-		return n, nil
+		return size, nil
 	}
 	switch t {
-	case 0x01, 0x09, 0x11, 0x12: // double, datetime, timestamp, int64
-		return fixed(8)
-	case 0x10: // int32
-		return fixed(4)
-	case 0x13: // decimal128
-		return fixed(16)
-	case 0x07: // ObjectId
-		return fixed(12)
 	case 0x06, 0x0A, 0xFF, 0x7F: // undefined, null, minKey, maxKey
 		return 0, nil
 	case 0x08: // bool
@@ -92,7 +118,8 @@ func validateValue(t byte, b []byte, depth int) (int, error) {
 	case 0x02, 0x0D, 0x0E: // string, JavaScript code, symbol
 		return validateString(b)
 	case 0x03, 0x04: // document, array
-		return validateDocument(b, depth+1)
+		n, _, err := validateDocument(b, depth+1, "")
+		return n, err
 	case 0x05: // binary
 		if len(b) < 5 {
 			return 0, errors.New("binary value is truncated")
@@ -138,7 +165,7 @@ func validateValue(t byte, b []byte, depth int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		d, err := validateDocument(b[4+s:total], depth+1)
+		d, _, err := validateDocument(b[4+s:total], depth+1, "")
 		if err != nil {
 			return 0, err
 		}
