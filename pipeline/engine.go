@@ -69,6 +69,8 @@ type Engine struct {
 	tsVal [8]byte
 	// arena is the free tail of the chunk output documents are carved from.
 	arena []byte
+	// groupHint is the number of groups the last closed window had: the size to expect.
+	groupHint int
 }
 
 // arenaChunk is the size of the chunks output documents are carved from: one allocation
@@ -352,7 +354,7 @@ func (e *Engine) addToWindow(d *Doc) {
 		if !ok {
 			p = &pane{start: start, end: end, meta: sourceOnly(d.Meta)}
 			if w.group != nil {
-				p.groups = newGroups()
+				p.groups = newGroups(e.groupHint)
 			}
 			e.panes[start] = p
 		}
@@ -515,7 +517,7 @@ func (e *Engine) closeSessions(t int64) {
 		var gs *groups
 		var docs []*Doc
 		if w.group != nil {
-			gs = newGroups()
+			gs = newGroups(e.groupHint)
 			key := s.key
 			for _, sd := range s.docs {
 				gd := sd.d
@@ -550,6 +552,7 @@ func (e *Engine) output(start, end int64, partitionKey *bson.RawValue, meta bson
 	}
 	meta = setPath(meta, []string{"window"}, &winv, nil)
 	if gs != nil {
+		e.groupHint = len(gs.order)
 		rs := w.group.results(gs)
 		ds := make([]Doc, len(rs))
 		docs = make([]*Doc, len(rs))

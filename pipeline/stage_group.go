@@ -102,8 +102,11 @@ type groupEntry struct {
 	next *groupEntry // another group whose key has the same hash
 }
 
-func newGroups() *groups {
-	return &groups{byHash: map[uint64]*groupEntry{}, seed: maphash.MakeSeed()}
+// newGroups returns an empty group state sized for about hint groups (the number the previous
+// window had), so that a window's groups do not regrow the map and the order from nothing.
+func newGroups(hint int) *groups {
+	hint = min(hint, 1<<16)
+	return &groups{byHash: make(map[uint64]*groupEntry, hint), order: make([]*groupEntry, 0, hint), seed: maphash.MakeSeed()}
 }
 
 // find returns the group whose key is k, or nil.
@@ -305,7 +308,7 @@ func (g *groupStage) snapshot(st *groups) bson.RawValue {
 }
 
 func (g *groupStage) restore(v bson.RawValue) (*groups, error) {
-	st := newGroups()
+	st := newGroups(0)
 	for _, item := range valuesOf(v) {
 		pair := valuesOf(item)
 		if len(pair) != 2 {
