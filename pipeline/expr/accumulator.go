@@ -19,10 +19,11 @@ func compileAccumulator(fn func(vs []bson.RawValue) bson.RawValue) compileFunc {
 		}
 		single := args.Type != bson.TypeArray || len(es) == 1
 		return evalFunc(func(env *Env) (bson.RawValue, error) {
-			vs, err := evalAll(env, es)
+			vs, mark, err := evalAll(env, es)
 			if err != nil {
 				return value.Missing, err
 			}
+			defer env.release(mark)
 			if single && vs[0].Type == bson.TypeArray {
 				vs = arrayValues(vs[0])
 			}

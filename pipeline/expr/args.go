@@ -122,18 +122,26 @@ func reqExpr(op string, m map[string]bson.RawValue, key string, sc *scope) (Expr
 	return compile(v, sc)
 }
 
-// evalAll evaluates each expression.
-func evalAll(env *Env, es []Expr) ([]bson.RawValue, error) {
-	out := make([]bson.RawValue, len(es))
-	for i, e := range es {
+// evalAll evaluates each expression onto the environment's argument stack, so operators'
+// arguments cost no allocation. It returns the values and the mark to release the stack to:
+// the caller uses the values, then calls env.release(mark). The values (headers of bytes that
+// live elsewhere) may be kept; the slice may not.
+func evalAll(env *Env, es []Expr) ([]bson.RawValue, int, error) {
+	mark := len(env.args)
+	for _, e := range es {
 		v, err := e.Eval(env)
 		if err != nil {
-			return nil, err
+			env.args = env.args[:mark]
+			return nil, mark, err
 		}
-		out[i] = v
+		env.args = append(env.args, v)
 	}
-	return out, nil
+	n := len(env.args)
+	return env.args[mark:n:n], mark, nil
 }
+
+// release pops the argument stack back to mark.
+func (env *Env) release(mark int) { env.args = env.args[:mark] }
 
 // evalOpt evaluates an optional expression (missing when nil).
 func evalOpt(env *Env, e Expr) (bson.RawValue, error) {
@@ -191,10 +199,11 @@ func naryOp(lo, hi int, fn func(op string, vs []bson.RawValue) (bson.RawValue, e
 			return nil, err
 		}
 		return evalFunc(func(env *Env) (bson.RawValue, error) {
-			vs, err := evalAll(env, es)
+			vs, mark, err := evalAll(env, es)
 			if err != nil {
 				return value.Missing, err
 			}
+			defer env.release(mark)
 			return fn(op, vs)
 		}), nil
 	}

@@ -324,10 +324,11 @@ func compileRound(mode roundMode) compileFunc {
 			return nil, err
 		}
 		return evalFunc(func(env *Env) (bson.RawValue, error) {
-			vs, err := evalAll(env, es)
+			vs, mark, err := evalAll(env, es)
 			if err != nil {
 				return value.Missing, err
 			}
+			defer env.release(mark)
 			place := int64(0)
 			if len(vs) == 2 {
 				p := vs[1]

@@ -129,3 +129,33 @@ func TestComparisonBooleanConditional(t *testing.T) {
 		{expr: `{"$switch": {"branches": [{"case": true, "then": 1}], "foo": 1}}`, err: "$switch found an unknown argument: foo"},
 	})
 }
+
+// Operators evaluate their arguments onto one stack in the environment (evalAll): nested
+// operators, $let, $map and an error part-way through must each leave it as they found it.
+func TestArgumentStack(t *testing.T) {
+	runCases(t, []exprCase{
+		{expr: `{"$add": [1, {"$multiply": [2, {"$add": [3, 4]}]}, {"$let": {"vars": {"x": {"$add": [5, 6]}}, "in": {"$add": ["$$x", {"$max": [7, 8, 9]}]}}}]}`, want: `35`},
+		{expr: `{"$concat": [{"$substr": [{"$concat": ["ab", "cd"]}, 1, 2]}, "-", {"$toString": {"$sum": [1, {"$add": [2, 3]}]}}]}`, want: `"bc-6"`},
+		{expr: `{"$map": {"input": [1, 2, 3], "in": {"$add": ["$$this", {"$multiply": ["$$this", {"$add": [1, 1]}]}]}}}`, want: `[3, 6, 9]`},
+		{expr: `{"$add": [1, {"$ifNull": [{"$add": [1, {"$divide": [1, 0]}]}, 5]}]}`, err: "can't $divide by zero"},
+		{expr: `{"$add": [{"$add": [1, 2]}, {"$cond": [{"$gt": [{"$add": [1, 1]}, 1]}, {"$add": [10, 20]}, 0]}]}`, want: `33`},
+	})
+	// Evaluated again and again in one environment, the stack does not grow.
+	e, err := Compile(mustRaw(t, `{"v": {"$add": [1, {"$multiply": [2, {"$add": [3, 4]}]}, {"$let": {"vars": {"x": 1}, "in": {"$add": ["$$x", 1]}}}]}}`).Lookup("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{Root: mustRaw(t, `{}`)}
+	for range 100 {
+		if _, err := e.Eval(env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(env.args) != 0 {
+		t.Fatalf("the argument stack holds %d values after evaluation", len(env.args))
+	}
+	bad, _ := Compile(mustRaw(t, `{"v": {"$add": [1, {"$multiply": [2, {"$divide": [1, 0]}]}]}}`).Lookup("v"))
+	if _, err := bad.Eval(env); err == nil || len(env.args) != 0 {
+		t.Fatalf("after an error (%v) the argument stack holds %d values", err, len(env.args))
+	}
+}

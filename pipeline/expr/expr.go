@@ -32,6 +32,8 @@ type Env struct {
 	// vars holds the variables bound by $let, $map, $filter, $reduce, ... by slot; slots are
 	// assigned at compile time by nesting depth, so evaluation never looks a name up.
 	vars []bson.RawValue
+	// args is the stack operators evaluate their arguments onto (see evalAll).
+	args []bson.RawValue
 
 	steps int64 // loop iterations charged to the current top-level evaluation
 }

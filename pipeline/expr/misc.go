@@ -59,13 +59,14 @@ func compileLet(op string, args bson.RawValue, sc *scope) (Expr, error) {
 		return nil, err
 	}
 	return evalFunc(func(env *Env) (bson.RawValue, error) {
-		vs, err := evalAll(env, exprs)
+		vs, mark, err := evalAll(env, exprs)
 		if err != nil {
 			return value.Missing, err
 		}
 		for i, v := range vs {
 			env.setVar(slots[i], v)
 		}
+		env.release(mark)
 		return in.Eval(env)
 	}), nil
 }
