@@ -135,14 +135,10 @@ func (st *groups) keepBytes(b []byte) []byte {
 
 // insert adds a group with the key k (hash h) and the id id, with fresh accumulators.
 func (st *groups) insert(g *groupStage, k []byte, h uint64, id bson.RawValue) *groupEntry {
-	if len(st.eslab) == 0 {
-		st.eslab = make([]groupEntry, slabSize)
-	}
-	e := &st.eslab[0]
-	st.eslab = st.eslab[1:]
+	e := take(&st.eslab, groupEntry{})
 	n := len(g.accs)
 	if len(st.aslab) < n {
-		st.aslab = make([]accumulator, max(n*slabSize, n))
+		st.aslab = make([]accumulator, n*slabSize)
 	}
 	e.accs, st.aslab = st.aslab[:n:n], st.aslab[n:]
 	e.key = st.keepBytes(k)

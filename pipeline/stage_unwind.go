@@ -94,17 +94,14 @@ func (s *unwindStage) Process(d *Doc, buf *[]byte, emit func(*Doc)) error {
 // lookupPath returns the value at a dotted path through embedded documents (not arrays), or
 // missing.
 func lookupPath(doc []byte, path []string) bson.RawValue {
-	for i, p := range path {
+	for _, p := range path[:len(path)-1] {
 		v := value.Lookup(doc, p)
-		if i == len(path)-1 || v.Type != bson.TypeEmbeddedDocument {
-			if i < len(path)-1 {
-				return value.Missing
-			}
-			return v
+		if v.Type != bson.TypeEmbeddedDocument {
+			return value.Missing
 		}
 		doc = v.Value
 	}
-	return value.Missing
+	return value.Lookup(doc, path[len(path)-1])
 }
 
 // with returns d with the path set to v (removed when v is nil and the field was an empty

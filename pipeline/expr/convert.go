@@ -526,14 +526,14 @@ func (c *convertExpr) Eval(env *Env) (bson.RawValue, error) {
 // parseTo reads 'to': a type name, a type number, or {type, subtype}.
 func parseTo(op string, v bson.RawValue, o *convOpts) error {
 	if v.Type == bson.TypeEmbeddedDocument {
-		t := lookupKey(v.Value, "type")
+		t := value.Lookup(v.Value, "type")
 		if t.Type == 0 {
 			return evalErr(op, op+" requires 'to.type' to be specified")
 		}
 		if err := parseTo(op, t, o); err != nil {
 			return err
 		}
-		if st := lookupKey(v.Value, "subtype"); st.Type != 0 {
+		if st := value.Lookup(v.Value, "subtype"); st.Type != 0 {
 			n, ok := intArg(st)
 			if !ok || n < 0 || n > 255 {
 				return evalErr(op, op+": 'to.subtype' must be an integer between 0 and 255, found: "+st.String())

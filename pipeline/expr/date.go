@@ -134,7 +134,7 @@ func compileDatePart(op string, args bson.RawValue, sc *scope) (Expr, error) {
 	part := dateParts[op]
 	var dateE, tzE Expr
 	var err error
-	if args.Type == bson.TypeEmbeddedDocument && lookupKey(args.Value, "date").Type != 0 {
+	if args.Type == bson.TypeEmbeddedDocument && value.Lookup(args.Value, "date").Type != 0 {
 		m, err := objArgs(op, args, "date", "timezone")
 		if err != nil {
 			return nil, err

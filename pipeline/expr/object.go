@@ -58,7 +58,7 @@ func fieldArgs(op string, m map[string]bson.RawValue, sc *scope) (string, Expr, 
 
 func compileGetField(op string, args bson.RawValue, sc *scope) (Expr, error) {
 	var m map[string]bson.RawValue
-	if args.Type == bson.TypeEmbeddedDocument && lookupKey(args.Value, "field").Type != 0 {
+	if args.Type == bson.TypeEmbeddedDocument && value.Lookup(args.Value, "field").Type != 0 {
 		var err error
 		if m, err = objArgs(op, args, "field", "input"); err != nil {
 			return nil, err
@@ -84,7 +84,7 @@ func compileGetField(op string, args bson.RawValue, sc *scope) (Expr, error) {
 		if v.Type != bson.TypeEmbeddedDocument {
 			return value.Missing, evalErr(op, "$getField requires 'input' to evaluate to type Object, but got "+typeName(v))
 		}
-		return lookupKey(v.Value, name), nil
+		return value.Lookup(v.Value, name), nil
 	}), nil
 }
 

@@ -47,7 +47,7 @@ func (p *pathExpr) Eval(env *Env) (bson.RawValue, error) {
 // the path over their elements (ExpressionFieldPath::evaluatePath in mongod).
 func evalPath(doc []byte, parts []string) bson.RawValue {
 	for {
-		f := lookupKey(doc, parts[0])
+		f := value.Lookup(doc, parts[0])
 		if len(parts) == 1 {
 			return f
 		}

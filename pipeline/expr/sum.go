@@ -48,15 +48,13 @@ func (s *Sum) Add(v bson.RawValue) {
 		}
 		if !s.iBad {
 			sum := s.i + x
-			if (x > 0 && sum < s.i) || (x < 0 && sum > s.i) {
-				s.inexact()
-				s.addLong(x)
-			} else {
+			if overflow := (x > 0 && sum < s.i) || (x < 0 && sum > s.i); !overflow {
 				s.i = sum
+				break
 			}
-		} else {
-			s.addLong(x)
+			s.inexact()
 		}
+		s.addLong(x)
 	case bson.TypeDouble:
 		s.inexact()
 		s.kind = bson.TypeDouble

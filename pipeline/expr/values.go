@@ -160,9 +160,6 @@ func values(doc []byte) ([]bson.RawValue, error) {
 
 var errMalformed = evalErr("", "malformed BSON")
 
-// lookupKey returns the field key of a raw document, or missing.
-func lookupKey(doc []byte, key string) bson.RawValue { return value.Lookup(doc, key) }
-
 // arrayLen counts the elements of a raw array.
 func arrayLen(arr []byte) int {
 	n := 0

@@ -70,7 +70,7 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 		return nil, se.errf("$jsonSchema exceeded depth limit of 100")
 	}
 	kw := map[string]bson.RawValue{}
-	it := newIter(doc)
+	it := value.NewIter(doc)
 	for it.Next() {
 		k := string(it.Key())
 		supported, known := schemaKeywords[k]
@@ -120,7 +120,7 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 			return nil, se.errf("$jsonSchema keyword 'properties' must be an object")
 		}
 		obj.properties = map[string]*schema{}
-		pit := newIter(v.Value)
+		pit := value.NewIter(v.Value)
 		for pit.Next() {
 			name, sv := string(pit.Key()), pit.Val()
 			if sv.Type != bson.TypeEmbeddedDocument {
@@ -138,7 +138,7 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 		if v.Type != bson.TypeEmbeddedDocument {
 			return nil, se.errf("$jsonSchema keyword 'patternProperties' must be an object")
 		}
-		pit := newIter(v.Value)
+		pit := value.NewIter(v.Value)
 		for pit.Next() {
 			pat, sv := string(pit.Key()), pit.Val()
 			if sv.Type != bson.TypeEmbeddedDocument {
@@ -194,7 +194,7 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 		if v.Type != bson.TypeEmbeddedDocument {
 			return nil, se.errf("$jsonSchema keyword 'dependencies' must be an object")
 		}
-		dit := newIter(v.Value)
+		dit := value.NewIter(v.Value)
 		for dit.Next() {
 			name, dv := string(dit.Key()), dit.Val()
 			d := &dependency{name: name}
@@ -230,7 +230,7 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 			ic.all = sub
 		case bson.TypeArray:
 			ic.tuple = []*schema{}
-			iit := newIter(v.Value)
+			iit := value.NewIter(v.Value)
 			for iit.Next() {
 				e := iit.Val()
 				if e.Type != bson.TypeEmbeddedDocument {
@@ -287,7 +287,7 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 			return nil, se.errf("$jsonSchema keyword 'enum' must be an array")
 		}
 		var vals []bson.RawValue
-		eit := newIter(v.Value)
+		eit := value.NewIter(v.Value)
 		for eit.Next() {
 			e := eit.Val()
 			for _, prev := range vals {
@@ -375,7 +375,7 @@ func compileSchema(doc bson.Raw, path string, depth int) (*schema, error) {
 			return nil, se.errf("$jsonSchema keyword '%s' must be an array", k)
 		}
 		var subs []*schema
-		ait := newIter(v.Value)
+		ait := value.NewIter(v.Value)
 		for ait.Next() {
 			e := ait.Val()
 			if e.Type != bson.TypeEmbeddedDocument {
@@ -471,7 +471,7 @@ func schemaStrings(se schemaError, k string, v bson.RawValue) ([]string, error) 
 	}
 	var out []string
 	seen := map[string]bool{}
-	it := newIter(v.Value)
+	it := value.NewIter(v.Value)
 	for it.Next() {
 		e := it.Val()
 		if e.Type != bson.TypeString {
@@ -523,7 +523,7 @@ func (c *objectCheck) test(v bson.RawValue) bool {
 	if v.Type != bson.TypeEmbeddedDocument {
 		return true
 	}
-	it := newIter(v.Value)
+	it := value.NewIter(v.Value)
 	for it.Next() {
 		known := false
 		if c.properties != nil {
@@ -565,7 +565,7 @@ func (r requiredCheck) test(v bson.RawValue) bool {
 		return true
 	}
 	for _, name := range r {
-		if lookup(v.Value, name).Type == 0 {
+		if value.Lookup(v.Value, name).Type == 0 {
 			return false
 		}
 	}
@@ -597,7 +597,7 @@ type dependency struct {
 }
 
 func (d *dependency) test(v bson.RawValue) bool {
-	if v.Type != bson.TypeEmbeddedDocument || lookup(v.Value, d.name).Type == 0 {
+	if v.Type != bson.TypeEmbeddedDocument || value.Lookup(v.Value, d.name).Type == 0 {
 		return true
 	}
 	if d.schema != nil {
@@ -618,7 +618,7 @@ func (c *itemsCheck) test(v bson.RawValue) bool {
 		return true
 	}
 	i := 0
-	it := newIter(v.Value)
+	it := value.NewIter(v.Value)
 	for ; it.Next(); i++ {
 		switch {
 		case c.all != nil:
@@ -647,7 +647,7 @@ func (uniqueItems) test(v bson.RawValue) bool {
 		return true
 	}
 	var seen []bson.RawValue
-	it := newIter(v.Value)
+	it := value.NewIter(v.Value)
 	for it.Next() {
 		for _, s := range seen {
 			if equalUnordered(s, it.Val()) {
@@ -677,9 +677,9 @@ func equalUnordered(a, b bson.RawValue) bool {
 		if count(a.Value) != count(b.Value) {
 			return false
 		}
-		it := newIter(a.Value)
+		it := value.NewIter(a.Value)
 		for it.Next() {
-			o := lookup(b.Value, string(it.Key()))
+			o := value.Lookup(b.Value, string(it.Key()))
 			if o.Type == 0 || !equalUnordered(it.Val(), o) {
 				return false
 			}
@@ -687,7 +687,7 @@ func equalUnordered(a, b bson.RawValue) bool {
 		return true
 	}
 	if a.Type == bson.TypeArray && b.Type == bson.TypeArray {
-		ia, ib := newIter(a.Value), newIter(b.Value)
+		ia, ib := value.NewIter(a.Value), value.NewIter(b.Value)
 		for {
 			na, nb := ia.Next(), ib.Next()
 			if na != nb {

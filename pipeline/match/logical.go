@@ -2,6 +2,8 @@ package match
 
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // node is one compiled clause, matched against the document (or, inside $elemMatch, against
@@ -62,7 +64,7 @@ func (c *compiler) logical(op string, v bson.RawValue, depth int) (node, error) 
 		return nil, errorf("", op, op+" must be an array")
 	}
 	var nodes []node
-	it := newIter(v.Value)
+	it := value.NewIter(v.Value)
 	for it.Next() {
 		e := it.Val()
 		if e.Type != bson.TypeEmbeddedDocument {

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // ExprCompiler compiles the argument of $expr. The pipeline passes one backed by package expr;
@@ -105,7 +107,7 @@ func (c *compiler) filter(doc bson.Raw, depth int) (node, error) {
 		return nil, errorf("", "", "exceeded depth limit of 100 when parsing match expression")
 	}
 	var nodes []node
-	it := newIter(doc)
+	it := value.NewIter(doc)
 	for it.Next() {
 		key, v := string(it.Key()), it.Val()
 		var (
@@ -176,7 +178,7 @@ func (c *compiler) field(path string, v bson.RawValue, depth int) (node, error) 
 // than a literal document; mongod decides on the first field name. DBRef documents ($ref, $id,
 // $db) are literals.
 func isOperatorDoc(doc bson.Raw) bool {
-	it := newIter(doc)
+	it := value.NewIter(doc)
 	if !it.Next() {
 		return false
 	}

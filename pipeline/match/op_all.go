@@ -2,6 +2,8 @@ package match
 
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // compileAll compiles $all: every value must match on its own (each follows the path), so
@@ -14,11 +16,11 @@ func compileAll(c *compiler, path, op string, v bson.RawValue, depth int) (claus
 		group     conj
 		elemMatch int
 	)
-	it := newIter(v.Value)
+	it := value.NewIter(v.Value)
 	for it.Next() {
 		e := it.Val()
 		if e.Type == bson.TypeEmbeddedDocument && isOperatorDoc(bson.Raw(e.Value)) {
-			inner := newIter(e.Value)
+			inner := value.NewIter(e.Value)
 			inner.Next()
 			if string(inner.Key()) != "$elemMatch" {
 				return nil, errorf(path, op, "no $ expressions in $all")

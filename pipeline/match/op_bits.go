@@ -110,7 +110,7 @@ func compileBits(_ *compiler, path, op string, v bson.RawValue, _ int) (clause, 
 			}
 		}
 	case v.Type == bson.TypeArray:
-		it := newIter(v.Value)
+		it := value.NewIter(v.Value)
 		for it.Next() {
 			e := it.Val()
 			if !value.IsNumber(e) {

@@ -2,6 +2,8 @@ package match
 
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // elemMatchValue is the value form, {$elemMatch: {$gte: 80, $lt: 85}}: one element must
@@ -12,7 +14,7 @@ func (m elemMatchValue) test(v bson.RawValue) bool {
 	if v.Type != bson.TypeArray {
 		return false
 	}
-	it := newIter(v.Value)
+	it := value.NewIter(v.Value)
 	for it.Next() {
 		if m.p.test(it.Val()) {
 			return true
@@ -29,7 +31,7 @@ func (m elemMatchObject) test(v bson.RawValue) bool {
 	if v.Type != bson.TypeArray {
 		return false
 	}
-	it := newIter(v.Value)
+	it := value.NewIter(v.Value)
 	for it.Next() {
 		if !isDocLike(it.Val()) {
 			continue
@@ -55,7 +57,7 @@ func compileElemMatch(c *compiler, path, op string, v bson.RawValue, depth int) 
 	}
 	doc := bson.Raw(v.Value)
 	if isOperatorDoc(doc) {
-		it := newIter(doc)
+		it := value.NewIter(doc)
 		it.Next()
 		if !pathless[string(it.Key())] {
 			clauses, err := c.operatorClauses(path, doc, depth+1)

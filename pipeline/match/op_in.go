@@ -39,7 +39,7 @@ func compileIn(_ *compiler, path, op string, v bson.RawValue, _ int) (clause, er
 		return nil, errorf(path, op, op+" needs an array")
 	}
 	p := &inPred{}
-	it := newIter(v.Value)
+	it := value.NewIter(v.Value)
 	for it.Next() {
 		e := it.Val()
 		switch e.Type {

@@ -28,7 +28,7 @@ func compileMod(_ *compiler, path, op string, v bson.RawValue, _ int) (clause, e
 		return nil, errorf(path, op, "malformed mod, needs to be an array")
 	}
 	var args []bson.RawValue
-	it := newIter(v.Value)
+	it := value.NewIter(v.Value)
 	for it.Next() {
 		args = append(args, it.Val())
 	}

@@ -79,7 +79,7 @@ func compileType(_ *compiler, path, op string, v bson.RawValue, _ int) (clause, 
 	set := &typeSet{}
 	if v.Type == bson.TypeArray {
 		n := 0
-		it := newIter(v.Value)
+		it := value.NewIter(v.Value)
 		for it.Next() {
 			if err := set.add(path, op, it.Val()); err != nil {
 				return nil, err

@@ -2,6 +2,8 @@ package match
 
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // clause is one compiled field operator. It builds either a node that follows a path through
@@ -76,7 +78,7 @@ func (c *compiler) operatorClauses(path string, doc bson.Raw, depth int) ([]clau
 		hasRegex   bool
 		hasOptions bool
 	)
-	it := newIter(doc)
+	it := value.NewIter(doc)
 	for it.Next() {
 		op, v := string(it.Key()), it.Val()
 		switch op {

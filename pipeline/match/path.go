@@ -2,6 +2,8 @@ package match
 
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // pred is a predicate on one value: mongod's matchesSingleElement. It never traverses arrays
@@ -30,7 +32,7 @@ func (n *pathNode) match(doc bson.Raw, _ any) (bool, error) {
 func anyPath(doc []byte, path []string, p pred, expand bool) bool {
 	cur := doc
 	for i := 0; ; i++ {
-		v := lookup(cur, path[i])
+		v := value.Lookup(cur, path[i])
 		last := i == len(path)-1
 		switch v.Type {
 		case bson.TypeEmbeddedDocument:
@@ -57,7 +59,7 @@ func anyPath(doc []byte, path []string, p pred, expand bool) bool {
 // leafArray yields the elements of an array that ends the path, then the array itself.
 func leafArray(arr bson.RawValue, p pred, expand bool) bool {
 	if expand {
-		it := newIter(arr.Value)
+		it := value.NewIter(arr.Value)
 		for it.Next() {
 			if p.test(it.Val()) {
 				return true
@@ -72,7 +74,7 @@ func inArray(arr []byte, rest []string, p pred, expand bool) bool {
 	next := rest[0]
 	numeric := isAllDigits(next)
 	yielded := false
-	it := newIter(arr)
+	it := value.NewIter(arr)
 	for it.Next() {
 		e := it.Val()
 		offset := numeric && string(it.Key()) == next

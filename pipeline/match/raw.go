@@ -8,13 +8,6 @@ import (
 	"github.com/spi-streams/spi/pipeline/value"
 )
 
-// newIter walks the elements of a raw document or array without allocating. Malformed bytes
-// end the iteration rather than panic: documents reach the matcher from many sources.
-func newIter(doc []byte) value.Iter { return value.NewIter(doc) }
-
-// lookup returns the value of the field named key, or value.Missing.
-func lookup(doc []byte, key string) bson.RawValue { return value.Lookup(doc, key) }
-
 // isDocLike reports whether v is an embedded document or an array (mongod's isABSONObj).
 func isDocLike(v bson.RawValue) bool {
 	return v.Type == bson.TypeEmbeddedDocument || v.Type == bson.TypeArray
@@ -23,7 +16,7 @@ func isDocLike(v bson.RawValue) bool {
 // count returns the number of elements of a document or array.
 func count(doc []byte) int {
 	n := 0
-	it := newIter(doc)
+	it := value.NewIter(doc)
 	for it.Next() {
 		n++
 	}

@@ -2,6 +2,7 @@ package value
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -72,7 +73,7 @@ func sameAsBsoncore(t *testing.T, doc []byte) {
 		for _, w := range want[:i+1] {
 			end += len(w)
 		}
-		declared := int(int32(uint32(doc[0]) | uint32(doc[1])<<8 | uint32(doc[2])<<16 | uint32(doc[3])<<24))
+		declared := int(int32(binary.LittleEndian.Uint32(doc)))
 		if lacksNul(want[i]) || end > declared-1 {
 			return
 		}
@@ -87,7 +88,7 @@ func lacksNul(e bsoncore.Element) bool {
 	v := e.Value()
 	switch v.Type {
 	case bsoncore.TypeString, bsoncore.TypeSymbol, bsoncore.TypeJavaScript, bsoncore.TypeDBPointer:
-		l := int(int32(uint32(v.Data[0]) | uint32(v.Data[1])<<8 | uint32(v.Data[2])<<16 | uint32(v.Data[3])<<24))
+		l := int(int32(binary.LittleEndian.Uint32(v.Data)))
 		return l < 1 || v.Data[3+l] != 0
 	}
 	return false
