@@ -71,6 +71,8 @@ type Engine struct {
 	arena []byte
 	// groupHint is the number of groups the last closed window had: the size to expect.
 	groupHint int
+	// ops counts documents per stage, in the order chain built them (see Operators).
+	ops []*OperatorStats
 }
 
 // arenaChunk is the size of the chunks output documents are carved from: one allocation
@@ -142,8 +144,12 @@ func (e *Engine) chain(stages []Stage, next func(*Doc)) func(*Doc) {
 	for i := len(stages) - 1; i >= 0; i-- {
 		st, nxt := stages[i], next
 		var buf []byte // the stage's output buffer, reused
+		op := &OperatorStats{Name: st.Name()}
+		e.ops = append(e.ops, op)
 		next = func(d *Doc) {
+			op.InputCount++
 			if err := st.Process(d, &buf, nxt); err != nil {
+				op.DLQCount++
 				e.dead(st.Name(), err, d)
 			}
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 // buckets are created when the file is first opened.
-var buckets = []string{bucketMeta, bucketWorkspaces, bucketConnections, bucketUsers, bucketRoles, bucketAPIKeys}
+var buckets = []string{bucketMeta, bucketWorkspaces, bucketConnections, bucketUsers, bucketRoles, bucketAPIKeys, bucketProcessors, bucketCheckpoints}
 
 // boltBackend is the embedded Backend: one bbolt file, fsynced on every commit.
 type boltBackend struct {

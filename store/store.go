@@ -17,6 +17,8 @@ const (
 	bucketUsers       = "users"
 	bucketRoles       = "roles"
 	bucketAPIKeys     = "apiKeys"
+	bucketProcessors  = "processors"
+	bucketCheckpoints = "checkpoints"
 )
 
 // SchemaVersion is the layout this release writes. Opening a store written by a newer release
@@ -259,6 +261,50 @@ func (t *Txn) PutAPIKey(k APIKey) error { return put(t, bucketAPIKeys, k.PublicK
 
 // DeleteAPIKey removes an API key.
 func (t *Txn) DeleteAPIKey(publicKey string) error { return remove(t, bucketAPIKeys, publicKey) }
+
+// Processor returns a workspace's processor by name.
+func (t *Txn) Processor(workspace, name string) (Processor, error) {
+	return get[Processor](t, bucketProcessors, workspace+sep+name)
+}
+
+// Processors lists a workspace's processors by name; an empty workspace lists every processor.
+func (t *Txn) Processors(workspace string) ([]Processor, error) {
+	prefix := ""
+	if workspace != "" {
+		prefix = workspace + sep
+	}
+	return list[Processor](t, bucketProcessors, prefix)
+}
+
+// PutProcessor creates or replaces a processor.
+func (t *Txn) PutProcessor(p Processor) error {
+	return put(t, bucketProcessors, p.Workspace+sep+p.Name, p)
+}
+
+// DeleteProcessor removes a processor and its checkpoint.
+func (t *Txn) DeleteProcessor(workspace, name string) error {
+	p, err := t.Processor(workspace, name)
+	if err != nil {
+		return err
+	}
+	if err := t.tx.Delete(bucketCheckpoints, p.ID); err != nil {
+		return err
+	}
+	return remove(t, bucketProcessors, workspace+sep+name)
+}
+
+// Checkpoint returns a processor's last committed checkpoint.
+func (t *Txn) Checkpoint(processorID string) (Checkpoint, error) {
+	return get[Checkpoint](t, bucketCheckpoints, processorID)
+}
+
+// PutCheckpoint replaces a processor's checkpoint: only the last one is kept.
+func (t *Txn) PutCheckpoint(c Checkpoint) error { return put(t, bucketCheckpoints, c.ProcessorID, c) }
+
+// DeleteCheckpoint forgets a processor's checkpoint (resumeFromCheckpoint: false).
+func (t *Txn) DeleteCheckpoint(processorID string) error {
+	return t.tx.Delete(bucketCheckpoints, processorID)
+}
 
 // IsNotFound reports whether err means a record does not exist.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -209,3 +209,73 @@ type APIKey struct {
 	PrivateKeyTail string    `bson:"privateKeyTail"`
 	Created        time.Time `bson:"created"`
 }
+
+// Processor states, as Atlas names them (spec §4.2).
+const (
+	StateCreated = "CREATED"
+	StateStarted = "STARTED"
+	StateStopped = "STOPPED"
+	StateFailed  = "FAILED"
+)
+
+// DLQ names the collection a processor's dead-letter records go to: {connectionName, db, coll}.
+type DLQ struct {
+	ConnectionName string `bson:"connectionName"`
+	DB             string `bson:"db"`
+	Coll           string `bson:"coll"`
+}
+
+// Processor is a stream processor's definition and state. Pipeline is the BSON array exactly as
+// the client sent it, so listings show it field for field.
+type Processor struct {
+	ID                  string    `bson:"id"`
+	Workspace           string    `bson:"workspace"`
+	Name                string    `bson:"name"`
+	Pipeline            []byte    `bson:"pipeline"`
+	DLQ                 *DLQ      `bson:"dlq,omitempty"`
+	StreamMetaFieldName string    `bson:"streamMetaFieldName,omitempty"`
+	Tier                string    `bson:"tier,omitempty"`
+	FailoverEnabled     bool      `bson:"failoverEnabled,omitempty"`
+	State               string    `bson:"state"`
+	ErrorMsg            string    `bson:"errorMsg,omitempty"`
+	ErrorCode           int32     `bson:"errorCode,omitempty"`
+	ErrorRetryable      bool      `bson:"errorRetryable,omitempty"`
+	HasStarted          bool      `bson:"hasStarted,omitempty"`
+	PipelineVersion     int32     `bson:"pipelineVersion"`
+	ModifiedBy          string    `bson:"modifiedBy,omitempty"`
+	Created             time.Time `bson:"created"`
+	LastModified        time.Time `bson:"lastModified"`
+	LastStateChange     time.Time `bson:"lastStateChange"`
+}
+
+// SplitPosition is where a source stands in one split (a Kafka partition, a change stream, the
+// sample generator): an opaque BSON document the source's connector reads back on restore.
+type SplitPosition struct {
+	Split    string `bson:"split"`
+	Position []byte `bson:"position"`
+}
+
+// Counters are a processor's cumulative message counts and sizes (bytes), kept in each
+// checkpoint so that stats survive a restart.
+type Counters struct {
+	InputCount  int64 `bson:"inputCount"`
+	InputSize   int64 `bson:"inputSize"`
+	OutputCount int64 `bson:"outputCount"`
+	OutputSize  int64 `bson:"outputSize"`
+	DLQCount    int64 `bson:"dlqCount"`
+	DLQSize     int64 `bson:"dlqSize"`
+}
+
+// Checkpoint is one committed checkpoint of a processor: the source positions and the operator
+// state as of barrier ID, written in one transaction after the sink acknowledged everything
+// before the barrier (runtime-design "Checkpoints").
+type Checkpoint struct {
+	ProcessorID     string          `bson:"processorId"`
+	ID              int64           `bson:"id"`
+	PipelineVersion int32           `bson:"pipelineVersion"`
+	Time            time.Time       `bson:"time"`
+	Positions       []SplitPosition `bson:"positions"`
+	State           []byte          `bson:"state"`
+	Watermark       int64           `bson:"watermark"`
+	Counters        Counters        `bson:"counters"`
+}

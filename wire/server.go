@@ -24,6 +24,14 @@ type Handler interface {
 	HandleMessageError(c *Conn, err *MessageError, dst []byte) []byte
 }
 
+// ConnObserver is an optional interface of a Handler: it hears when a connection opens and
+// when it has closed, on the connection's own goroutine (the command layer frees sample cursors
+// and sp.process() processors of a closed connection, and counts open connections).
+type ConnObserver interface {
+	ConnOpened(c *Conn)
+	ConnClosed(c *Conn)
+}
+
 // Conn is one client connection. Commands keep per-connection state (negotiated compressors,
 // later the authenticated user) here.
 type Conn struct {
@@ -263,11 +271,18 @@ const (
 
 func (s *Server) serveConn(c *Conn) {
 	defer s.wg.Done()
+	obs, _ := s.handler.(ConnObserver)
+	if obs != nil {
+		obs.ConnOpened(c)
+	}
 	defer func() {
 		_ = c.nc.Close()
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		if obs != nil {
+			obs.ConnClosed(c)
+		}
 	}()
 	log := s.log.With("conn", c.id, "remote", c.nc.RemoteAddr().String())
 	log.Debug("connection accepted")

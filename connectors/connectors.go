@@ -1,0 +1,172 @@
+// Package connectors defines what a connection type provides to the processor runtime — a
+// Source that reads batches with positions, a Sink that writes batches and flushes at a
+// checkpoint barrier — and keeps the one table of connection types. Each type lives in a package
+// of its own (connectors/sample, connectors/inline, connectors/testlog, and later kafka,
+// mongodb, https) and registers itself with Register.
+//
+// The shapes follow Flink's FLIP-27 Source (splits, per-split positions, a checkpoint-complete
+// callback) and Flink's SinkWriter / Benthos's BatchOutput (batches, flush at the barrier).
+// Retry and backoff live once, in the runtime: a connector only says whether an error is
+// retryable (see Error).
+package connectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline"
+	"github.com/spi-streams/spi/store"
+)
+
+// Batch is what one ReadBatch returns: documents in source order, and the splits that have gone
+// idle (no data for the source's idle timeout, e.g. Kafka's partitionIdleTimeout), which stop
+// holding the watermark back.
+type Batch struct {
+	// Inputs are the documents with their stream metadata, event time and split (partition).
+	Inputs []pipeline.Input
+	// Bytes is the total size of the documents as read, for inputMessageSize.
+	Bytes int64
+	// Idle lists splits (by Input.Partition) that are idle as of this batch.
+	Idle []int32
+	// EOF says the source is exhausted (inline documents): the runtime closes every window.
+	EOF bool
+}
+
+// Source reads one processor's $source. A Source is used by one goroutine at a time, except
+// CheckpointComplete, which the runtime may call from another goroutine.
+type Source interface {
+	// Open seeks every split to the checkpointed positions (nil: start as configured, e.g.
+	// auto_offset_reset) and starts reading.
+	Open(ctx context.Context, positions []store.SplitPosition) error
+	// ReadBatch blocks until documents are available, a split goes idle, or about maxWait
+	// has passed (then it returns an empty batch, so the runtime can act on processing time).
+	// It returns at most max documents. An error is retried by the runtime if IsRetryable.
+	ReadBatch(ctx context.Context, max int, maxWait time.Duration) (Batch, error)
+	// Positions returns the position of every split just after the last document returned by
+	// ReadBatch: what a checkpoint records.
+	Positions() []store.SplitPosition
+	// CheckpointComplete tells the source that the checkpoint with these positions is
+	// committed (Flink's notifyCheckpointComplete): the moment to commit Kafka group offsets.
+	CheckpointComplete(ctx context.Context, id int64, positions []store.SplitPosition)
+	// Close releases the source.
+	Close() error
+}
+
+// Sink writes one processor's output. WriteBatch may buffer; Flush makes everything written so
+// far durable (acknowledged), as at a checkpoint barrier.
+type Sink interface {
+	// WriteBatch writes output documents; the documents are owned by the sink from here on.
+	WriteBatch(ctx context.Context, docs []bson.Raw) error
+	// Flush returns once every document written before it is acknowledged.
+	Flush(ctx context.Context) error
+	// Close flushes nothing: the runtime flushes at its last barrier before closing.
+	Close() error
+}
+
+// Error is a connector failure that says whether retrying may help: a network error, a broker
+// or primary that is unavailable is retryable; bad credentials, a missing permission or a
+// document that is too large is not (spec §4.5).
+type Error struct {
+	Retryable bool
+	// Code is the Atlas error code for a non-retryable failure (e.g. 420 for invalid options),
+	// 0 for none.
+	Code int32
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Retryable wraps err as a retryable connector error.
+func Retryable(err error) error { return &Error{Retryable: true, Err: err} }
+
+// Permanent wraps err as a non-retryable connector error.
+func Permanent(err error) error { return &Error{Err: err} }
+
+// IsRetryable reports whether the runtime should retry after err. Errors that do not say are
+// retried: transient is the safe assumption for an unknown failure.
+func IsRetryable(err error) bool {
+	var ce *Error
+	if errors.As(err, &ce) {
+		return ce.Retryable
+	}
+	return true
+}
+
+// Env is what a connector is built with.
+type Env struct {
+	// Workspace and Processor name the processor; ProcessorID is its stable id.
+	Workspace, Processor, ProcessorID string
+	// Connection is the registry entry; nil for inline documents and the built-in test sinks.
+	Connection *store.Connection
+	// Logger receives the connector's operational logs (never a secret).
+	Logger *slog.Logger
+	// Ephemeral is true for sp.process(): nothing is committed anywhere.
+	Ephemeral bool
+}
+
+// Type is one connection type in the table: its name, what it can do, and its constructors.
+type Type struct {
+	// Name is the registry's type ("Kafka", "Cluster", "Sample", "Https"), or a built-in name.
+	Name string
+	// NewSource builds a $source reader; nil if the type cannot be a source.
+	NewSource func(env Env, src *pipeline.Source) (Source, error)
+	// NewSink builds the terminal stage's writer; nil if the type cannot be a sink.
+	NewSink func(env Env, sink *pipeline.Sink) (Sink, error)
+	// NewDLQ builds the writer of a processor's dead-letter queue (options.dlq); nil if the
+	// type cannot hold one.
+	NewDLQ func(env Env, dlq *store.DLQ) (Sink, error)
+}
+
+var (
+	mu    sync.RWMutex
+	types = map[string]Type{}
+)
+
+// Register adds a connection type to the table; registering a name twice panics.
+func Register(t Type) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := types[t.Name]; dup {
+		panic(fmt.Sprintf("connectors: type %q registered twice", t.Name))
+	}
+	types[t.Name] = t
+}
+
+// Lookup returns the registered type.
+func Lookup(name string) (Type, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	t, ok := types[name]
+	return t, ok
+}
+
+// Names lists the registered types, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(types))
+	for n := range types {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Built-in names that need no registry entry.
+const (
+	// Inline is the type of $source.documents.
+	Inline = "inline"
+	// TestLog is the $emit connection that writes outputs to the operational log.
+	TestLog = "__testLog"
+	// Discard is the sink of benchmarks: it drops what it gets.
+	Discard = "__discard"
+)

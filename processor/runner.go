@@ -1,0 +1,580 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/connectors"
+	"github.com/spi-streams/spi/pipeline"
+	"github.com/spi-streams/spi/store"
+)
+
+// Tuning of the loop.
+const (
+	// batchSize is the most documents a source returns per read.
+	batchSize = 1024
+	// readWait is how long a read waits for data before returning an empty batch, so the
+	// engine can act on processing time (idle timeouts, processing-time windows).
+	readWait = 100 * time.Millisecond
+	// queueDepth is the number of batches buffered between source and engine, and between
+	// engine and sink: a slow sink stops the reader once both are full.
+	queueDepth = 4
+	// stateCheckEvery is how often the engine's state size is measured.
+	stateCheckEvery = 250 * time.Millisecond
+	// stopTimeout bounds the wait for a final checkpoint when no deadline is given.
+	stopTimeout = 30 * time.Second
+	maxBackoff  = 30 * time.Second
+)
+
+// runner runs one processor from start to stop or failure, retrying retryable errors with
+// backoff within the manager's RetryTimeout. Each attempt is a source → engine → sink loop of
+// three goroutines joined by bounded channels.
+type runner struct {
+	m     *Manager
+	p     *proc
+	rec   store.Processor
+	fresh bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	// stopReq carries the final barrier of a stop to the running attempt.
+	stopReq chan *barrier
+	done    chan struct{}
+
+}
+
+// barrier is a checkpoint barrier on its way from the source to the sink.
+type barrier struct {
+	id    int64
+	final bool
+	// Filled in on the way: the source's positions, then the engine's state.
+	positions []store.SplitPosition
+	state     []byte
+	watermark int64
+	// committed receives the outcome once the sink flushed and the checkpoint is stored.
+	committed chan error
+}
+
+// item flows from the source goroutine to the engine goroutine.
+type item struct {
+	batch   connectors.Batch
+	readAt  time.Time
+	barrier *barrier
+}
+
+// out flows from the engine goroutine to the sink goroutine.
+type out struct {
+	docs    []bson.Raw
+	dlq     []bson.Raw
+	readAt  time.Time
+	barrier *barrier
+}
+
+func newRunner(m *Manager, p *proc, fresh bool) *runner {
+	ctx, cancel := context.WithCancel(m.ctx)
+	return &runner{m: m, p: p, rec: p.rec, fresh: fresh, ctx: ctx, cancel: cancel,
+		stopReq: make(chan *barrier), done: make(chan struct{})}
+}
+
+// stop takes a final checkpoint, then ends the runner. It returns once every goroutine of the
+// runner has exited.
+func (r *runner) stop(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, stopTimeout)
+		defer cancel()
+	}
+	b := &barrier{final: true, committed: make(chan error, 1)}
+	var err error
+	select {
+	case r.stopReq <- b:
+		select {
+		case err = <-b.committed:
+		case <-r.done:
+			err = errStopped
+		case <-ctx.Done():
+			err = fmt.Errorf("no final checkpoint: %w", ctx.Err())
+		}
+	case <-r.done:
+	case <-ctx.Done():
+		err = fmt.Errorf("no final checkpoint: %w", ctx.Err())
+	}
+	r.cancel()
+	<-r.done
+	if errors.Is(err, errStopped) {
+		err = nil
+	}
+	return err
+}
+
+// supervise runs attempts until a stop, a permanent error, or the retry window's end.
+func (r *runner) supervise() {
+	defer close(r.done)
+	defer r.cancel()
+	log := r.m.log.With("workspace", r.rec.Workspace, "processor", r.rec.Name)
+	var firstFailure time.Time
+	backoff := time.Second
+	for {
+		err := r.attempt()
+		if err == nil || r.ctx.Err() != nil {
+			return
+		}
+		e := classify(err)
+		now := time.Now()
+		if firstFailure.IsZero() {
+			firstFailure = now
+		}
+		if !e.Retryable || now.Sub(firstFailure)+backoff > r.m.cfg.RetryTimeout {
+			if e.Retryable {
+				e = &Error{Code: e.Code, Retryable: true, Msg: fmt.Sprintf("%s (retried for %s)", e.Msg, now.Sub(firstFailure).Round(time.Second))}
+			}
+			// Recording the failure takes the processor's lock, which a concurrent stop holds
+			// while it waits for this runner to end: record it once the runner has ended.
+			r.m.wg.Add(1)
+			go func() {
+				defer r.m.wg.Done()
+				<-r.done
+				r.m.fail(r.p, r, e)
+			}()
+			return
+		}
+		log.Warn("processor error; retrying from the last checkpoint", "err", e.Msg, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-r.ctx.Done():
+			return
+		case b := <-r.stopReq:
+			// Stopped while waiting to retry: the last checkpoint stands.
+			b.committed <- nil
+			return
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// classify turns an attempt's error into the processor error a client sees.
+func classify(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var ce *connectors.Error
+	if errors.As(err, &ce) {
+		code := CodeStreamProcessorConnError
+		if ce.Code != 0 {
+			code = Code(ce.Code)
+		}
+		return &Error{Code: code, Msg: ce.Error(), Retryable: ce.Retryable}
+	}
+	return &Error{Code: CodeInternalError, Msg: err.Error(), Retryable: connectors.IsRetryable(err)}
+}
+
+// attempt runs the loop once, from the last checkpoint. It returns nil after a final barrier
+// was committed, or the first error of any of its goroutines.
+func (r *runner) attempt() (err error) {
+	rec := r.rec
+	env := connectors.Env{Workspace: rec.Workspace, Processor: rec.Name, ProcessorID: rec.ID, Logger: r.m.log, Ephemeral: r.p.ephemeral}
+	plan, err := pipeline.Parse(rec.Pipeline, pipeline.ParseOptions{RequireSink: !r.p.ephemeral})
+	if err != nil {
+		return &Error{Code: CodeFailedToParse, Msg: err.Error()}
+	}
+	eng := pipeline.NewEngine(plan, pipeline.Options{ProcessorName: rec.Name, StreamMetaField: rec.StreamMetaFieldName})
+
+	var cp store.Checkpoint
+	hasCP := false
+	if !r.p.ephemeral {
+		err := r.m.cfg.Store.View(func(tx *store.Txn) (err error) { cp, err = tx.Checkpoint(rec.ID); return err })
+		if err != nil && !store.IsNotFound(err) {
+			return err
+		}
+		hasCP = err == nil
+	}
+	if hasCP {
+		if len(cp.State) > 0 {
+			if err := eng.Restore(cp.State); err != nil {
+				// A pipeline modified with resumeFromCheckpoint keeps its positions; window
+				// state the new pipeline cannot read is recomputed from new input (spec §4.3).
+				r.m.log.Warn("operator state not restored; windows restart", "workspace", rec.Workspace, "processor", rec.Name, "err", err)
+				eng = pipeline.NewEngine(plan, pipeline.Options{ProcessorName: rec.Name, StreamMetaField: rec.StreamMetaFieldName})
+			}
+		}
+		r.p.stats.restore(cp.Counters, cp.Watermark)
+	}
+
+	src, sink, dlq, err := r.m.connect(env, plan, r.p)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = src.Close()
+		_ = sink.Close()
+		if dlq != nil {
+			_ = dlq.Close()
+		}
+	}()
+	var positions []store.SplitPosition
+	if hasCP {
+		positions = cp.Positions
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	if err := src.Open(ctx, positions); err != nil {
+		return err
+	}
+
+	limit, why := r.m.stateLimit(rec)
+	l := &loop{r: r, eng: eng, src: src, sink: sink, dlq: dlq, limit: limit, limitWhy: why,
+		items: make(chan item, queueDepth), outs: make(chan out, queueDepth), barrierReq: make(chan *barrier, 1),
+		nextID: cp.ID + 1, finalDone: make(chan struct{})}
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	for _, f := range []func(context.Context) error{l.readLoop, l.engineLoop, l.sinkLoop} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					errc <- &Error{Code: CodeInternalError, Msg: fmt.Sprintf("internal error: %v", p)}
+				}
+			}()
+			if err := f(ctx); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	ticker := time.NewTicker(r.m.cfg.CheckpointInterval)
+	defer ticker.Stop()
+	var final *barrier
+	for {
+		select {
+		case <-ticker.C:
+			if r.p.ephemeral {
+				continue
+			}
+			select {
+			case l.barrierReq <- &barrier{committed: make(chan error, 1)}:
+			default: // the previous barrier has not left the source yet
+			}
+		case b := <-r.stopReq:
+			final = b
+			select {
+			case l.barrierReq <- b:
+			case <-ctx.Done():
+			}
+		case err := <-errc:
+			if final != nil {
+				final.committed <- err
+			}
+			return err
+		case <-l.finalDone:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// connect builds the source, the sink and the dead-letter sink.
+func (m *Manager) connect(env connectors.Env, plan *pipeline.Plan, p *proc) (src connectors.Source, sink connectors.Sink, dlq connectors.Sink, err error) {
+	rec := p.rec
+	conn := func(name string) (*store.Connection, error) {
+		var c store.Connection
+		err := m.cfg.Store.View(func(tx *store.Txn) (err error) { c, err = tx.Connection(rec.Workspace, name); return err })
+		if err != nil {
+			return nil, &Error{Code: CodeStreamProcessorInvalidOption, Msg: fmt.Sprintf("connection %q no longer exists in workspace %s", name, rec.Workspace)}
+		}
+		return &c, nil
+	}
+	typ := connectors.Inline
+	senv := env
+	if name := plan.Source.ConnectionName; name != "" {
+		c, err := conn(name)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		typ, senv.Connection = c.Type, c
+	}
+	t, ok := connectors.Lookup(typ)
+	if !ok || t.NewSource == nil {
+		return nil, nil, nil, &Error{Code: CodeStreamProcessorInvalidOption, Msg: fmt.Sprintf("$source: connection type %s cannot be read", typ)}
+	}
+	if src, err = t.NewSource(senv, plan.Source); err != nil {
+		return nil, nil, nil, err
+	}
+	if plan.Sink == nil {
+		// sp.process() without a sink: the cursor is the sink, and holds the dead letters too.
+		sink, dlq = &cursorSink{c: p.pcur}, &cursorSink{c: p.pcur, dlq: true}
+	} else {
+		typ := plan.Sink.ConnectionName
+		kenv := env
+		if typ != connectors.TestLog && typ != connectors.Discard {
+			c, err := conn(plan.Sink.ConnectionName)
+			if err != nil {
+				_ = src.Close()
+				return nil, nil, nil, err
+			}
+			typ, kenv.Connection = c.Type, c
+		}
+		t, ok := connectors.Lookup(typ)
+		if !ok || t.NewSink == nil {
+			_ = src.Close()
+			return nil, nil, nil, &Error{Code: CodeStreamProcessorInvalidOption, Msg: fmt.Sprintf("%s: connection type %s cannot be written", plan.Sink.Stage, typ)}
+		}
+		if sink, err = t.NewSink(kenv, plan.Sink); err != nil {
+			_ = src.Close()
+			return nil, nil, nil, err
+		}
+	}
+	if rec.DLQ != nil && dlq == nil {
+		c, err := conn(rec.DLQ.ConnectionName)
+		if err == nil {
+			if t, ok := connectors.Lookup(c.Type); ok && t.NewDLQ != nil {
+				denv := env
+				denv.Connection = c
+				if dlq, err = t.NewDLQ(denv, rec.DLQ); err != nil {
+					_ = src.Close()
+					_ = sink.Close()
+					return nil, nil, nil, err
+				}
+			}
+		}
+		if dlq == nil {
+			m.log.Warn("dead-letter records are counted in stats but not written: no connector writes to this connection type yet",
+				"workspace", rec.Workspace, "processor", rec.Name, "dlq", rec.DLQ.ConnectionName)
+		}
+	}
+	return src, sink, dlq, nil
+}
+
+// loop is one attempt's three goroutines and what they share.
+type loop struct {
+	r         *runner
+	eng       *pipeline.Engine
+	src       connectors.Source
+	sink, dlq connectors.Sink
+	limit     int64
+	limitWhy  string
+
+	items      chan item
+	outs       chan out
+	barrierReq chan *barrier
+	nextID     int64
+	finalDone  chan struct{}
+	finalOnce  sync.Once
+}
+
+func (l *loop) finalCommitted() {
+	l.finalOnce.Do(func() { close(l.finalDone) })
+}
+
+// readLoop reads batches and injects barriers after the current batch.
+func (l *loop) readLoop(ctx context.Context) error {
+	defer close(l.items)
+	eof := false
+	for {
+		select {
+		case b := <-l.barrierReq:
+			b.id = l.nextID
+			l.nextID++
+			b.positions = l.src.Positions()
+			if err := send(ctx, l.items, item{barrier: b}); err != nil {
+				return nil
+			}
+			if b.final {
+				return nil
+			}
+			continue
+		case <-ctx.Done():
+			return nil
+		default:
+		}
+		if eof {
+			// Inline documents are done: keep the clock going for processing-time windows
+			// and wait for a stop.
+			select {
+			case <-time.After(readWait):
+			case <-ctx.Done():
+				return nil
+			case b := <-l.barrierReq:
+				l.barrierReq <- b
+				continue
+			}
+			if err := send(ctx, l.items, item{readAt: time.Now()}); err != nil {
+				return nil
+			}
+			continue
+		}
+		batch, err := l.src.ReadBatch(ctx, batchSize, readWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		eof = batch.EOF
+		if err := send(ctx, l.items, item{batch: batch, readAt: time.Now()}); err != nil {
+			return nil
+		}
+	}
+}
+
+func send[T any](ctx context.Context, ch chan<- T, v T) error {
+	select {
+	case ch <- v:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// engineLoop runs batches through the engine, snapshots its state at barriers and checks the
+// state size against the memory limit.
+func (l *loop) engineLoop(ctx context.Context) error {
+	defer close(l.outs)
+	st := l.r.p.stats
+	lastCheck := time.Time{}
+	for it := range l.items {
+		if b := it.barrier; b != nil {
+			state, err := l.eng.Snapshot()
+			if err != nil {
+				return &Error{Code: CodeInternalError, Msg: "snapshotting operator state: " + err.Error()}
+			}
+			b.state, b.watermark = state, l.eng.Watermark()
+			if err := send(ctx, l.outs, out{barrier: b}); err != nil {
+				return nil
+			}
+			continue
+		}
+		var res pipeline.Result
+		bt := it.batch
+		if n := len(bt.Inputs); n > 0 {
+			st.input(int64(n), bt.Bytes)
+			res = l.eng.Push(bt.Inputs)
+		}
+		for _, p := range bt.Idle {
+			r := l.eng.Idle(p)
+			res.Out = append(res.Out, r.Out...)
+			res.DLQ = append(res.DLQ, r.DLQ...)
+		}
+		if bt.EOF {
+			r := l.eng.Flush()
+			res.Out = append(res.Out, r.Out...)
+			res.DLQ = append(res.DLQ, r.DLQ...)
+		}
+		if len(bt.Inputs) == 0 && len(bt.Idle) == 0 && !bt.EOF {
+			res = l.eng.Tick()
+		}
+		if now := time.Now(); now.Sub(lastCheck) >= stateCheckEvery {
+			lastCheck = now
+			size := l.eng.StateSize()
+			st.setStateSize(size)
+			st.setWatermark(l.eng.Watermark())
+			st.setOperators(l.eng.Operators())
+			if size > l.limit {
+				return &Error{Code: CodeStreamProcessorOutOfMemory, Msg: fmt.Sprintf(
+					"Worker out of memory: the processor's operator state is %d bytes, over its limit of %d bytes (%s)", size, l.limit, l.limitWhy)}
+			}
+		}
+		if len(res.Out) == 0 && len(res.DLQ) == 0 {
+			continue
+		}
+		if err := send(ctx, l.outs, out{docs: res.Out, dlq: res.DLQ, readAt: it.readAt}); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// sinkLoop writes outputs and dead letters, and at a barrier flushes and commits the
+// checkpoint: positions and state as of the barrier, in one store transaction.
+func (l *loop) sinkLoop(ctx context.Context) error {
+	r := l.r
+	st := r.p.stats
+	for o := range l.outs {
+		if b := o.barrier; b != nil {
+			err := l.commit(ctx, b)
+			if b.committed != nil {
+				b.committed <- err
+			}
+			if err != nil {
+				return err
+			}
+			if b.final {
+				l.finalCommitted()
+				return nil
+			}
+			continue
+		}
+		if len(o.docs) > 0 {
+			if err := l.sink.WriteBatch(ctx, o.docs); err != nil {
+				return err
+			}
+			var bytes int64
+			for _, d := range o.docs {
+				bytes += int64(len(d))
+			}
+			st.output(int64(len(o.docs)), bytes)
+			st.observe(time.Since(o.readAt), len(o.docs))
+			r.m.tap(r.p, o.docs, false)
+		}
+		if len(o.dlq) > 0 {
+			var bytes int64
+			for _, d := range o.dlq {
+				bytes += int64(len(d))
+			}
+			if l.dlq != nil {
+				if err := l.dlq.WriteBatch(ctx, o.dlq); err != nil {
+					return err
+				}
+			}
+			st.dlq(int64(len(o.dlq)), bytes)
+			r.m.tap(r.p, o.dlq, true)
+		}
+	}
+	return nil
+}
+
+func (l *loop) commit(ctx context.Context, b *barrier) error {
+	if err := l.sink.Flush(ctx); err != nil {
+		return err
+	}
+	if l.dlq != nil {
+		if err := l.dlq.Flush(ctx); err != nil {
+			return err
+		}
+	}
+	r := l.r
+	if r.p.ephemeral {
+		return nil
+	}
+	cp := store.Checkpoint{ProcessorID: r.rec.ID, ID: b.id, PipelineVersion: r.rec.PipelineVersion, Time: time.Now().UTC(),
+		Positions: b.positions, State: b.state, Watermark: b.watermark, Counters: r.p.stats.counters()}
+	if cp.Watermark == math.MinInt64 {
+		cp.Watermark = 0
+	}
+	if err := r.m.cfg.Store.Update(func(tx *store.Txn) error {
+		// A processor dropped meanwhile must not get its checkpoint back.
+		if _, err := tx.Processor(r.rec.Workspace, r.rec.Name); err != nil {
+			return err
+		}
+		return tx.PutCheckpoint(cp)
+	}); err != nil {
+		if store.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	r.p.stats.checkpointed()
+	r.m.log.Debug("checkpoint committed", "workspace", r.rec.Workspace, "processor", r.rec.Name, "checkpoint", b.id, "stateBytes", len(b.state), "final", b.final)
+	l.src.CheckpointComplete(ctx, b.id, b.positions)
+	return nil
+}
