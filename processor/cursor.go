@@ -390,4 +390,3 @@ func (m *Manager) ProcessorCount() int {
 	defer m.mu.Unlock()
 	return len(m.procs)
 }
-

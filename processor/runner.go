@@ -46,7 +46,6 @@ type runner struct {
 	// stopReq carries the final barrier of a stop to the running attempt.
 	stopReq chan *barrier
 	done    chan struct{}
-
 }
 
 // barrier is a checkpoint barrier on its way from the source to the sink.

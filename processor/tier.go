@@ -1,7 +1,5 @@
 package processor
 
-
-
 // Tier is a processor size (spec §10: SP2 … SP50). spid runs every tier on its own machine;
 // a tier sets the memory limit of the processor's operator state (80 % of the tier's RAM) and
 // orders tiers for the workspace's maxTierSize.
@@ -49,5 +47,3 @@ func checkTier(field, name string) (Tier, *Error) {
 func tierErr(tier, max string) *Error {
 	return Errorf(CodeStreamProcessorInvalidOption, "tier: %s is larger than the workspace's maxTierSize %s", tier, max)
 }
-
-
