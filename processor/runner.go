@@ -573,7 +573,7 @@ func (l *loop) commit(ctx context.Context, b *barrier) error {
 		return err
 	}
 	r.p.stats.checkpointed()
-	r.m.log.Debug("checkpoint committed", "workspace", r.rec.Workspace, "processor", r.rec.Name, "checkpoint", b.id, "stateBytes", len(b.state), "final", b.final)
+	r.m.log.Info("checkpoint committed", "workspace", r.rec.Workspace, "processor", r.rec.Name, "checkpoint", b.id, "stateBytes", len(b.state), "final", b.final)
 	l.src.CheckpointComplete(ctx, b.id, b.positions)
 	return nil
 }
