@@ -285,11 +285,8 @@ func formatDate(f string, ms int64, loc *time.Location) string {
 			b.WriteString(sign + pad(off/3600, 2) + pad(off%3600/60, 2))
 		case 'Z':
 			_, off := t.Zone()
-			m := off / 60
-			if m >= 0 {
-				b.WriteString("+")
-			}
-			b.WriteString(strconv.Itoa(m))
+			// Minutes east of UTC, with a minus sign only (mongod's %Z: "0", "60", "-240").
+			b.WriteString(strconv.Itoa(off / 60))
 		case 'b':
 			b.WriteString(monthNames[t.Month()-1][:3])
 		case 'B':
