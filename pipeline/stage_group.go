@@ -22,8 +22,8 @@ type groupStage struct {
 	// field's expression and a missing value groups as null, as mongod's $group does
 	// (DocumentSourceGroup::computeId); with two or more fields a missing one is left out.
 	idField string
-	fields []string
-	accs   []accSpec
+	fields  []string
+	accs    []accSpec
 	// same[i] is the earlier accumulator whose input accs[i] shares (a plain field path read
 	// twice, as in {$sum: "$x"} and {$max: "$x"}), or -1.
 	same []int
