@@ -93,8 +93,9 @@ func apdSqrt(c *apd.Context, d, x *apd.Decimal) (apd.Condition, error) {
 	return cond, err
 }
 
-func apdExp(c *apd.Context, d, x *apd.Decimal) (apd.Condition, error)   { return c.Exp(d, x) }
-func apdLn(c *apd.Context, d, x *apd.Decimal) (apd.Condition, error)    { return c.Ln(d, x) }
+func apdExp(c *apd.Context, d, x *apd.Decimal) (apd.Condition, error) { return c.Exp(d, x) }
+func apdLn(c *apd.Context, d, x *apd.Decimal) (apd.Condition, error)  { return c.Ln(d, x) }
+
 // apdLog10 is the base-10 logarithm; of a power of ten it is the exact integer (log10 of 100
 // is 2).
 func apdLog10(c *apd.Context, d, x *apd.Decimal) (apd.Condition, error) {
