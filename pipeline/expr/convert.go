@@ -326,7 +326,7 @@ func convDate(v bson.RawValue, o *convOpts) (bson.RawValue, error) {
 		s := v.StringValue()
 		ms, err := parseDate(s, "", nil)
 		if err != nil {
-			return value.Missing, o.fail("Error parsing date string '" + s + "'; " + err.Error())
+			return value.Missing, o.fail(err.Error())
 		}
 		return dateValue(ms), nil
 	}
