@@ -297,6 +297,12 @@ func BenchmarkStateless10(b *testing.B) { runEngine(b, scenario("(c)")) }
 // BenchmarkStateless10Baseline is scenario (c) by hand on bson.D.
 func BenchmarkStateless10Baseline(b *testing.B) { runBaseline(b, scenario("(c)")) }
 
+// BenchmarkMatchRegex is scenario (d): $match with two regexes, then (a)'s $project.
+func BenchmarkMatchRegex(b *testing.B) { runEngine(b, scenario("(d)")) }
+
+// BenchmarkMatchRegexBaseline is (d)'s baseline.
+func BenchmarkMatchRegexBaseline(b *testing.B) { runBaseline(b, scenario("(d)")) }
+
 // benchRun is one measurement: documents per second and allocations per document.
 type benchRun struct{ docsPerSec, allocs, bytes float64 }
 

@@ -233,6 +233,9 @@ func translate(p string, multiline bool) (string, error) {
 			case c == ']' && i > classStart:
 				inClass = false
 				b.WriteByte(c)
+			case c == ']':
+				// First in the class, as in []a]: a literal in PCRE2.
+				b.WriteString(`\]`)
 			case c == '[' && i+1 < len(p) && p[i+1] == ':':
 				end := strings.Index(p[i+2:], ":]")
 				name := ""
@@ -362,6 +365,11 @@ func escape(b *strings.Builder, p string, i int, inClass bool) (int, error) {
 		return 0, errors.New("a numbered reference must not be zero or negative (\\g)")
 	case '_':
 		b.WriteByte('_')
+	case 'N':
+		if inClass {
+			return 0, errors.New("\\N is not supported in a class")
+		}
+		b.WriteString(`[^\n]`)
 	default:
 		if c >= utf8.RuneSelf {
 			r, w := utf8.DecodeRuneInString(p[i+1:])

@@ -51,6 +51,10 @@ func TestCompile(t *testing.T) {
 		{`a\_b`, "", "a_b", true},
 		{`a\-b`, "", "a-b", true},
 		{"(?m)^b", "", "a\nb", true},
+		{"^[]a]+$", "", "]a]", true},
+		{"^[^]a]$", "", "b", true},
+		{`a\Nb`, "", "a\nb", false},
+		{`a\Nb`, "", "axb", true},
 	}
 	for _, c := range cases {
 		re, err := Compile(c.pattern, c.opts)
