@@ -314,11 +314,8 @@ func parseFree(s string) (*dtParts, error) {
 	for !sc.eof() {
 		c := sc.peek(0)
 		start := sc.i
-		switch {
-		case c == ' ' || c == '\t' || c == ',':
-			sc.i++
-			continue
-		case c == '(' || c == ')':
+		switch c {
+		case ' ', '\t', ',', '(', ')':
 			sc.i++
 			continue
 		}

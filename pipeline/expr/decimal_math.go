@@ -71,7 +71,7 @@ func idealExponent(d *apd.Decimal, cond apd.Condition, ideal int32) {
 	}
 	if r.Exponent > ideal {
 		shift := int64(r.Exponent) - int64(ideal)
-		if room := 34 - int64(r.NumDigits()); shift > room {
+		if room := 34 - r.NumDigits(); shift > room {
 			shift = room
 		}
 		_, _ = apd.BaseContext.WithPrecision(80).Quantize(&r, &r, r.Exponent-int32(shift))
@@ -133,7 +133,7 @@ func decPow(x, y bson.RawValue) bson.RawValue {
 	var r apd.Decimal
 	_, _ = dec128.Pow(&r, toAPD(x), toAPD(y))
 	if r.Form == apd.Finite && !r.IsZero() {
-		if n := int64(r.NumDigits()); n < 34 {
+		if n := r.NumDigits(); n < 34 {
 			pad := 34 - n
 			if lim := int64(r.Exponent) - (int64(dec128.MinExponent) - 33); pad > lim {
 				pad = max(lim, 0)
