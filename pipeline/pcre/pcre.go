@@ -39,6 +39,11 @@ const MatchTimeout = 500 * time.Millisecond
 // maxStack bounds the backtracking stack of one match (integer slots).
 const maxStack = 1 << 20
 
+// StopClock ends regexp2's clock goroutine, which bounded matches start and which otherwise
+// ends by itself about a second after the last one; it returns once the goroutine is gone.
+// For owners that must leave no goroutine behind (tests with goleak, a shutdown).
+func StopClock() { regexp2.StopTimeoutClock() }
+
 // ErrLimit is the error of a match that exceeded MatchTimeout or the backtracking limit.
 var ErrLimit = errors.New("regular expression exceeded its match limit (the pattern backtracks too much on this input)")
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 func TestCompile(t *testing.T) {
@@ -122,4 +124,17 @@ func TestLimit(t *testing.T) {
 	if !errors.Is(err, ErrLimit) {
 		t.Fatalf("got %v, want ErrLimit", err)
 	}
+}
+
+// TestStopClock checks that bounded matches leave no goroutine once StopClock returns.
+func TestStopClock(t *testing.T) {
+	re, err := Compile(`(?<=a)b`, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := re.MatchString("ab"); !ok || err != nil {
+		t.Fatalf("%v %v", ok, err)
+	}
+	StopClock()
+	goleak.VerifyNone(t)
 }
