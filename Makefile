@@ -60,7 +60,7 @@ fmt:
 ## fuzz: run every fuzz target for FUZZTIME each (default 5m)
 FUZZ_TARGETS := wire:FuzzReadMessage bsoncheck:FuzzValidate wire:FuzzSnappy wire:FuzzZlib wire:FuzzZstd \
 	pipeline:FuzzParse pipeline:FuzzPush pipeline/expr:FuzzCompileEval pipeline/match:FuzzCompileMatch \
-	pipeline/value:FuzzIter
+	pipeline/value:FuzzIter pipeline/pcre:FuzzRegex
 fuzz:
 	@for pt in $(FUZZ_TARGETS); do \
 	  pkg=$${pt%%:*}; t=$${pt##*:}; \

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -124,6 +125,11 @@ const (
 		{"$match": {"status": "ok", "watts": {"$gte": 100}}},
 		{"$project": {"device_id": 1, "group_id": 1, "ts": 1, "watts": 1, "temp": 1, "location.site": 1}}
 	]`
+	pipeMatchRegex = `[
+		{"$source": {"connectionName": "bench"}},
+		{"$match": {"device_id": {"$regex": "^sensor-0[0-2]"}, "status": {"$regex": "^(ok|warn)$"}}},
+		{"$project": {"device_id": 1, "group_id": 1, "ts": 1, "watts": 1, "temp": 1, "location.site": 1}}
+	]`
 	pipeTumblingGroup = `[
 		{"$source": {"connectionName": "bench"}},
 		{"$tumblingWindow": {
@@ -161,6 +167,7 @@ var benchScenarios = []benchScenario{
 	{name: "(b') 10 s window, $group 1,000 keys", pipeline: fmt.Sprintf(pipeTumblingGroup, 10_000), window: 10_000,
 		baseline: baseTumblingGroup, goal: "≥ 500,000", goalDocs: 500_000},
 	{name: "(c) 10 stateless stages", pipeline: pipeStateless10, baseline: baseStateless10, goal: "—"},
+	{name: "(d) $match with regexes + $project", pipeline: pipeMatchRegex, baseline: baseMatchRegex, goal: "— (reported)"},
 }
 
 // benchInputs is the pre-built input pool shared by every benchmark.
@@ -289,6 +296,12 @@ func BenchmarkStateless10(b *testing.B) { runEngine(b, scenario("(c)")) }
 
 // BenchmarkStateless10Baseline is scenario (c) by hand on bson.D.
 func BenchmarkStateless10Baseline(b *testing.B) { runBaseline(b, scenario("(c)")) }
+
+// BenchmarkMatchRegex is scenario (d): $match with two regexes, then (a)'s $project.
+func BenchmarkMatchRegex(b *testing.B) { runEngine(b, scenario("(d)")) }
+
+// BenchmarkMatchRegexBaseline is (d)'s baseline.
+func BenchmarkMatchRegexBaseline(b *testing.B) { runBaseline(b, scenario("(d)")) }
 
 // benchRun is one measurement: documents per second and allocations per document.
 type benchRun struct{ docsPerSec, allocs, bytes float64 }
@@ -512,27 +525,55 @@ func baseMatchProject(st *baseState, batch []Input) [][]byte {
 		if w, _ := field(d, "watts"); func() bool { n, ok := numberOf(w); return !ok || n < 100 }() {
 			continue
 		}
-		out := make(bson.D, 0, 7)
-		for _, e := range d {
-			switch e.Key {
-			case "device_id", "group_id", "ts", "watts", "temp":
-				out = append(out, e)
-			case "location":
-				loc, ok := e.Value.(bson.D)
-				if !ok {
-					continue
-				}
-				sub := bson.D{}
-				for _, le := range loc {
-					if le.Key == "site" {
-						sub = append(sub, le)
-					}
-				}
-				out = append(out, bson.E{Key: "location", Value: sub})
+		st.out = append(st.out, baseProject(d, in.Meta))
+	}
+	return st.out
+}
+
+// baseProject is the $project of (a) and (d) by hand.
+func baseProject(d bson.D, meta bson.Raw) []byte {
+	out := make(bson.D, 0, 7)
+	for _, e := range d {
+		switch e.Key {
+		case "device_id", "group_id", "ts", "watts", "temp":
+			out = append(out, e)
+		case "location":
+			loc, ok := e.Value.(bson.D)
+			if !ok {
+				continue
 			}
+			sub := bson.D{}
+			for _, le := range loc {
+				if le.Key == "site" {
+					sub = append(sub, le)
+				}
+			}
+			out = append(out, bson.E{Key: "location", Value: sub})
 		}
-		out = append(out, bson.E{Key: "_stream_meta", Value: in.Meta})
-		st.out = append(st.out, mustMarshal(out))
+	}
+	out = append(out, bson.E{Key: "_stream_meta", Value: meta})
+	return mustMarshal(out)
+}
+
+// The baseline's regexes are Go's own (RE2), which agree with PCRE on these patterns.
+var (
+	baseDeviceRe = regexp.MustCompile(`^sensor-0[0-2]`)
+	baseStatusRe = regexp.MustCompile(`^(ok|warn)$`)
+)
+
+// baseMatchRegex: device_id and status matched by regexes, then (a)'s projection.
+func baseMatchRegex(st *baseState, batch []Input) [][]byte {
+	st.out = st.out[:0]
+	for _, in := range batch {
+		d := decode(in.Doc)
+		dev, _ := field(d, "device_id")
+		status, _ := field(d, "status")
+		ds, ok1 := dev.(string)
+		ss, ok2 := status.(string)
+		if !ok1 || !ok2 || !baseDeviceRe.MatchString(ds) || !baseStatusRe.MatchString(ss) {
+			continue
+		}
+		st.out = append(st.out, baseProject(d, in.Meta))
 	}
 	return st.out
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"math/big"
@@ -16,9 +17,13 @@ import (
 
 // groupStage is $group inside a window: {_id: <expression>, <field>: {<accumulator>: ...}}.
 type groupStage struct {
-	id     expr.Expr
-	fields []string
-	accs   []accSpec
+	id expr.Expr
+	// idField is set when _id is an object of one field, {f: <expression>}: id is then that
+	// field's expression and a missing value groups as null, as mongod's $group does
+	// (DocumentSourceGroup::computeId); with two or more fields a missing one is left out.
+	idField string
+	fields  []string
+	accs    []accSpec
 	// same[i] is the earlier accumulator whose input accs[i] shares (a plain field path read
 	// twice, as in {$sum: "$x"} and {$max: "$x"}), or -1.
 	same []int
@@ -36,7 +41,14 @@ func parseGroup(spec bson.RawValue) (Stage, error) {
 	elems, _ := doc.Elements()
 	for _, e := range elems {
 		if e.Key() == "_id" {
-			id, err := compileExpr("$group", "_id", e.Value())
+			idv := e.Value()
+			if d, ok := idv.DocumentOK(); ok {
+				if fs, _ := d.Elements(); len(fs) == 1 && !strings.HasPrefix(fs[0].Key(), "$") && !strings.Contains(fs[0].Key(), ".") && fs[0].Key() != "" {
+					g.idField = fs[0].Key()
+					idv = fs[0].Value()
+				}
+			}
+			id, err := compileExpr("$group", "_id", idv)
 			if err != nil {
 				return nil, err
 			}
@@ -88,6 +100,7 @@ type groups struct {
 	byHash map[uint64]*groupEntry
 	seed   maphash.Seed
 	buf    []byte          // scratch for building keys
+	idDoc  []byte          // scratch for a one-field _id document
 	vals   []bson.RawValue // scratch for the accumulators' inputs
 	bytes  []byte          // slab for keys and ids
 	slab   accSlab
@@ -204,6 +217,24 @@ func slowGroupKey(v bson.RawValue) string {
 		return "n" + r.RatString()
 	case bson.TypeString:
 		return "s" + v.StringValue()
+	case bson.TypeEmbeddedDocument, bson.TypeArray:
+		// Field by field, so that {a: 1} and {a: 1.0} are one group as mongod's value
+		// comparison has them equal; lengths keep the encoding unambiguous.
+		elems, err := bson.Raw(v.Value).Elements()
+		if err != nil {
+			break
+		}
+		b := []byte{byte(v.Type)}
+		for _, e := range elems {
+			if v.Type == bson.TypeEmbeddedDocument {
+				b = strconv.AppendInt(b, int64(len(e.Key())), 10)
+				b = append(append(b, ':'), e.Key()...)
+			}
+			k := slowGroupKey(e.Value())
+			b = strconv.AppendInt(b, int64(len(k)), 10)
+			b = append(append(b, ':'), k...)
+		}
+		return string(b)
 	}
 	return string(rune(v.Type)) + string(v.Value)
 }
@@ -235,6 +266,12 @@ func (g *groupStage) add(st *groups, d *Doc) error {
 	}
 	if id.Type == 0 {
 		id = nullValue
+	}
+	if g.idField != "" {
+		st.idDoc = appendElem(append(st.idDoc[:0], 0, 0, 0, 0), g.idField, id)
+		st.idDoc = append(st.idDoc, 0)
+		binary.LittleEndian.PutUint32(st.idDoc, uint32(len(st.idDoc)))
+		id = bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: st.idDoc}
 	}
 	st.buf = appendGroupKey(st.buf[:0], id)
 	entry, h := st.find(st.buf)

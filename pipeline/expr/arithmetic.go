@@ -2,7 +2,10 @@ package expr
 
 import (
 	"math"
+	"math/big"
 	"math/bits"
+
+	"github.com/cockroachdb/apd/v3"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -131,33 +134,74 @@ func absI(x int64) int64 {
 	return x
 }
 
-// roundToInt64 rounds a number (half away from zero) for date arithmetic.
+// roundToInt64 rounds a number to whole milliseconds for date arithmetic: doubles half away
+// from zero (llround), decimals half to even (Decimal128::toLong). NaN, infinities and values
+// outside a long fail.
 func roundToInt64(v bson.RawValue) (int64, bool) {
 	switch v.Type {
 	case bson.TypeInt32, bson.TypeInt64:
 		return asInt64(v), true
+	case bson.TypeDecimal128:
+		d := toDec(v)
+		if d.special() {
+			return 0, false
+		}
+		r := decQuantize(d, 0, roundHalfEven)
+		c := r.coef
+		if r.exp > 0 {
+			if r.exp > 20 {
+				return 0, c.Sign() == 0
+			}
+			c = new(big.Int).Mul(c, pow10(r.exp))
+		}
+		if !c.IsInt64() {
+			return 0, false
+		}
+		return c.Int64(), true
 	}
 	f := math.Round(asFloat(v))
-	if math.IsNaN(f) || f < -9.223372036854775e18 || f > 9.223372036854775e18 {
+	if math.IsNaN(f) || f < -9.223372036854775e18 || f >= 9.223372036854775e18 {
 		return 0, false
 	}
 	return int64(f), true
 }
 
+// evalAdd is $add. Numbers add with arith's promotion rules. With a date, as in mongod's
+// ExpressionAdd, the total so far is rounded to whole milliseconds when the date is met, and
+// each later operand is rounded on its own before it is added; so the order of the operands
+// can change the result by a millisecond (add_with_date.js). The result must fit a long.
 func evalAdd(op string, vs []bson.RawValue) (bson.RawValue, error) {
 	sum := int32Value(0)
 	date, hasDate := int64(0), false
+	overflow := func() (bson.RawValue, error) {
+		return value.Missing, evalErr(op, "date overflow in $add")
+	}
 	for _, v := range vs {
 		switch {
 		case value.IsNullish(v):
 			return nullValue, nil
 		case value.IsNumber(v):
-			sum = arith(opAdd, sum, v)
+			if !hasDate {
+				sum = arith(opAdd, sum, v)
+				continue
+			}
+			n, ok := roundToInt64(v)
+			r := date + n
+			if !ok || (n > 0 && r < date) || (n < 0 && r > date) {
+				return overflow()
+			}
+			date = r
 		case v.Type == bson.TypeDateTime:
 			if hasDate {
 				return value.Missing, evalErr(op, "only one date allowed in an $add expression")
 			}
-			date, hasDate = v.DateTime(), true
+			n, ok := roundToInt64(sum)
+			d := v.DateTime()
+			r := d + n
+			if !ok || (n > 0 && r < d) || (n < 0 && r > d) {
+				return overflow()
+			}
+			date, hasDate = r, true
 		default:
 			return value.Missing, evalErr(op, "$add only supports numeric or date types, not "+typeName(v))
 		}
@@ -165,12 +209,7 @@ func evalAdd(op string, vs []bson.RawValue) (bson.RawValue, error) {
 	if !hasDate {
 		return sum, nil
 	}
-	n, ok := roundToInt64(sum)
-	r := date + n
-	if !ok || (n > 0 && r < date) || (n < 0 && r > date) {
-		return value.Missing, evalErr(op, "date overflow in $add")
-	}
-	return dateValue(r), nil
+	return dateValue(date), nil
 }
 
 func evalSubtract(op string, a, b bson.RawValue) (bson.RawValue, error) {
@@ -246,7 +285,14 @@ func evalMod(op string, a, b bson.RawValue) (bson.RawValue, error) {
 	if isZero(b) {
 		return value.Missing, evalErr(op, "can't $mod by zero")
 	}
-	switch max(numKind(a.Type), numKind(b.Type)) {
+	// mongod's ExpressionMod: a double divisor holding an int32 value divides an int or a
+	// long as an integer, so {$mod: [8, 3.0]} is int 2 and {$mod: [NumberLong(8), 3.0]} long 2.
+	ka, kb := numKind(a.Type), numKind(b.Type)
+	if kb == kDouble && ka != kDouble && ka != kDecimal && isInt32Double(b.Double()) {
+		kb = kInt32
+		b = int32Value(int32(b.Double()))
+	}
+	switch max(ka, kb) {
 	case kDecimal:
 		return decMod(toDec(a), toDec(b)).value(), nil
 	case kDouble:
@@ -263,6 +309,11 @@ func evalMod(op string, a, b bson.RawValue) (bson.RawValue, error) {
 		return int32Value(0), nil
 	}
 	return int32Value(x % y), nil
+}
+
+// isInt32Double reports whether f holds an int32 value exactly (mongod's Value::integral).
+func isInt32Double(f float64) bool {
+	return f == math.Trunc(f) && f >= math.MinInt32 && f <= math.MaxInt32
 }
 
 func numArg(op string, v bson.RawValue) (bool, error) {
@@ -390,15 +441,24 @@ func roundNumber(op string, v bson.RawValue, place int, mode roundMode) (bson.Ra
 		}
 		return doubleValue(decQuantize(decFromFloat(f, 34), place, mode).float()), nil
 	}
-	return decQuantize(toDec(v), place, mode).value(), nil
+	return decQuantizePad(toDec(v), place, mode).value(), nil
 }
 
-// floatUnary is $exp, $ln, $log10, $sqrt: double in, double out (decimal stays decimal, at
-// double precision).
-func floatUnary(fn func(float64) float64, domain func(float64) string) func(op string, v bson.RawValue) (bson.RawValue, error) {
+// floatUnary is $exp, $ln, $log10, $sqrt: a double result for int, long and double inputs,
+// and for a decimal input the decimal128 result at 34 digits (decFn).
+func floatUnary(fn func(float64) float64, decFn func(c *apd.Context, d, x *apd.Decimal) (apd.Condition, error), domain func(float64) string) func(op string, v bson.RawValue) (bson.RawValue, error) {
 	return func(op string, v bson.RawValue) (bson.RawValue, error) {
 		if ok, err := numArg(op, v); !ok {
 			return nullValue, err
+		}
+		if v.Type == bson.TypeDecimal128 {
+			d := toDec(v)
+			if domain != nil && !d.nan {
+				if msg := domain(float64(d.sign())); msg != "" {
+					return value.Missing, evalErr(op, op+msg+formatNum(v))
+				}
+			}
+			return decUnary(decFn, v), nil
 		}
 		f := asFloat(v)
 		if domain != nil && !math.IsNaN(f) {
@@ -406,15 +466,8 @@ func floatUnary(fn func(float64) float64, domain func(float64) string) func(op s
 				return value.Missing, evalErr(op, op+msg+formatNum(v))
 			}
 		}
-		return floatResult(v.Type == bson.TypeDecimal128, fn(f)), nil
+		return doubleValue(fn(f)), nil
 	}
-}
-
-func floatResult(decimal bool, f float64) bson.RawValue {
-	if decimal {
-		return decFromFloat(f, 15).value()
-	}
-	return doubleValue(f)
 }
 
 func positiveDomain(f float64) string {
@@ -447,6 +500,16 @@ func evalLog(op string, a, b bson.RawValue) (bson.RawValue, error) {
 	if !value.IsNumber(b) {
 		return value.Missing, evalErr(op, "$log's base must be numeric, not "+typeName(b))
 	}
+	if a.Type == bson.TypeDecimal128 || b.Type == bson.TypeDecimal128 {
+		x, base := toDec(a), toDec(b)
+		if !x.nan && x.sign() <= 0 {
+			return value.Missing, evalErr(op, "$log's argument must be a positive number, but is "+formatNum(a))
+		}
+		if !base.nan && (base.sign() <= 0 || value.CompareNumbers(b, int32Value(1)) == 0) {
+			return value.Missing, evalErr(op, "$log's base must be a positive number not equal to 1, but is "+formatNum(b))
+		}
+		return decLog(a, b), nil
+	}
 	x, base := asFloat(a), asFloat(b)
 	if x <= 0 {
 		return value.Missing, evalErr(op, "$log's argument must be a positive number, but is "+formatNum(a))
@@ -454,7 +517,7 @@ func evalLog(op string, a, b bson.RawValue) (bson.RawValue, error) {
 	if base <= 0 || base == 1 {
 		return value.Missing, evalErr(op, "$log's base must be a positive number not equal to 1, but is "+formatNum(b))
 	}
-	return floatResult(a.Type == bson.TypeDecimal128 || b.Type == bson.TypeDecimal128, math.Log(x)/math.Log(base)), nil
+	return doubleValue(math.Log(x) / math.Log(base)), nil
 }
 
 func evalPow(op string, a, b bson.RawValue) (bson.RawValue, error) {
@@ -471,45 +534,31 @@ func evalPow(op string, a, b bson.RawValue) (bson.RawValue, error) {
 		return value.Missing, evalErr(op, "$pow cannot take a base of 0 and a negative exponent")
 	}
 	k := max(numKind(a.Type), numKind(b.Type))
-	if k == kDecimal || k == kDouble {
-		return floatResult(k == kDecimal, math.Pow(asFloat(a), asFloat(b))), nil
+	switch k {
+	case kDecimal:
+		return decPow(a, b), nil
+	case kDouble:
+		return doubleValue(math.Pow(asFloat(a), asFloat(b))), nil
 	}
+	// Integers: an exact result when it fits a long (mongod's ExpressionPow), a long when
+	// either operand is one, an int when both are and the result fits; otherwise a double.
 	base, exp := asInt64(a), asInt64(b)
-	if exp < 0 {
-		switch base {
-		case 1:
+	switch {
+	case base == 1 || base == 0 && exp > 0:
+		return intResult(k, base), nil
+	case base == -1:
+		if exp%2 == 0 {
 			return intResult(k, 1), nil
-		case -1:
-			if exp%2 == 0 {
-				return intResult(k, 1), nil
-			}
-			return intResult(k, -1), nil
 		}
+		return intResult(k, -1), nil
+	case exp < 0 || exp > 63:
 		return doubleValue(math.Pow(float64(base), float64(exp))), nil
 	}
-	r := int64(1)
-	for i := int64(0); i < exp; i++ {
-		hi, lo := bits.Mul64(uint64(absI(r)), uint64(absI(base)))
-		if hi != 0 || lo > math.MaxInt64 || base == math.MinInt64 {
-			return doubleValue(math.Pow(float64(base), float64(exp))), nil
-		}
-		neg := (r < 0) != (base < 0)
-		r = int64(lo)
-		if neg {
-			r = -r
-		}
-		if r == 0 || r == 1 && base == 1 {
-			break
-		}
-		if r == 1 || r == -1 {
-			// base is ±1: the sign alternates.
-			if base == -1 && (exp-i-1)%2 == 1 {
-				r = -r
-			}
-			break
-		}
+	r := new(big.Int).Exp(big.NewInt(base), big.NewInt(exp), nil)
+	if !r.IsInt64() {
+		return doubleValue(math.Pow(float64(base), float64(exp))), nil
 	}
-	return intResult(k, r), nil
+	return intResult(k, r.Int64()), nil
 }
 
 func intResult(k int, r int64) bson.RawValue {

@@ -326,7 +326,7 @@ func convDate(v bson.RawValue, o *convOpts) (bson.RawValue, error) {
 		s := v.StringValue()
 		ms, err := parseDate(s, "", nil)
 		if err != nil {
-			return value.Missing, o.fail("Error parsing date string '" + s + "'; " + err.Error())
+			return value.Missing, o.fail(err.Error())
 		}
 		return dateValue(ms), nil
 	}
@@ -457,17 +457,21 @@ func (c *convertExpr) Eval(env *Env) (bson.RawValue, error) {
 	if err != nil {
 		return in, err
 	}
+	// mongod's order (ExpressionConvert::evaluate): a nullish input gives onNull even when
+	// 'to' is nullish; a nullish 'to' gives null; a 'to' naming no type fails like a
+	// conversion, so onError replaces it.
 	o := c.fixed
+	var toErr error
+	toNull := false
 	if c.to != nil {
 		tv, err := c.to.Eval(env)
 		if err != nil {
 			return tv, err
 		}
 		if value.IsNullish(tv) {
-			return nullValue, nil
-		}
-		if err := parseTo(c.op, tv, &o); err != nil {
-			return value.Missing, err
+			toNull = true
+		} else {
+			toErr = parseTo(c.op, tv, &o)
 		}
 	}
 	for _, p := range []struct {
@@ -507,6 +511,15 @@ func (c *convertExpr) Eval(env *Env) (bson.RawValue, error) {
 			return c.onNull.Eval(env)
 		}
 		return nullValue, nil
+	}
+	if toNull {
+		return nullValue, nil
+	}
+	if toErr != nil {
+		if c.hasError {
+			return c.onError.Eval(env)
+		}
+		return value.Missing, toErr
 	}
 	r, err := convert(in, &o)
 	if err != nil {

@@ -329,13 +329,31 @@ func decMod(a, b dec) dec {
 	return dec{coef: new(big.Int).Rem(ca, cb), exp: e}
 }
 
-// decQuantize rounds to places digits after the point.
+// decQuantize rounds to places digits after the point; a with fewer places is unchanged.
 func decQuantize(a dec, places int, mode roundMode) dec {
 	if a.special() || -a.exp <= places {
 		return a
 	}
 	k := -places - a.exp
 	return dec{coef: shiftRound(a.coef, k, mode), exp: -places}
+}
+
+// decQuantizePad is Decimal128::quantize to 1E-places, which $round and $trunc use: as
+// decQuantize, but a with fewer places is padded with zeros up to places or up to the 34
+// digits of decimal128, whichever comes first ($round of 1.298 to 100 places is
+// 1.298000000000000000000000000000000).
+func decQuantizePad(a dec, places int, mode roundMode) dec {
+	if a.special() || -a.exp >= places {
+		return decQuantize(a, places, mode)
+	}
+	pad := places + a.exp
+	if a.coef.Sign() != 0 {
+		pad = min(pad, 34-numDigits(a.coef))
+	}
+	if pad <= 0 {
+		return a
+	}
+	return dec{coef: new(big.Int).Mul(a.coef, pow10(pad)), exp: a.exp - pad}
 }
 
 func decIsZero(a dec) bool { return !a.special() && a.coef.Sign() == 0 }

@@ -1,7 +1,6 @@
 package expr
 
 import (
-	"regexp"
 	"sync"
 	"unicode/utf8"
 
@@ -12,19 +11,18 @@ import (
 )
 
 // regexCache holds compiled patterns; bounded so hostile inputs cannot grow it without limit.
-var regexCache sync.Map // pattern+"\x00"+options -> *regexp.Regexp
+var regexCache sync.Map // pattern+"\x00"+options -> *pcre.Regexp
 
 var regexCacheSize struct {
 	sync.Mutex
 	n int
 }
 
-// compileRegex translates a PCRE pattern with options i, m, s, x into Go's RE2 syntax; PCRE
-// features RE2 lacks (lookaround, backreferences) are reported.
-func compileRegex(op, pattern, opts string) (*regexp.Regexp, error) {
+// compileRegex compiles a PCRE2 pattern with options i, m, s, x, u (package pcre).
+func compileRegex(op, pattern, opts string) (*pcre.Regexp, error) {
 	key := pattern + "\x00" + opts
 	if r, ok := regexCache.Load(key); ok {
-		return r.(*regexp.Regexp), nil
+		return r.(*pcre.Regexp), nil
 	}
 	r, err := pcre.Compile(pattern, opts)
 	if err != nil {
@@ -102,16 +100,27 @@ func compileRegexOp(kind regexKind) compileFunc {
 			}
 			switch kind {
 			case regexMatch:
-				return boolValue(re.MatchString(in)), nil
+				ok, err := re.MatchString(in)
+				if err != nil {
+					return value.Missing, evalErr(op, op+": "+err.Error())
+				}
+				return boolValue(ok), nil
 			case regexFind:
-				loc := re.FindStringSubmatchIndex(in)
+				loc, err := re.FindStringSubmatchIndex(in)
+				if err != nil {
+					return value.Missing, evalErr(op, op+": "+err.Error())
+				}
 				if loc == nil {
 					return nullValue, nil
 				}
 				return matchDoc(in, loc), nil
 			}
 			out := newArr()
-			for _, loc := range re.FindAllStringSubmatchIndex(in, -1) {
+			locs, err := re.FindAllStringSubmatchIndex(in, -1)
+			if err != nil {
+				return value.Missing, evalErr(op, op+": "+err.Error())
+			}
+			for _, loc := range locs {
 				if err := env.tick(op, 1); err != nil {
 					return value.Missing, err
 				}
@@ -123,7 +132,7 @@ func compileRegexOp(kind regexKind) compileFunc {
 }
 
 // regexArgs resolves 'regex' (a string or a BSON regex) and 'options'; nil means null.
-func regexArgs(op string, rv, ov bson.RawValue) (*regexp.Regexp, error) {
+func regexArgs(op string, rv, ov bson.RawValue) (*pcre.Regexp, error) {
 	if value.IsNullish(rv) {
 		return nil, nil
 	}

@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/spi-streams/spi/pipeline/pcre"
 	"github.com/spi-streams/spi/pipeline/value"
 )
 
@@ -506,7 +507,7 @@ func schemaCount(se schemaError, k string, v bson.RawValue) (int64, error) {
 }
 
 type patternSchema struct {
-	re interface{ MatchString(string) bool }
+	re *pcre.Regexp
 	s  *schema
 }
 
@@ -537,7 +538,7 @@ func (c *objectCheck) test(v bson.RawValue) bool {
 		if len(c.patterns) > 0 || (!known && (c.noAdditional || c.additional != nil)) {
 			name := string(it.Key())
 			for _, p := range c.patterns {
-				if p.re.MatchString(name) {
+				if reMatch(p.re, name) {
 					known = true
 					if !p.s.test(it.Val()) {
 						return false

@@ -87,6 +87,10 @@ func (m matcher) Match(doc bson.Raw, ctx any) (ok bool, err error) {
 	// (a string with a zero length prefix); one bad document must not take the stream down.
 	defer func() {
 		if r := recover(); r != nil {
+			if lp, isLimit := r.(limitPanic); isLimit {
+				ok, err = false, lp.err
+				return
+			}
 			ok, err = false, fmt.Errorf("%w: %v", ErrMalformed, r)
 		}
 	}()

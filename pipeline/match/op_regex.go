@@ -1,15 +1,15 @@
 package match
 
 import (
-	"regexp"
-
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/pcre"
 )
 
 // regexPred is $regex and /re/ literals: it matches strings and symbols, and regex values with
 // the same pattern and options.
 type regexPred struct {
-	re      *regexp.Regexp
+	re      *pcre.Regexp
 	pattern string
 	flags   string
 }
@@ -18,7 +18,7 @@ func (p *regexPred) test(v bson.RawValue) bool {
 	switch v.Type {
 	case bson.TypeString, bson.TypeSymbol:
 		s, ok := strBytes(v)
-		return ok && p.re.Match(s)
+		return ok && reMatchBytes(p.re, s)
 	case bson.TypeRegex:
 		pat, fl, ok := v.RegexOK()
 		return ok && pat == p.pattern && fl == p.flags
