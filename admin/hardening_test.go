@@ -218,3 +218,33 @@ func TestScopedWorkspaceDelete(t *testing.T) {
 		t.Fatalf("delete after unscoping: %d %v", status, out)
 	}
 }
+
+// A workspace cannot ask for a port outside the configured range; without an address it gets
+// one inside it.
+func TestWorkspacePortRange(t *testing.T) {
+	env := newEnv(t)
+	api, err := New(Options{Store: env.st, Listeners: env.listeners, WorkspacePorts: PortRange{Lo: 20000, Hi: 20010}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.srv.Config.Handler = api
+	for _, port := range []string{"80", "1023", "19999", "20011"} {
+		status, out := env.do("owner", "POST", "/streams", `{"name":"p`+port+`","hostnames":["127.0.0.1:`+port+`"]}`)
+		if status != 400 || out["parameters"].([]any)[0] != "hostnames[0]" || !strings.Contains(out["detail"].(string), "20000-20010") {
+			t.Errorf("port %s: %d %v", port, status, out)
+		}
+	}
+	env.must("POST", "/streams", `{"name":"inside","hostnames":["127.0.0.1:20005"]}`)
+	out := env.must("POST", "/streams", `{"name":"any"}`)
+	host := out["hostnames"].([]any)[0].(string)
+	port, _ := strconv.Atoi(host[strings.LastIndexByte(host, ':')+1:])
+	if port < 20000 || port > 20010 {
+		t.Errorf("a workspace without an address got %s, outside the range", host)
+	}
+	if _, err := ParsePortRange("80-70"); err == nil {
+		t.Errorf("ParsePortRange accepted 80-70")
+	}
+	if r, err := ParsePortRange("1024-65535"); err != nil || r != DefaultWorkspacePorts {
+		t.Errorf("ParsePortRange(1024-65535) = %v, %v", r, err)
+	}
+}

@@ -68,6 +68,9 @@ type Options struct {
 	Listeners Listeners
 	// WorkspaceHost is the host new workspaces listen on when the request names no address.
 	WorkspaceHost string
+	// WorkspacePorts is the inclusive range of ports a workspace created through the API may
+	// listen on; the zero value means DefaultWorkspacePorts.
+	WorkspacePorts PortRange
 }
 
 // Server serves the Admin API.
@@ -95,6 +98,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.opts.WorkspaceHost == "" {
 		s.opts.WorkspaceHost = "127.0.0.1"
+	}
+	if s.opts.WorkspacePorts == (PortRange{}) {
+		s.opts.WorkspacePorts = DefaultWorkspacePorts
 	}
 	s.verifier = &digest.Verifier{Realm: Realm, Lookup: s.lookupKey}
 	s.routes()
