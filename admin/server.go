@@ -205,9 +205,9 @@ const (
 
 // ServeHTTP authenticates, authorizes, routes and audits one request.
 //
-// The audit log keeps every mutating request (POST, PATCH, DELETE) of an authenticated key,
-// whatever its outcome, and every real failure of any method: wrong or unknown key, bad digest
-// response, forbidden role. The bare 401 challenge that opens each digest exchange (a request
+// The audit log keeps one line per request of an authenticated key, whatever its method and
+// outcome (a forbidden role, a rejected body), and one per real authentication failure: wrong
+// or unknown key, bad digest response. The bare 401 challenge that opens each digest exchange (a request
 // without an Authorization header) and a stale-nonce retry are not failures and are not
 // recorded. Client-supplied fields are cut with audit.Clip, so a record stays a few hundred
 // bytes whatever the request.
@@ -238,8 +238,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		mutating := r.Method != http.MethodGet && r.Method != http.MethodHead
-		if status == http.StatusForbidden || (mutating && who != "" && !strings.HasPrefix(who, "unauthenticated")) {
+		if status == http.StatusForbidden {
 			record = true
 		}
 		if status == http.StatusForbidden && reason == "" {
@@ -277,6 +276,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, errorf(http.StatusUnauthorized, "UNAUTHORIZED", "The API key no longer exists."))
 		return
 	}
+	record = true
 	if e := checkAccept(r); e != nil {
 		writeError(sw, e)
 		return
