@@ -193,7 +193,7 @@ func TestAtlasSchemasAndRoundTrip(t *testing.T) {
 	check("POST", "/streams:withSampleConnections", map[string]any{"name": "w2"}, 200, "StreamsTenant")
 	check("POST", "/streams/w1/connections", map[string]any{"name": "kafka", "type": "Kafka", "bootstrapServers": "k1:9092,k2:9092",
 		"authentication": map[string]any{"mechanism": "SCRAM-256", "username": "ku", "password": secret(t, "kpw")},
-		"security": map[string]any{"protocol": "SASL_SSL"}, "config": map[string]any{"auto.offset.reset": "earliest"}}, 200, "StreamsConnection")
+		"security":       map[string]any{"protocol": "SASL_SSL"}, "config": map[string]any{"auto.offset.reset": "earliest"}}, 200, "StreamsConnection")
 	check("POST", "/streams/w1/connections", map[string]any{"name": "cluster", "type": "Cluster", "clusterName": "c0",
 		"connectionString": "mongodb://db:27017/", "dbRoleToExecute": map[string]any{"role": "readAnyDatabase", "type": "BUILT_IN"},
 		"authentication": map[string]any{"username": "cu", "password": secret(t, "cpw")}}, 200, "StreamsConnection")
