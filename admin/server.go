@@ -207,9 +207,9 @@ const (
 //
 // The audit log keeps one line per request of an authenticated key, whatever its method and
 // outcome (a forbidden role, a rejected body), and one per real authentication failure: wrong
-// or unknown key, bad digest response. The bare 401 challenge that opens each digest exchange (a request
-// without an Authorization header) and a stale-nonce retry are not failures and are not
-// recorded. Client-supplied fields are cut with audit.Clip, so a record stays a few hundred
+// or unknown key, bad digest response. The bare 401 challenge that opens each digest exchange
+// (a request without an Authorization header) and a stale-nonce retry are not failures and are
+// not recorded. Client-supplied fields are cut with audit.Clip, so a record stays a few hundred
 // bytes whatever the request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()

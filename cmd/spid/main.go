@@ -402,7 +402,11 @@ func printReady(w io.Writer, c config, creds *admin.InitialCredentials, data *ne
 		fmt.Fprintf(&b, "  Database user:     %s / %s (atlasAdmin)\n\n", creds.Username, creds.Password)
 		fmt.Fprintf(&b, "Control plane (Admin API at %s):\n", adminURL)
 		// The credentials file keeps the private key out of the shell history.
-		fmt.Fprintf(&b, "  bin/spictl --config %s workspaces list\n\n", credsPath)
+		caHint := ""
+		if strings.HasPrefix(adminURL, "https://") {
+			caHint = " --ca-file <CA of --admin-tls-cert>"
+		}
+		fmt.Fprintf(&b, "  bin/spictl --config %s%s workspaces list\n\n", credsPath, caHint)
 	} else {
 		fmt.Fprintf(&b, "Control plane (Admin API): %s\n", adminURL)
 	}
