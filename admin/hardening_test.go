@@ -58,6 +58,20 @@ func TestPageArithmetic(t *testing.T) {
 			}
 		}
 	}
+	// Custom roles are a plain array, as in Atlas: paging parameters do not change that.
+	for _, pn := range nums {
+		req, _ := http.NewRequest("GET", env.srv.URL+"/api/atlas/v2/groups/"+env.group+"/customDBRoles/roles?pageNum="+pn+"&itemsPerPage="+pn, nil)
+		resp, err := env.clients["owner"].Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var arr []any
+		err = json.NewDecoder(resp.Body).Decode(&arr)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			t.Fatalf("GET customDBRoles/roles?pageNum=%s: %d %v", pn, resp.StatusCode, err)
+		}
+	}
 	_, out := env.do("GROUP_READ_ONLY", "GET", "/databaseUsers?pageNum=9223372036854775807", "")
 	if res, _ := out["results"].([]any); res == nil || len(res) != 0 {
 		t.Errorf("the last possible page is not an empty page: %v", out)
@@ -246,5 +260,19 @@ func TestWorkspacePortRange(t *testing.T) {
 	}
 	if r, err := ParsePortRange("1024-65535"); err != nil || r != DefaultWorkspacePorts {
 		t.Errorf("ParsePortRange(1024-65535) = %v, %v", r, err)
+	}
+}
+
+// The first-start password never starts with '-', which the printed mongosh command would
+// read as an option.
+func TestInitialPasswordIsNotAnOption(t *testing.T) {
+	for range 2000 {
+		c, err := NewInitialCredentials()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(c.Password, "-") {
+			t.Fatalf("password %q starts with '-'", c.Password)
+		}
 	}
 }
