@@ -34,11 +34,17 @@ const InitialUser = "admin"
 func NewInitialCredentials() (*InitialCredentials, error) {
 	key, private := NewAPIKey("Created by spid on first start", []string{RoleOwner})
 	pw := make([]byte, 18)
-	if _, err := rand.Read(pw); err != nil {
-		return nil, err
+	var password string
+	// A password starting with '-' would read as an option in the printed mongosh command
+	// (--password -x...), so one in 64 draws is drawn again.
+	for password == "" || password[0] == '-' {
+		if _, err := rand.Read(pw); err != nil {
+			return nil, err
+		}
+		password = base64.RawURLEncoding.EncodeToString(pw)
 	}
 	return &InitialCredentials{GroupID: newID(), PublicKey: key.PublicKey, PrivateKey: private,
-		Username: InitialUser, Password: base64.RawURLEncoding.EncodeToString(pw), key: key}, nil
+		Username: InitialUser, Password: password, key: key}, nil
 }
 
 // Initialized reports whether the store already holds a project.

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"time"
 
+	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/auth"
 	"github.com/spi-streams/spi/authz"
 	"github.com/spi-streams/spi/store"
@@ -19,6 +20,9 @@ type session struct {
 	convDB string
 	convID int32
 	nextID int32
+	// convOutOfScope is set when the conversation's user exists but its scopes exclude this
+	// workspace: the client sees the generic failure, the audit record the true reason.
+	convOutOfScope bool
 	// skipEmpty is the client's skipEmptyExchange option; without it, a verified conversation
 	// waits for one more, empty, saslContinue before it is done.
 	skipEmpty bool
@@ -173,5 +177,9 @@ func (d *Dispatcher) audit(call *Call, r auditRecord) {
 	r.Workspace = workspaceOf(call.Conn)
 	r.Remote = call.Conn.RemoteAddr().String()
 	r.ConnID = call.Conn.ID()
+	// Client-supplied fields are cut so that one message cannot write more than a few hundred
+	// bytes to the audit log.
+	r.User, r.DB = audit.Clip(r.User, audit.FieldMax), audit.Clip(r.DB, audit.FieldMax)
+	r.Mechanism, r.Command = audit.Clip(r.Mechanism, 64), audit.Clip(r.Command, 64)
 	d.opts.Audit.Record(r)
 }
