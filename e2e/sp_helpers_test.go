@@ -210,7 +210,8 @@ func testLogOutputs(t *testing.T, log, processor string) []logDoc {
 	return out
 }
 
-// windowKey is a window result's (window start, group _id), read from its Extended JSON.
+// windowKey is a window result's (window start, group _id), read from its Extended JSON; the
+// start is formatted with milliseconds, as 2024-01-01T00:00:00.100Z.
 func windowKey(t *testing.T, doc string) (start string, id string) {
 	t.Helper()
 	var d struct {
@@ -226,8 +227,10 @@ func windowKey(t *testing.T, doc string) (start string, id string) {
 	if err := json.Unmarshal([]byte(doc), &d); err != nil {
 		t.Fatalf("window output %s: %v", doc, err)
 	}
-	if d.Meta.Window.Start.Date == "" {
-		t.Fatalf("window output without _stream_meta.window.start: %s", doc)
+	ts, err := time.Parse(time.RFC3339Nano, d.Meta.Window.Start.Date)
+	if err != nil {
+		t.Fatalf("window output without a _stream_meta.window.start date: %s", doc)
 	}
-	return d.Meta.Window.Start.Date, string(d.ID)
+	// A fixed-width form, so that starts sort as strings.
+	return ts.UTC().Format("2006-01-02T15:04:05.000Z"), string(d.ID)
 }
