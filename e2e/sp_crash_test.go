@@ -56,12 +56,12 @@ func (w windowSet) starts() []string {
 // documents with the same event times) without interruption, rather than the windows
 // recomputed in the test: that would copy the generator into the test, and the point is to
 // compare the runtime against itself with and without a crash. The checkpoints are spid's own
-// debug lines ("checkpoint committed"), written by the sink's goroutine after the outputs
+// log lines ("checkpoint committed"), written by the sink's goroutine after the outputs
 // before the barrier, so their order in the log against the __testLog lines is exact.
 func TestProcessorSurvivesKill9(t *testing.T) {
 	t.Parallel()
 	const name = "windows"
-	args := []string{"--checkpoint-interval", "200ms", "--log-level", "debug"}
+	args := []string{"--checkpoint-interval", "200ms"}
 	dir := t.TempDir()
 	s1 := startSpidIn(t, dir, args...)
 	ref := startSpid(t, "--checkpoint-interval", "200ms")
@@ -109,9 +109,9 @@ func TestProcessorSurvivesKill9(t *testing.T) {
 	if state, _, msg := processorState(t, c2, name); state != "STARTED" {
 		t.Fatalf("after kill -9 and restart the processor is %s (%s), want STARTED", state, msg)
 	}
-	if !strings.Contains(s2.Stderr.String(), `msg="resuming processor from its last checkpoint" workspace=default processor=`+name) {
-		t.Errorf("spid did not log resuming the processor:\n%s", s2.Stderr)
-	}
+	waitUntil(t, "spid to log resuming the processor", func() bool {
+		return strings.Contains(s2.Stderr.String(), `msg="resuming processor from its last checkpoint" workspace=default processor=`+name)
+	})
 	lastPre := preStarts[len(preStarts)-1]
 	waitUntil(t, "ten windows after the restart", func() bool {
 		st := outputs(s2).starts()

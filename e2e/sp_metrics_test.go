@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
+	"regexp"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -68,4 +70,27 @@ print("STATS", JSON.stringify([s.status, s.inputMessageCount, s.inputMessageSize
 		t.Errorf(`spi_commands_total{command="stopStreamProcessor",outcome="ok"} = %v`, v)
 	}
 	t.Logf("stats %v", st)
+}
+
+// --metrics-listen serves /metrics on an address of its own, in the same valid format.
+func TestMetricsListen(t *testing.T) {
+	t.Parallel()
+	s := startSpid(t, "--metrics-listen", "127.0.0.1:0")
+	var m []string
+	waitUntil(t, "spid to log its metrics address", func() bool {
+		m = regexp.MustCompile(`msg="metrics listening" addr=(\S+)`).FindStringSubmatch(s.Stderr.String())
+		return m != nil
+	})
+	fams := scrape(t, "http://"+m[1]+"/metrics")
+	if _, ok := fams["go_goroutines"]; !ok {
+		t.Errorf("/metrics on --metrics-listen lacks go_goroutines")
+	}
+	resp, err := http.Get(s.AdminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("the Admin API listener still serves /metrics with --metrics-listen set")
+	}
 }

@@ -176,10 +176,11 @@ func tourProcess(t *testing.T, s *spid) {
 		}
 	}
 	// The temporary processor's name is in spid's operational log.
-	started := regexp.MustCompile(`msg="sp\.process\(\) started" workspace=default processor=(process-[0-9a-f]+)`).FindStringSubmatch(s.Stderr.String())
-	if started == nil {
-		t.Fatalf("spid did not log the sp.process() start:\n%s", s.Stderr)
-	}
+	var started []string
+	waitUntil(t, "spid to log the sp.process() start", func() bool {
+		started = regexp.MustCompile(`msg="sp\.process\(\) started" workspace=default processor=(process-[0-9a-f]+)`).FindStringSubmatch(s.Stderr.String())
+		return started != nil
+	})
 	tmp := started[1]
 	if strings.Contains(s.Stderr.String(), `msg="processor dropped" workspace=default processor=`+tmp) {
 		t.Fatal("the temporary processor was dropped before Ctrl-C")
