@@ -26,8 +26,11 @@ type Command struct {
 	Anonymous bool
 	// Handshake says the command may arrive as a legacy OP_QUERY, as drivers' first message does.
 	Handshake bool
-	// Processor marks the processor commands the audit log records with their outcome
-	// (spec §6.4: create, start, stop, drop, modify, process, sample).
+	// Processor marks the processor commands the audit log records with their outcome: the
+	// ones of spec §6.4 (create, start, stop, drop, process, sample), modify, and the reads of
+	// one or all processors (get, list, stats), as issue 9 asks for every processor command.
+	// getMoreSampleStreamProcessor is the continuation of an audited sample or process, which
+	// mongosh sends up to thousands of times a second, so it is not recorded.
 	Processor bool
 }
 
@@ -60,15 +63,15 @@ var table = []Command{
 	{Name: "getLog", Handler: getLog},
 	{Name: "getMoreSampleStreamProcessor", Handler: getMoreSampleStreamProcessor, Actions: []authz.Action{authz.SampleStreamProcessor}},
 	{Name: "getParameter", Handler: getParameter},
-	{Name: "getStreamProcessor", Handler: getStreamProcessor, Actions: []authz.Action{authz.GetStreamProcessor}},
-	{Name: "getStreamProcessorStats", Handler: getStreamProcessorStats, Actions: []authz.Action{authz.StreamProcessorStats}},
+	{Name: "getStreamProcessor", Handler: getStreamProcessor, Actions: []authz.Action{authz.GetStreamProcessor}, Processor: true},
+	{Name: "getStreamProcessorStats", Handler: getStreamProcessorStats, Actions: []authz.Action{authz.StreamProcessorStats}, Processor: true},
 	{Name: "hello", Handler: hello, Anonymous: true, Handshake: true},
 	{Name: "isMaster", Handler: hello, Anonymous: true, Handshake: true},
 	{Name: "ismaster", Handler: hello, Anonymous: true, Handshake: true},
 	{Name: "listCollections", Handler: listCollections},
 	{Name: "listDatabases", Handler: listDatabases},
 	{Name: "listStreamConnections", Handler: listStreamConnections, Actions: []authz.Action{authz.ListStreamConnections}},
-	{Name: "listStreamProcessors", Handler: listStreamProcessors, Actions: []authz.Action{authz.ListStreamProcessors}},
+	{Name: "listStreamProcessors", Handler: listStreamProcessors, Actions: []authz.Action{authz.ListStreamProcessors}, Processor: true},
 	{Name: "listWorkspaceDefaults", Handler: listWorkspaceDefaults},
 	{Name: "logout", Handler: logout, Anonymous: true},
 	{Name: "modifyStreamProcessor", Handler: modifyStreamProcessor, Actions: []authz.Action{authz.ModifyStreamProcessor}, Processor: true},
