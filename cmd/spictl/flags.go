@@ -32,6 +32,7 @@ type options struct {
 	role, roleType                                   string
 	username, password, passwordEnv, database        string
 	roles, scopes, actions, inherits                 listFlag
+	proc                                             procFlags
 }
 
 // globalFlags registers the server, API key and output flags, keeping values already parsed
