@@ -76,8 +76,8 @@ func TestProcessors(t *testing.T) {
 			method: "GET", uri: root + "/streams/default/processor/solar", contains: []string{"{\n  \"name\": \"solar\",\n  \"state\": \"STOPPED\"\n}\n"},
 		},
 		{
-			name: "create with an inline pipeline, dlq and tier; stage fields keep their order",
-			args: []string{"processors", "create", "--workspace", "dev", "--name", "solar", "--pipeline", pipe, "--dlq", "db.errs.dead.letters", "--tier", "sp30"},
+			name:   "create with an inline pipeline, dlq and tier; stage fields keep their order",
+			args:   []string{"processors", "create", "--workspace", "dev", "--name", "solar", "--pipeline", pipe, "--dlq", "db.errs.dead.letters", "--tier", "sp30"},
 			status: 200, reply: `{"_id":"1","name":"solar","pipeline":[],"tier":"SP30"}`,
 			method: "POST", uri: root + "/streams/dev/processor",
 			body:  `{"name":"solar","options":{"dlq":{"coll":"dead.letters","connectionName":"db","db":"errs"}},"pipeline":` + pipe + `,"tier":"SP30"}`,
@@ -85,7 +85,7 @@ func TestProcessors(t *testing.T) {
 		},
 		{
 			name: "create with the pipeline from a file", args: []string{"proc", "create", "--name", "p", "--file", "$DIR/p.json"},
-			files: map[string]string{"p.json": "[\n  {\"$source\": {\"documents\": [{\"n\": {\"$numberLong\": \"9007199254740993\"}}]}},\n  {\"$emit\": {\"connectionName\": \"__testLog\"}}\n]\n"},
+			files:  map[string]string{"p.json": "[\n  {\"$source\": {\"documents\": [{\"n\": {\"$numberLong\": \"9007199254740993\"}}]}},\n  {\"$emit\": {\"connectionName\": \"__testLog\"}}\n]\n"},
 			status: 200, reply: `{"name":"p"}`, method: "POST", uri: root + "/streams/default/processor",
 			body:  `{"name":"p","pipeline":[{"$source":{"documents":[{"n":{"$numberLong":"9007199254740993"}}]}},{"$emit":{"connectionName":"__testLog"}}]}`,
 			exact: true,
