@@ -9,7 +9,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/spi-streams/spi/audit"
+	"github.com/spi-streams/spi/metrics"
 	"github.com/spi-streams/spi/pipeline/value"
+	"github.com/spi-streams/spi/processor"
 	"github.com/spi-streams/spi/store"
 	"github.com/spi-streams/spi/wire"
 )
@@ -24,6 +26,11 @@ type Options struct {
 	Store *store.Store
 	// Audit receives authentication, authorization and processor events; nil records nothing.
 	Audit *audit.Log
+	// Processors is the processor runtime; without it the stream processor commands answer
+	// CommandNotFound.
+	Processors *processor.Manager
+	// Metrics receives command and connection counts; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Dispatcher serves wire requests from the command table. It implements wire.Handler.
@@ -61,6 +68,7 @@ func (d *Dispatcher) Handle(ctx context.Context, c *wire.Conn, req *wire.Request
 		err = d.run(ctx, cmd, call, r)
 		if err == nil {
 			r.Double("ok", 1)
+			d.record(call, cmd, nil)
 			return r.end()
 		}
 	}
@@ -69,7 +77,52 @@ func (d *Dispatcher) Handle(ctx context.Context, c *wire.Conn, req *wire.Request
 		d.log.Error("command failed with an internal error", "command", call.Name, "err", err)
 		e = Errorf(CodeInternalError, "internal error running %s", call.Name)
 	}
+	d.record(call, cmd, e)
 	return appendError(dst, e)
+}
+
+// record counts a command in the metrics and audits the processor commands (spec §6.4): user,
+// workspace, processor, outcome. Command names outside the table count as "unknown", so a
+// client cannot create series at will.
+func (d *Dispatcher) record(call *Call, cmd *Command, e *Error) {
+	outcome := "ok"
+	if e != nil {
+		outcome = e.Name
+		if outcome == "" {
+			outcome = e.Code.Name()
+		}
+	}
+	name := "unknown"
+	if cmd != nil {
+		name = cmd.Name
+	}
+	d.opts.Metrics.Command(workspaceOf(call.Conn), name, outcome)
+	if cmd == nil || !cmd.Processor {
+		return
+	}
+	rec := auditRecord{Event: "processorCommand", Command: call.Name, Outcome: outcome}
+	if s := sessionOf(call.Conn); s.user != nil {
+		rec.User, rec.DB = s.user.name, s.user.db
+	}
+	if n, ok := call.Arg.StringValueOK(); ok {
+		rec.Processor = n
+	}
+	if e != nil {
+		rec.Reason = e.Msg
+	}
+	d.audit(call, rec)
+}
+
+// ConnOpened implements wire.ConnObserver.
+func (d *Dispatcher) ConnOpened(c *wire.Conn) { d.opts.Metrics.ConnectionOpened(workspaceOf(c)) }
+
+// ConnClosed implements wire.ConnObserver: the connection's sample cursors and sp.process()
+// processors are freed (mongosh closes its connections on Ctrl-C during sample()).
+func (d *Dispatcher) ConnClosed(c *wire.Conn) {
+	d.opts.Metrics.ConnectionClosed(workspaceOf(c))
+	if d.opts.Processors != nil {
+		d.opts.Processors.ReleaseOwner(c.ID())
+	}
 }
 
 // run calls the handler, turning a panic into an InternalError reply so one bad request cannot

@@ -57,6 +57,8 @@ func (c Code) Name() string {
 type Error struct {
 	Code Code
 	Msg  string
+	// Name overrides Code.Name() for codes defined elsewhere (the processor runtime's).
+	Name string
 }
 
 func (e *Error) Error() string {
@@ -74,6 +76,10 @@ func appendError(dst []byte, e *Error) []byte {
 	r.Double("ok", 0)
 	r.String("errmsg", e.Msg)
 	r.Int32("code", int32(e.Code))
-	r.String("codeName", e.Code.Name())
+	name := e.Name
+	if name == "" {
+		name = e.Code.Name()
+	}
+	r.String("codeName", name)
 	return r.end()
 }

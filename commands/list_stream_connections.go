@@ -4,28 +4,20 @@ import (
 	"context"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/spi-streams/spi/store"
 )
 
 // listStreamConnections lists the workspace's connection registry as sp.listConnections()
-// shows it: names and types, never credentials. The filter may be null or match fields by
-// equality ({name: ...}, {type: ...}); the full query language arrives with the pipeline engine.
+// shows it: {ok: 1, connections: [{name, type, <public fields>}]}. Public fields are where a
+// connection points and how, never a credential: Kafka's bootstrapServers, security.protocol and
+// authentication.mechanism; a Cluster's clusterName and dbRoleToExecute; an Https url. The
+// filter is the full query language over these documents; null or absent lists everything.
 func listStreamConnections(_ context.Context, call *Call, r *Reply) error {
-	want := map[string]string{}
-	if v, err := call.Body.LookupErr("filter"); err == nil && v.Type != bson.TypeNull {
-		doc, ok := v.DocumentOK()
-		if !ok {
-			return Errorf(CodeTypeMismatch, "listStreamConnections.filter must be an object or null, not %s", typeName(v.Type))
-		}
-		elems, _ := doc.Elements()
-		for _, e := range elems {
-			s, ok := e.Value().StringValueOK()
-			if (e.Key() != "name" && e.Key() != "type") || !ok {
-				return Errorf(CodeBadValue, "listStreamConnections.filter.%s: only equality on name and type is supported", e.Key())
-			}
-			want[e.Key()] = s
-		}
+	matcher, err := filterArg(call)
+	if err != nil {
+		return err
 	}
 	var conns []store.Connection
 	if err := call.Server.opts.Store.View(func(tx *store.Txn) (err error) {
@@ -37,15 +29,46 @@ func listStreamConnections(_ context.Context, call *Call, r *Reply) error {
 	r.Array("connections")
 	i := 0
 	for _, c := range conns {
-		if (want["name"] != "" && want["name"] != c.Name) || (want["type"] != "" && want["type"] != c.Type) {
-			continue
+		doc := connectionDoc(c)
+		if matcher != nil {
+			ok, err := matcher.Match(doc, nil)
+			if err != nil {
+				return Errorf(CodeBadValue, "%s.filter: %v", call.Name, err)
+			}
+			if !ok {
+				continue
+			}
 		}
-		r.Doc(arrayKey(i))
-		r.String("name", c.Name)
-		r.String("type", c.Type)
-		r.EndDoc()
+		r.Document(arrayKey(i), doc)
 		i++
 	}
 	r.EndDoc()
 	return nil
+}
+
+// connectionDoc is a connection's public view. Secret fields (passwords, keys, header values)
+// are not read here at all.
+func connectionDoc(c store.Connection) bson.Raw {
+	b := bsoncore.NewDocumentBuilder().AppendString("name", c.Name).AppendString("type", c.Type)
+	switch {
+	case c.Kafka != nil:
+		b.AppendString("bootstrapServers", c.Kafka.BootstrapServers)
+		if c.Kafka.Security.Protocol != "" {
+			b.AppendDocument("security", bsoncore.NewDocumentBuilder().AppendString("protocol", c.Kafka.Security.Protocol).Build())
+		}
+		if c.Kafka.Auth.Mechanism != "" {
+			b.AppendDocument("authentication", bsoncore.NewDocumentBuilder().AppendString("mechanism", c.Kafka.Auth.Mechanism).Build())
+		}
+	case c.Cluster != nil:
+		if c.Cluster.ClusterName != "" {
+			b.AppendString("clusterName", c.Cluster.ClusterName)
+		}
+		role := c.Cluster.DBRoleToExecute
+		if role.Role != "" {
+			b.AppendDocument("dbRoleToExecute", bsoncore.NewDocumentBuilder().AppendString("role", role.Role).AppendString("type", role.Type).Build())
+		}
+	case c.HTTPS != nil:
+		b.AppendString("url", c.HTTPS.URL)
+	}
+	return bson.Raw(b.Build())
 }

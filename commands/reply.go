@@ -55,6 +55,16 @@ func (r *Reply) Document(key string, doc []byte) {
 	r.b = bsoncore.AppendDocumentElement(r.b, key, doc)
 }
 
+// RawArray appends an array given as raw BSON.
+func (r *Reply) RawArray(key string, arr []byte) {
+	r.b = bsoncore.AppendArrayElement(r.b, key, arr)
+}
+
+// Value appends any BSON value.
+func (r *Reply) Value(key string, v bson.RawValue) {
+	r.b = bsoncore.AppendValueElement(r.b, key, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+}
+
 // Binary appends a generic (subtype 0) binary field.
 func (r *Reply) Binary(key string, data []byte) {
 	r.b = bsoncore.AppendBinaryElement(r.b, key, 0, data)

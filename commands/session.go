@@ -142,6 +142,12 @@ func (d *Dispatcher) login(call *Call, u store.User, mech string) {
 
 // loginFailed records a failed authentication; the client only ever sees ErrAuthFailed.
 func (d *Dispatcher) loginFailed(call *Call, user, db, mech, reason string) *Error {
+	switch mech {
+	case auth.MechSHA1, auth.MechSHA256, "MONGODB-X509":
+		d.opts.Metrics.AuthFailure(workspaceOf(call.Conn), mech)
+	default:
+		d.opts.Metrics.AuthFailure(workspaceOf(call.Conn), "other")
+	}
 	d.audit(call, auditRecord{Event: "authenticate", User: user, DB: db, Mechanism: mech, Outcome: "failure", Reason: reason})
 	return &Error{Code: CodeAuthenticationFailed, Msg: auth.ErrAuthFailed.Error()}
 }
@@ -154,6 +160,7 @@ type auditRecord struct {
 	DB        string    `json:"db,omitempty"`
 	Mechanism string    `json:"mechanism,omitempty"`
 	Command   string    `json:"command,omitempty"`
+	Processor string    `json:"processor,omitempty"`
 	Workspace string    `json:"workspace"`
 	Remote    string    `json:"remote"`
 	ConnID    int64     `json:"connectionId"`

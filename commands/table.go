@@ -26,6 +26,9 @@ type Command struct {
 	Anonymous bool
 	// Handshake says the command may arrive as a legacy OP_QUERY, as drivers' first message does.
 	Handshake bool
+	// Processor marks the processor commands the audit log records with their outcome
+	// (spec §6.4: create, start, stop, drop, modify, process, sample).
+	Processor bool
 }
 
 // Call is one invocation of a command.
@@ -51,19 +54,31 @@ var table = []Command{
 	{Name: "buildInfo", Handler: buildInfo},
 	{Name: "buildinfo", Handler: buildInfo},
 	{Name: "connectionStatus", Handler: connectionStatus, Anonymous: true},
+	{Name: "createStreamProcessor", Handler: createStreamProcessor, Actions: []authz.Action{authz.CreateStreamProcessor}, Processor: true},
+	{Name: "dropStreamProcessor", Handler: dropStreamProcessor, Actions: []authz.Action{authz.DropStreamProcessor}, Processor: true},
 	{Name: "endSessions", Handler: endSessions},
 	{Name: "getLog", Handler: getLog},
+	{Name: "getMoreSampleStreamProcessor", Handler: getMoreSampleStreamProcessor, Actions: []authz.Action{authz.SampleStreamProcessor}},
 	{Name: "getParameter", Handler: getParameter},
+	{Name: "getStreamProcessor", Handler: getStreamProcessor, Actions: []authz.Action{authz.GetStreamProcessor}},
+	{Name: "getStreamProcessorStats", Handler: getStreamProcessorStats, Actions: []authz.Action{authz.StreamProcessorStats}},
 	{Name: "hello", Handler: hello, Anonymous: true, Handshake: true},
 	{Name: "isMaster", Handler: hello, Anonymous: true, Handshake: true},
 	{Name: "ismaster", Handler: hello, Anonymous: true, Handshake: true},
 	{Name: "listCollections", Handler: listCollections},
 	{Name: "listDatabases", Handler: listDatabases},
 	{Name: "listStreamConnections", Handler: listStreamConnections, Actions: []authz.Action{authz.ListStreamConnections}},
+	{Name: "listStreamProcessors", Handler: listStreamProcessors, Actions: []authz.Action{authz.ListStreamProcessors}},
+	{Name: "listWorkspaceDefaults", Handler: listWorkspaceDefaults},
 	{Name: "logout", Handler: logout, Anonymous: true},
+	{Name: "modifyStreamProcessor", Handler: modifyStreamProcessor, Actions: []authz.Action{authz.ModifyStreamProcessor}, Processor: true},
 	{Name: "ping", Handler: ping},
+	{Name: "processStreamProcessor", Handler: processStreamProcessor, Actions: []authz.Action{authz.ProcessStreamProcessor, authz.SampleStreamProcessor}, Processor: true},
 	{Name: "saslContinue", Handler: saslContinue, Anonymous: true},
 	{Name: "saslStart", Handler: saslStart, Anonymous: true},
+	{Name: "startSampleStreamProcessor", Handler: startSampleStreamProcessor, Actions: []authz.Action{authz.SampleStreamProcessor}, Processor: true},
+	{Name: "startStreamProcessor", Handler: startStreamProcessor, Actions: []authz.Action{authz.StartStreamProcessor}, Processor: true},
+	{Name: "stopStreamProcessor", Handler: stopStreamProcessor, Actions: []authz.Action{authz.StopStreamProcessor}, Processor: true},
 	{Name: "whatsmyuri", Handler: whatsmyuri},
 }
 

@@ -148,6 +148,9 @@ func parseEmit(doc bson.Raw, s *Sink) error {
 	}
 	_, topicErr := doc.LookupErr("topic")
 	_, collErr := doc.LookupErr("coll")
+	if builtinSink(s.ConnectionName) && topicErr != nil && collErr != nil {
+		return nil
+	}
 	switch {
 	case topicErr == nil && collErr == nil:
 		return errf("$emit", "topic", "cannot be combined with db and coll: emit to Kafka or to a time series collection")
@@ -219,3 +222,8 @@ func parseHTTPS(doc bson.Raw, s *Sink) error {
 	}
 	return nil
 }
+
+// builtinSink reports whether name is one of the sinks that need no registry entry and no
+// target: "__testLog" (outputs to the operational log, as in Atlas's tests and Terraform's
+// examples) and "__discard" (benchmarks).
+func builtinSink(name string) bool { return name == "__testLog" || name == "__discard" }

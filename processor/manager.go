@@ -714,7 +714,18 @@ func (m *Manager) StatsOf(ws, name string) (Info, []pipeline.OperatorStats, erro
 }
 
 // GroupID is the project id the manager reports in stats' ns.
-func (m *Manager) GroupID() string { return m.cfg.GroupID }
+func (m *Manager) GroupID() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg.GroupID
+}
+
+// SetGroupID sets the project id once the first start created the project.
+func (m *Manager) SetGroupID(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfg.GroupID = id
+}
 
 // fail records a processor's failure: FAILED with errorMsg, errorCode and errorRetryable.
 func (m *Manager) fail(p *proc, r *runner, e *Error) {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +27,10 @@ import (
 	"github.com/spi-streams/spi/admin"
 	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/commands"
+	_ "github.com/spi-streams/spi/connectors/all"
+	"github.com/spi-streams/spi/connectors/sample"
+	"github.com/spi-streams/spi/metrics"
+	"github.com/spi-streams/spi/processor"
 	"github.com/spi-streams/spi/store"
 	"github.com/spi-streams/spi/wire"
 )
@@ -53,6 +58,12 @@ type config struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	metricsListen   string
+	checkpoint      time.Duration
+	maxProcessors   int
+	memoryLimit     int64
+	retryTimeout    time.Duration
+	sampleRate      float64
 }
 
 // parseConfig reads flags, falling back to SPI_* environment variables, then to defaults that
@@ -77,6 +88,37 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("SPI_SHUTDOWN_TIMEOUT: %w", err)
 	}
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", timeout, "how long running commands may take to finish at shutdown [SPI_SHUTDOWN_TIMEOUT]")
+	fs.StringVar(&c.metricsListen, "metrics-listen", env("SPI_METRICS_LISTEN", ""), "serve Prometheus /metrics on this address instead of the Admin API's [SPI_METRICS_LISTEN]")
+	durations := []struct {
+		dst        *time.Duration
+		name, env  string
+		def, usage string
+	}{
+		{&c.checkpoint, "checkpoint-interval", "SPI_CHECKPOINT_INTERVAL", "5s", "time between a running processor's checkpoints"},
+		{&c.retryTimeout, "processor-retry-timeout", "SPI_PROCESSOR_RETRY_TIMEOUT", "5m", "how long a processor retries connection and transient errors before it is FAILED"},
+	}
+	for _, d := range durations {
+		v, err := time.ParseDuration(env(d.env, d.def))
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", d.env, err)
+		}
+		fs.DurationVar(d.dst, d.name, v, d.usage+" ["+d.env+"]")
+	}
+	maxProcs, err := strconv.Atoi(env("SPI_MAX_PROCESSORS", strconv.Itoa(processor.DefaultMaxProcessors)))
+	if err != nil {
+		return c, fmt.Errorf("SPI_MAX_PROCESSORS: %w", err)
+	}
+	fs.IntVar(&c.maxProcessors, "max-processors", maxProcs, "most stream processors one workspace may hold [SPI_MAX_PROCESSORS]")
+	memLimit, err := strconv.ParseInt(env("SPI_PROCESSOR_MEMORY_LIMIT", "0"), 10, 64)
+	if err != nil {
+		return c, fmt.Errorf("SPI_PROCESSOR_MEMORY_LIMIT: %w", err)
+	}
+	fs.Int64Var(&c.memoryLimit, "processor-memory-limit", memLimit, "operator-state limit of each processor in bytes; 0 follows the tier (80% of its RAM) [SPI_PROCESSOR_MEMORY_LIMIT]")
+	rate, err := strconv.ParseFloat(env("SPI_SAMPLE_RATE", "10"), 64)
+	if err != nil {
+		return c, fmt.Errorf("SPI_SAMPLE_RATE: %w", err)
+	}
+	fs.Float64Var(&c.sampleRate, "sample-rate", rate, "documents per second of sample_stream_solar when $source.config.rate is not set [SPI_SAMPLE_RATE]")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -225,7 +267,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = dpAudit.Close() }()
-	srv := wire.NewServer(commands.New(commands.Options{Version: version, Logger: log, Store: st, Audit: dpAudit}), log)
+	var project store.Project
+	_ = st.View(func(tx *store.Txn) (err error) { project, err = tx.Project(); return err })
+	mets := metrics.New()
+	sample.DefaultRate = c.sampleRate
+	procs := processor.NewManager(processor.Config{Store: st, Logger: log, Metrics: mets, GroupID: project.ID,
+		CheckpointInterval: c.checkpoint, MaxProcessors: c.maxProcessors, MemoryLimit: c.memoryLimit, RetryTimeout: c.retryTimeout})
+	srv := wire.NewServer(commands.New(commands.Options{Version: version, Logger: log, Store: st, Audit: dpAudit, Processors: procs, Metrics: mets}), log)
 	ls := &listeners{srv: srv, log: log, tls: tlsCfg, mode: mode, allowInsecure: c.allowInsecure}
 	dataL, err := ls.bind(c.listen)
 	if err != nil {
@@ -245,6 +293,25 @@ func run(args []string, stdout, stderr io.Writer) error {
 		_ = adminL.Close()
 		return err
 	}
+
+	if creds != nil {
+		procs.SetGroupID(creds.GroupID)
+	}
+	if err := procs.Resume(); err != nil {
+		_ = dataL.Close()
+		_ = adminL.Close()
+		return fmt.Errorf("resuming processors: %w", err)
+	}
+	// Stop every processor with a final checkpoint before the store closes; their state stays
+	// STARTED, so the next start resumes them.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+		defer cancel()
+		if err := procs.Shutdown(sctx); err != nil {
+			log.Warn("processor shutdown", "err", err)
+		}
+		log.Info("processors checkpointed and stopped")
+	}()
 
 	var workspaces []store.Workspace
 	if err := st.View(func(tx *store.Txn) (err error) { workspaces, err = tx.Workspaces(); return err }); err != nil {
@@ -275,7 +342,26 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	handler := http.Handler(api)
+	var metricsSrv *http.Server
+	if c.metricsListen == "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", mets.Handler())
+		mux.Handle("/", api)
+		handler = mux
+	} else {
+		ml, err := net.Listen("tcp", c.metricsListen)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", mets.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = metricsSrv.Serve(ml) }()
+		defer func() { _ = metricsSrv.Close() }()
+		log.Info("metrics listening", "addr", ml.Addr().String())
+	}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	adminDone := make(chan error, 1)
 	go func() { adminDone <- httpSrv.Serve(adminL) }()
 

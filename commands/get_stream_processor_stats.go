@@ -1,0 +1,96 @@
+package commands
+
+import (
+	"context"
+	"math"
+)
+
+// getStreamProcessorStats is sp.x.stats({scale, verbose}) (flat, as mongosh sends it) or
+// {options: {scale, verbose}} (driver spec):
+//
+//	{ok: 1, ns: "<groupId>.<workspace>.<name>", name, state, tier, pipeline,
+//	 stats: {name, processorId, status, scaleFactor, inputMessageCount, inputMessageSize,
+//	         outputMessageCount, outputMessageSize, dlqMessageCount, dlqMessageSize, stateSize,
+//	         memoryTrackerBytes, watermark, [operatorStats, latency with verbose], ok: 1}}
+//
+// Sizes are in bytes divided by scale (spec §5.1). Counts are longs, as Atlas sends them.
+func getStreamProcessorStats(_ context.Context, call *Call, r *Reply) error {
+	m, err := manager(call)
+	if err != nil {
+		return err
+	}
+	name, err := processorName(call)
+	if err != nil {
+		return err
+	}
+	scale, _, err := optInt(call, "scale", 1, math.MaxInt32)
+	if err != nil {
+		return err
+	}
+	if scale == 0 {
+		scale = 1
+	}
+	verbose, _, err := optBool(call, "verbose")
+	if err != nil {
+		return err
+	}
+	ws := workspaceOf(call.Conn)
+	info, ops, err := m.StatsOf(ws, name)
+	if err != nil {
+		return procErr(err)
+	}
+	p, s := info.Processor, info.Stats
+	r.String("ns", m.GroupID()+"."+ws+"."+p.Name)
+	r.String("name", p.Name)
+	r.String("state", p.State)
+	r.String("tier", tierOf(call, p))
+	if p.ErrorMsg != "" {
+		r.String("errorMsg", p.ErrorMsg)
+	}
+	r.Doc("stats")
+	r.String("name", p.Name)
+	r.String("processorId", p.ID)
+	r.String("status", statusOf(p.State))
+	r.Int64("scaleFactor", scale)
+	r.Int64("inputMessageCount", s.InputCount)
+	r.Double("inputMessageSize", float64(s.InputSize/scale))
+	r.Int64("outputMessageCount", s.OutputCount)
+	r.Double("outputMessageSize", float64(s.OutputSize/scale))
+	r.Int64("dlqMessageCount", s.DLQCount)
+	r.Int64("dlqMessageSize", s.DLQSize/scale)
+	r.Int64("stateSize", s.StateSize/scale)
+	r.Int64("memoryTrackerBytes", s.StateSize/scale)
+	if s.Watermark != math.MinInt64 && s.Watermark != 0 {
+		r.Time("watermark", timeOrZero(s.Watermark))
+	}
+	if verbose {
+		r.Array("operatorStats")
+		for i, op := range ops {
+			r.Doc(arrayKey(i))
+			r.String("name", op.Name)
+			r.Int64("inputMessageCount", op.InputCount)
+			out := s.OutputCount
+			if i+1 < len(ops) {
+				out = ops[i+1].InputCount
+			}
+			r.Int64("outputMessageCount", out)
+			r.Int64("dlqMessageCount", op.DLQCount)
+			r.EndDoc()
+		}
+		r.EndDoc()
+		l := s.Latency
+		r.Doc("latency")
+		r.Int64("p50", l.P50)
+		r.Int64("p99", l.P99)
+		r.Time("start", l.Start)
+		r.Time("end", l.End)
+		r.String("unit", "microseconds")
+		r.Int64("count", l.Count)
+		r.Int64("sum", l.Sum)
+		r.EndDoc()
+	}
+	r.Double("ok", 1)
+	r.EndDoc()
+	r.RawArray("pipeline", p.Pipeline)
+	return nil
+}

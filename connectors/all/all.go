@@ -1,0 +1,9 @@
+// Package all registers every connector spid ships; import it for its side effect.
+package all
+
+import (
+	// Each package registers its connection type in connectors' table.
+	_ "github.com/spi-streams/spi/connectors/inline"
+	_ "github.com/spi-streams/spi/connectors/sample"
+	_ "github.com/spi-streams/spi/connectors/testlog"
+)
