@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	_ "github.com/spi-streams/spi/connectors/all" // the inline and sample sources and __testLog: real processors run
 	"github.com/spi-streams/spi/processor"
 	"github.com/spi-streams/spi/store"
 )
@@ -38,7 +40,7 @@ func newProcEnv(t *testing.T) (*testEnv, *processor.Manager) {
 
 // inlinePipeline reads inline documents and writes to the log: it needs no connection.
 const inlinePipeline = `[{"$source":{"documents":[{"a":1,"n":{"$numberLong":"9007199254740993"},"t":{"$date":"2024-03-19T22:16:49.523Z"}}]}},` +
-	`{"$match":{"a":{"$gte":1}}},{"$emit":{"connectionName":"__testLog","topic":"t"}}]`
+	`{"$match":{"a":{"$gte":1}}},{"$emit":{"connectionName":"__testLog"}}]`
 
 func procBody(name string) string {
 	return `{"name":"` + name + `","pipeline":` + inlinePipeline + `}`
@@ -108,7 +110,7 @@ func TestProcessorShapes(t *testing.T) {
 // and relaxed output gives them back in the same values.
 func TestProcessorPipelineExtendedJSON(t *testing.T) {
 	env, m := newProcEnv(t)
-	body := `{"name":"x","pipeline":[{"$source":{"documents":[{"l":{"$numberLong":"5"},"i":{"$numberInt":"7"},"d":{"$numberDouble":"1.5"}}]}},{"$emit":{"connectionName":"__testLog","topic":"t"}}]}`
+	body := `{"name":"x","pipeline":[{"$source":{"documents":[{"l":{"$numberLong":"5"},"i":{"$numberInt":"7"},"d":{"$numberDouble":"1.5"}}]}},{"$emit":{"connectionName":"__testLog"}}]}`
 	if status, out := env.do("owner", "POST", procPath, body); status != 200 {
 		t.Fatalf("create: %d %v", status, out)
 	}
@@ -120,7 +122,7 @@ func TestProcessorPipelineExtendedJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `[{"$source":{"documents":[{"l":5,"i":7,"d":1.5}]}},{"$emit":{"connectionName":"__testLog","topic":"t"}}]`; string(doc) != want {
+	if want := `[{"$source":{"documents":[{"l":5,"i":7,"d":1.5}]}},{"$emit":{"connectionName":"__testLog"}}]`; string(doc) != want {
 		t.Errorf("stored pipeline as relaxed EJSON:\n got %s\nwant %s", doc, want)
 	}
 	l := bson.RawArray(info.Pipeline).Index(0).Document().Lookup("$source", "documents").Array().Index(0).Document().Lookup("l")
@@ -166,7 +168,7 @@ func TestProcessorList(t *testing.T) {
 func TestProcessorModify(t *testing.T) {
 	env, m := newProcEnv(t)
 	env.must("POST", procPath, procBody("p"))
-	newPipe := `[{"$source":{"documents":[{"a":2}]}},{"$project":{"a":1}},{"$emit":{"connectionName":"__testLog","topic":"t"}}]`
+	newPipe := `[{"$source":{"documents":[{"a":2}]}},{"$project":{"a":1}},{"$emit":{"connectionName":"__testLog"}}]`
 	status, out := env.do("GROUP_STREAM_PROCESSING_OWNER", "PATCH", procPath+"/p",
 		`{"name":"q","pipeline":`+newPipe+`,"tier":"SP30","options":{"resumeFromCheckpoint":false}}`)
 	if status != 200 || out["name"] != "q" || out["tier"] != "SP30" || out["state"] != "CREATED" || !strings.Contains(fmt.Sprint(out["pipeline"]), "$project") {
@@ -231,10 +233,10 @@ func TestProcessorErrors(t *testing.T) {
 		{"pipeline an object", "POST", procPath, `{"name":"np","pipeline":{"$source":{}}}`, 400, "INVALID_ATTRIBUTE", []string{"pipeline", "array of stages", "an object"}},
 		{"pipeline bad extended JSON", "POST", procPath, `{"name":"np","pipeline":[{"$source":{"documents":[{"a":{"$numberLong":5}}]}}]}`, 400, "INVALID_ATTRIBUTE", []string{"pipeline", "Extended JSON"}},
 		{"empty pipeline", "POST", procPath, `{"name":"np","pipeline":[]}`, 400, "INVALID_ATTRIBUTE", []string{"pipeline", "empty"}},
-		{"unknown stage", "POST", procPath, `{"name":"np","pipeline":[{"$source":{"documents":[]}},{"$frobnicate":{}},{"$emit":{"connectionName":"__testLog","topic":"t"}}]}`, 400, "INVALID_ATTRIBUTE", []string{"pipeline", "$frobnicate"}},
+		{"unknown stage", "POST", procPath, `{"name":"np","pipeline":[{"$source":{"documents":[]}},{"$frobnicate":{}},{"$emit":{"connectionName":"__testLog"}}]}`, 400, "INVALID_ATTRIBUTE", []string{"pipeline", "$frobnicate"}},
 		{"stage not an object", "POST", procPath, `{"name":"np","pipeline":[{"$source":{"documents":[]}},7]}`, 400, "INVALID_ATTRIBUTE", []string{"pipeline", "stage 1"}},
 		{"no sink", "POST", procPath, `{"name":"np","pipeline":[{"$source":{"documents":[]}}]}`, 400, "INVALID_ATTRIBUTE", []string{"pipeline"}},
-		{"missing source connection", "POST", procPath, `{"name":"np","pipeline":[{"$source":{"connectionName":"ghost"}},{"$emit":{"connectionName":"__testLog","topic":"t"}}]}`, 400, "INVALID_ATTRIBUTE", []string{"pipeline.0.$source.connectionName", "ghost"}},
+		{"missing source connection", "POST", procPath, `{"name":"np","pipeline":[{"$source":{"connectionName":"ghost"}},{"$emit":{"connectionName":"__testLog"}}]}`, 400, "INVALID_ATTRIBUTE", []string{"pipeline.0.$source.connectionName", "ghost"}},
 		{"missing sink connection", "POST", procPath, `{"name":"np","pipeline":[{"$source":{"documents":[]}},{"$merge":{"into":{"connectionName":"ghost","db":"d","coll":"c"}}}]}`, 400, "INVALID_ATTRIBUTE", []string{"ghost"}},
 		{"bad tier", "POST", procPath, `{"name":"np","tier":"SP7","pipeline":` + inlinePipeline + `}`, 400, "INVALID_ATTRIBUTE", []string{"tier", "SP7"}},
 		{"dlq incomplete", "POST", procPath, `{"name":"np","pipeline":` + inlinePipeline + `,"options":{"dlq":{"connectionName":"hook"}}}`, 400, "MISSING_ATTRIBUTE", []string{"options.dlq.db"}},
@@ -424,4 +426,97 @@ func jsonOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// solarBody is a processor on the sample source at 1000 documents a second, writing to the log.
+func solarBody(name string) string {
+	return `{"name":"` + name + `","pipeline":[{"$source":{"connectionName":"sample_stream_solar","config":{"rate":1000,"seed":7}}},` +
+		`{"$match":{"obs.watts":{"$gte":0}}},{"$emit":{"connectionName":"__testLog"}}]}`
+}
+
+// waitFor polls get until ok accepts the processor or a generous deadline passes.
+func (e *testEnv) waitFor(path string, ok func(map[string]any) bool) map[string]any {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, out := e.do("owner", "GET", path, "")
+		if ok(out) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s never reached the expected state: %v", path, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func statOf(p map[string]any, field string) float64 {
+	s, _ := p["stats"].(map[string]any)
+	v, _ := s[field].(float64)
+	return v
+}
+
+// A whole life through the API on the running runtime: start, stats that grow, the refused
+// transitions (start a started processor, modify a running one, stop a stopped one), stop,
+// modify, :startWith afresh, and delete of a running processor.
+func TestProcessorLifecycle(t *testing.T) {
+	env, m := newProcEnv(t)
+	env.must("POST", procPath, solarBody("solar"))
+	if status, out := env.do("GROUP_STREAM_PROCESSING_OWNER", "POST", procPath+"/solar:start", ""); status != 200 || len(out) != 0 {
+		t.Fatalf("start: %d %v", status, out)
+	}
+	first := env.waitFor(procPath+"/solar", func(p map[string]any) bool { return statOf(p, "outputMessageCount") > 0 })
+	if first["state"] != "STARTED" || first["stats"].(map[string]any)["status"] != "running" {
+		t.Errorf("running processor: %v", first)
+	}
+	n := statOf(first, "inputMessageCount")
+	env.waitFor(procPath+"/solar", func(p map[string]any) bool { return statOf(p, "inputMessageCount") > n })
+	if statOf(first, "inputMessageSize") <= 0 || statOf(first, "outputMessageSize") <= 0 {
+		t.Errorf("sizes: %v", first["stats"])
+	}
+
+	refused := []struct{ method, path, body, detail string }{
+		{"POST", procPath + "/solar:start", "", "already started"},
+		{"POST", procPath + "/solar:startWith", `{"resumeFromCheckpoint":false}`, "already started"},
+		{"PATCH", procPath + "/solar", `{"tier":"SP5"}`, "running"},
+	}
+	for _, r := range refused {
+		status, out := env.do("owner", r.method, r.path, r.body)
+		if status != 409 || out["errorCode"] != "CONFLICT" || !strings.Contains(out["detail"].(string), r.detail) {
+			t.Errorf("%s %s on a running processor: %d %v", r.method, r.path, status, out)
+		}
+	}
+	if status, out := env.do("owner", "POST", procPath+"/solar:stop", ""); status != 200 {
+		t.Fatalf("stop: %d %v", status, out)
+	}
+	_, stopped := env.do("owner", "GET", procPath+"/solar", "")
+	if stopped["state"] != "STOPPED" || statOf(stopped, "inputMessageCount") < n {
+		t.Errorf("stopped: %v", stopped)
+	}
+	if status, out := env.do("owner", "POST", procPath+"/solar:stop", ""); status != 409 || !strings.Contains(out["detail"].(string), "not started") {
+		t.Errorf("stop a stopped processor: %d %v", status, out)
+	}
+	// Resuming from the checkpoint forbids a new $source; afresh it is allowed.
+	newSource := `{"pipeline":[{"$source":{"connectionName":"sample_stream_solar","config":{"rate":1000,"seed":8}}},{"$emit":{"connectionName":"__testLog"}}]}`
+	if status, out := env.do("owner", "PATCH", procPath+"/solar", newSource); status != 400 || !strings.Contains(out["detail"].(string), "$source") {
+		t.Errorf("modify the $source resuming from the checkpoint: %d %v", status, out)
+	}
+	status, out := env.do("owner", "PATCH", procPath+"/solar",
+		strings.TrimSuffix(newSource, "}")+`,"options":{"resumeFromCheckpoint":false},"tier":"SP5"}`)
+	if status != 200 || out["tier"] != "SP5" || out["state"] != "STOPPED" {
+		t.Fatalf("modify afresh: %d %v", status, out)
+	}
+	if status, out := env.do("owner", "POST", procPath+"/solar:startWith", `{"resumeFromCheckpoint":false,"tier":"SP2"}`); status != 200 {
+		t.Fatalf("startWith: %d %v", status, out)
+	}
+	env.waitFor(procPath+"/solar", func(p map[string]any) bool { return p["state"] == "STARTED" && p["tier"] == "SP2" })
+	if status, out := env.do("owner", "DELETE", procPath+"/solar", ""); status != 204 || out != nil {
+		t.Fatalf("delete a running processor: %d %v", status, out)
+	}
+	if status, _ := env.do("owner", "GET", procPath+"/solar", ""); status != 404 {
+		t.Errorf("get after delete: %d", status)
+	}
+	if m.ProcessorCount() != 0 {
+		t.Errorf("%d processors still run after delete", m.ProcessorCount())
+	}
 }

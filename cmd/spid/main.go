@@ -338,7 +338,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = cpAudit.Close() }()
-	api, err := admin.New(admin.Options{Store: st, Logger: log, Audit: cpAudit, Listeners: ls, WorkspaceHost: c.workspaceHost})
+	api, err := admin.New(admin.Options{Store: st, Logger: log, Audit: cpAudit, Listeners: ls, WorkspaceHost: c.workspaceHost, Processors: procs})
 	if err != nil {
 		return err
 	}
