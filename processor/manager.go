@@ -431,6 +431,10 @@ func (m *Manager) Drop(ctx context.Context, ws, name string) error {
 		return e
 	}
 	p.mu.Lock()
+	if p.pcur != nil {
+		// An sp.process() sink blocked on a full cursor must not hold up the final barrier.
+		p.pcur.close()
+	}
 	if p.run != nil {
 		if err := p.run.stop(ctx); err != nil {
 			m.log.Warn("processor dropped without a final checkpoint", "workspace", ws, "processor", name, "err", err)

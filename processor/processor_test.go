@@ -123,3 +123,201 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func tumbling(ms int) bson.D {
+	return bson.D{{Key: "$tumblingWindow", Value: bson.D{{Key: "interval", Value: bson.D{{Key: "size", Value: ms}, {Key: "unit", Value: "ms"}}},
+		{Key: "allowedLateness", Value: 0},
+		{Key: "pipeline", Value: bson.A{bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$device_id"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}}}}}}}
+}
+
+func sampleSource(rate, seed int) bson.D {
+	return bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "sample_stream_solar"}, {Key: "config", Value: bson.D{{Key: "rate", Value: rate}, {Key: "seed", Value: seed}}}}}}
+}
+
+// TestProcessInline runs sp.process() over inline documents with a window: the window results
+// and a dead letter reach the cursor, and dropping the run frees it.
+func TestProcessInline(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := newStore(t)
+	m := processor.NewManager(processor.Config{Store: st})
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	docs := bson.A{}
+	for i := range 10 {
+		docs = append(docs, bson.D{{Key: "k", Value: i % 2}, {Key: "t", Value: bson.DateTime(1_700_000_000_000 + int64(i)*100)}})
+	}
+	docs = append(docs, bson.D{{Key: "k", Value: "bad"}, {Key: "t", Value: "not a date"}})
+	p := pipe(t,
+		bson.D{{Key: "$source", Value: bson.D{{Key: "documents", Value: docs}, {Key: "timeField", Value: bson.D{{Key: "$toDate", Value: "$t"}}}}}},
+		bson.D{{Key: "$tumblingWindow", Value: bson.D{{Key: "interval", Value: bson.D{{Key: "size", Value: 1}, {Key: "unit", Value: "second"}}},
+			{Key: "pipeline", Value: bson.A{bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$k"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}}}}}}},
+	)
+	name, id, err := m.Process(processor.ProcessOptions{Workspace: "w", Pipeline: p, Owner: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs, dead int
+	waitFor(t, "window results and the dead letter", func() bool {
+		docs, next, err := m.GetMore(context.Background(), "w", name, id, 100)
+		if err != nil || next == 0 {
+			t.Fatalf("getMore: %v, next %d", err, next)
+		}
+		for _, d := range docs {
+			if _, err := d.LookupErr("_dlqMessage"); err == nil {
+				dead++
+			} else if _, err := d.LookupErr("_stream_meta", "window", "start"); err == nil {
+				outs++
+			}
+		}
+		return outs == 2 && dead == 1
+	})
+	if len(m.List("w")) != 0 {
+		t.Fatal("sp.process() runs must not be listed")
+	}
+	m.ReleaseOwner(9)
+	if m.CursorCount() != 0 || m.ProcessorCount() != 0 {
+		t.Fatalf("after the connection closed: %d cursors, %d processors", m.CursorCount(), m.ProcessorCount())
+	}
+}
+
+// TestResumeAfterShutdown stops spid's manager (SIGTERM) and opens a new one on the same store:
+// the STARTED processor resumes from its final checkpoint without repeating input.
+func TestResumeAfterShutdown(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := newStore(t)
+	m := processor.NewManager(processor.Config{Store: st, CheckpointInterval: 50 * time.Millisecond})
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	p := pipe(t, sampleSource(5000, 3), tumbling(50), bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "__discard"}}}})
+	if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: "r", Pipeline: p}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start("w", "r", processor.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "input", func() bool { i, _ := m.Get("w", "r"); return i.Stats.InputCount > 1000 })
+	if err := m.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := m.Get("w", "r")
+	if before.State != store.StateStarted {
+		t.Fatalf("state after shutdown %s, want STARTED", before.State)
+	}
+	var cp store.Checkpoint
+	_ = st.View(func(tx *store.Txn) (err error) { cp, err = tx.Checkpoint(before.ID); return err })
+	if cp.Counters.InputCount != before.Stats.InputCount {
+		t.Fatalf("final checkpoint holds %d inputs, stats %d: shutdown lost or repeated input", cp.Counters.InputCount, before.Stats.InputCount)
+	}
+	m2 := processor.NewManager(processor.Config{Store: st, CheckpointInterval: 50 * time.Millisecond})
+	if err := m2.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m2.Shutdown(context.Background()) }()
+	waitFor(t, "resumed input", func() bool { i, _ := m2.Get("w", "r"); return i.Stats.InputCount > before.Stats.InputCount+500 })
+}
+
+// TestOutOfMemory fails a processor whose window state passes the memory limit; the manager
+// and other processors go on, and the processor can be started again.
+func TestOutOfMemory(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := newStore(t)
+	m := processor.NewManager(processor.Config{Store: st, MemoryLimit: 64 << 10})
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	keep := bson.D{{Key: "$tumblingWindow", Value: bson.D{{Key: "interval", Value: bson.D{{Key: "size", Value: 1}, {Key: "unit", Value: "hour"}}},
+		{Key: "pipeline", Value: bson.A{bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "all", Value: bson.D{{Key: "$push", Value: "$$ROOT"}}}}}}}}}}}
+	p := pipe(t, sampleSource(20000, 1), keep, bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "__discard"}}}})
+	if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: "big", Pipeline: p}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start("w", "big", processor.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "FAILED", func() bool { i, _ := m.Get("w", "big"); return i.State == store.StateFailed })
+	i, _ := m.Get("w", "big")
+	if i.ErrorCode != int32(processor.CodeStreamProcessorOutOfMemory) || i.ErrorRetryable {
+		t.Fatalf("error %d %q retryable=%v", i.ErrorCode, i.ErrorMsg, i.ErrorRetryable)
+	}
+	if err := m.Start("w", "big", processor.StartOptions{ClearCheckpoints: true}); err != nil {
+		t.Fatalf("a FAILED processor starts again: %v", err)
+	}
+}
+
+// TestModifyRules applies spec §4.3.
+func TestModifyRules(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := newStore(t)
+	m := processor.NewManager(processor.Config{Store: st, CheckpointInterval: 20 * time.Millisecond})
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	sink := bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "__discard"}}}}
+	p := pipe(t, sampleSource(1000, 1), tumbling(100), sink)
+	if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: "mod", Pipeline: p}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start("w", "mod", processor.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Modify("w", "mod", processor.ModifyRequest{NewName: "x", ResumeFromCheckpoint: true}); processor.AsError(err).Code != processor.CodeIllegalOperation {
+		t.Fatalf("modify while running: %v", err)
+	}
+	if err := m.Stop(context.Background(), "w", "mod"); err != nil {
+		t.Fatal(err)
+	}
+	for name, np := range map[string]bson.Raw{
+		"new source":     pipe(t, sampleSource(1000, 2), tumbling(100), sink),
+		"new interval":   pipe(t, sampleSource(1000, 1), tumbling(200), sink),
+		"window removed": pipe(t, sampleSource(1000, 1), sink),
+	} {
+		err := m.Modify("w", "mod", processor.ModifyRequest{Pipeline: np, ResumeFromCheckpoint: true})
+		if processor.AsError(err).Code != processor.CodeStreamProcessorInvalidOption {
+			t.Errorf("%s with resumeFromCheckpoint: %v", name, err)
+		}
+		if err := m.Modify("w", "mod", processor.ModifyRequest{Pipeline: np}); err != nil {
+			t.Errorf("%s without resumeFromCheckpoint: %v", name, err)
+		}
+	}
+	if err := m.Modify("w", "mod", processor.ModifyRequest{NewName: "renamed", ResumeFromCheckpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Get("w", "renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start("w", "renamed", processor.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLimitsAndNames(t *testing.T) {
+	st := newStore(t)
+	m := processor.NewManager(processor.Config{Store: st, MaxProcessors: 2})
+	p := pipe(t, sampleSource(10, 1), bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "__discard"}}}})
+	for _, n := range []string{"a", "b"} {
+		if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: n, Pipeline: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: "c", Pipeline: p}); processor.AsError(err).Code != processor.CodeStreamProcessorLimit {
+		t.Fatalf("third processor: %v", err)
+	}
+	long := string(make([]byte, processor.MaxNameLength+1))
+	for _, n := range []string{"", "..", "a b", long} {
+		if processor.CheckName("name", n) == nil {
+			t.Errorf("name %q accepted", n)
+		}
+	}
+	bad := pipe(t, bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "nope"}}}}, bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "__discard"}}}})
+	if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: "x", Pipeline: bad}); processor.AsError(err).Code != processor.CodeStreamProcessorInvalidOption {
+		t.Fatalf("unknown connection: %v", err)
+	}
+	if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: "y", Pipeline: p, DLQ: &store.DLQ{ConnectionName: "sample_stream_solar", DB: "d", Coll: "c"}}); processor.AsError(err).Code != processor.CodeStreamProcessorInvalidOption {
+		t.Fatalf("dlq on a Sample connection: %v", err)
+	}
+}

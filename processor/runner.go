@@ -378,17 +378,19 @@ func (l *loop) finalCommitted() {
 // readLoop reads batches and injects barriers after the current batch.
 func (l *loop) readLoop(ctx context.Context) error {
 	defer close(l.items)
+	// barrier forwards b with the positions as of the last batch; it reports whether the
+	// loop is over (a final barrier, or the attempt ended).
+	barrier := func(b *barrier) bool {
+		b.id = l.nextID
+		l.nextID++
+		b.positions = l.src.Positions()
+		return send(ctx, l.items, item{barrier: b}) != nil || b.final
+	}
 	eof := false
 	for {
 		select {
 		case b := <-l.barrierReq:
-			b.id = l.nextID
-			l.nextID++
-			b.positions = l.src.Positions()
-			if err := send(ctx, l.items, item{barrier: b}); err != nil {
-				return nil
-			}
-			if b.final {
+			if barrier(b) {
 				return nil
 			}
 			continue
@@ -398,13 +400,15 @@ func (l *loop) readLoop(ctx context.Context) error {
 		}
 		if eof {
 			// Inline documents are done: keep the clock going for processing-time windows
-			// and wait for a stop.
+			// and wait for a barrier or the end.
 			select {
 			case <-time.After(readWait):
 			case <-ctx.Done():
 				return nil
 			case b := <-l.barrierReq:
-				l.barrierReq <- b
+				if barrier(b) {
+					return nil
+				}
 				continue
 			}
 			if err := send(ctx, l.items, item{readAt: time.Now()}); err != nil {
@@ -573,7 +577,7 @@ func (l *loop) commit(ctx context.Context, b *barrier) error {
 		return err
 	}
 	r.p.stats.checkpointed()
-	r.m.log.Debug("checkpoint committed", "workspace", r.rec.Workspace, "processor", r.rec.Name, "checkpoint", b.id, "stateBytes", len(b.state), "final", b.final)
+	r.m.log.Info("checkpoint committed", "workspace", r.rec.Workspace, "processor", r.rec.Name, "checkpoint", b.id, "stateBytes", len(b.state), "final", b.final)
 	l.src.CheckpointComplete(ctx, b.id, b.positions)
 	return nil
 }
