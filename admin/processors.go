@@ -370,6 +370,10 @@ func sentence(msg string) string {
 }
 
 func (s *Server) createProcessor(w http.ResponseWriter, r *http.Request, c *caller) *apiError {
+	// Held until the processor is stored, so that a concurrent delete of the workspace cannot
+	// leave it behind (deleteWorkspace drops the workspace's processors under the same lock).
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
 	ws, m, e := s.procWorkspace(r)
 	if e != nil {
 		return e
