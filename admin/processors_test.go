@@ -520,3 +520,31 @@ func TestProcessorLifecycle(t *testing.T) {
 		t.Errorf("%d processors still run after delete", m.ProcessorCount())
 	}
 }
+
+// A FAILED processor says why: errorMsg, errorCode and errorRetryable (the spi extension), and
+// stats.status "error". Operator state over the memory limit fails it (spec §9, "State size").
+func TestProcessorFailedShowsWhy(t *testing.T) {
+	env := newEnv(t)
+	m := processor.NewManager(processor.Config{Store: env.st, GroupID: env.group, MemoryLimit: 1})
+	t.Cleanup(func() { _ = m.Shutdown(context.Background()) })
+	api, err := New(Options{Store: env.st, Listeners: env.listeners, Processors: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.srv = httptest.NewServer(api)
+	t.Cleanup(env.srv.Close)
+	env.must("POST", procPath, `{"name":"big","pipeline":[{"$source":{"connectionName":"sample_stream_solar","config":{"rate":1000,"seed":1}}},`+
+		`{"$tumblingWindow":{"interval":{"size":1,"unit":"hour"},"pipeline":[{"$group":{"_id":"$device_id","n":{"$sum":1}}}]}},`+
+		`{"$emit":{"connectionName":"__testLog"}}]}`)
+	env.must("POST", procPath+"/big:start", "")
+	got := env.waitFor(procPath+"/big", func(p map[string]any) bool { return p["state"] == "FAILED" })
+	msg, _ := got["errorMsg"].(string)
+	if !strings.Contains(msg, "out of memory") || got["errorCode"] != float64(processor.CodeStreamProcessorOutOfMemory) || got["errorRetryable"] != false ||
+		got["stats"].(map[string]any)["status"] != "error" {
+		t.Errorf("failed processor: %v", got)
+	}
+	// A FAILED processor can be started again.
+	if status, out := env.do("owner", "POST", procPath+"/big:startWith", `{"resumeFromCheckpoint":false}`); status != 200 {
+		t.Errorf("start a failed processor: %d %v", status, out)
+	}
+}
