@@ -74,6 +74,8 @@ Examples:
   spictl conn create --workspace dev --name events --type Kafka --bootstrap-servers kafka:9092
   spictl users create --username alice --password-env ALICE_PW --role readAnyDatabase --scope dev
   spictl keys create --desc CI --role GROUP_READ_ONLY
+  spictl proc create --name solar --file pipeline.json --dlq cluster0.errors.dlq
+  spictl proc start solar --no-resume
 `
 
 const shortUsage = `usage: spictl <resource> <verb> [arguments] [flags]
