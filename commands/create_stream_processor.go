@@ -10,11 +10,7 @@ import (
 // {createStreamProcessor: <name>, pipeline: [...], options: {dlq, tier, streamMetaFieldName,
 // failover}} → {ok: 1}. The processor is stored in state CREATED (spec §1.1, §4.1).
 func createStreamProcessor(_ context.Context, call *Call, r *Reply) error {
-	m, err := manager(call)
-	if err != nil {
-		return err
-	}
-	name, err := processorName(call)
+	m, name, err := target(call)
 	if err != nil {
 		return err
 	}

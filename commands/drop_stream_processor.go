@@ -6,11 +6,7 @@ import "context"
 // processor is stopped first; its checkpoint is deleted with it. mongosh also sends it to end
 // an sp.process() run.
 func dropStreamProcessor(ctx context.Context, call *Call, r *Reply) error {
-	m, err := manager(call)
-	if err != nil {
-		return err
-	}
-	name, err := processorName(call)
+	m, name, err := target(call)
 	if err != nil {
 		return err
 	}

@@ -12,11 +12,7 @@ import (
 // §13.3). It waits up to about a second for documents and returns at most batchSize (default
 // 5); the cursor ends at its limit, at 40 MB, or when the processor stops.
 func getMoreSampleStreamProcessor(ctx context.Context, call *Call, r *Reply) error {
-	m, err := manager(call)
-	if err != nil {
-		return err
-	}
-	name, err := processorName(call)
+	m, name, err := target(call)
 	if err != nil {
 		return err
 	}

@@ -7,11 +7,7 @@ import "context"
 // wrap them in result, the spec puts them at the top level; spid sends both, so every client
 // finds them.
 func getStreamProcessor(_ context.Context, call *Call, r *Reply) error {
-	m, err := manager(call)
-	if err != nil {
-		return err
-	}
-	name, err := processorName(call)
+	m, name, err := target(call)
 	if err != nil {
 		return err
 	}

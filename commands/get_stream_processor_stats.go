@@ -15,11 +15,7 @@ import (
 //
 // Sizes are in bytes divided by scale (spec §5.1). Counts are longs, as Atlas sends them.
 func getStreamProcessorStats(_ context.Context, call *Call, r *Reply) error {
-	m, err := manager(call)
-	if err != nil {
-		return err
-	}
-	name, err := processorName(call)
+	m, name, err := target(call)
 	if err != nil {
 		return err
 	}

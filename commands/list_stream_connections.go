@@ -26,24 +26,11 @@ func listStreamConnections(_ context.Context, call *Call, r *Reply) error {
 	}); err != nil {
 		return err
 	}
-	r.Array("connections")
-	i := 0
-	for _, c := range conns {
-		doc := connectionDoc(c)
-		if matcher != nil {
-			ok, err := matcher.Match(doc, nil)
-			if err != nil {
-				return Errorf(CodeBadValue, "%s.filter: %v", call.Name, err)
-			}
-			if !ok {
-				continue
-			}
-		}
-		r.Document(arrayKey(i), doc)
-		i++
+	docs := make([]bson.Raw, len(conns))
+	for i, c := range conns {
+		docs[i] = connectionDoc(c)
 	}
-	r.EndDoc()
-	return nil
+	return appendMatching(call, r, "connections", docs, matcher)
 }
 
 // connectionDoc is a connection's public view. Secret fields (passwords, keys, header values)

@@ -21,10 +21,19 @@ func listStreamProcessors(_ context.Context, call *Call, r *Reply) error {
 	if err != nil {
 		return err
 	}
-	r.Array("streamProcessors")
+	list := m.List(workspaceOf(call.Conn))
+	docs := make([]bson.Raw, len(list))
+	for i, info := range list {
+		docs[i] = processorDoc(call, info.Processor)
+	}
+	return appendMatching(call, r, "streamProcessors", docs, matcher)
+}
+
+// appendMatching appends the documents the filter matches as an array.
+func appendMatching(call *Call, r *Reply, field string, docs []bson.Raw, matcher match.Matcher) error {
+	r.Array(field)
 	i := 0
-	for _, info := range m.List(workspaceOf(call.Conn)) {
-		doc := processorDoc(call, info.Processor)
+	for _, doc := range docs {
 		if matcher != nil {
 			ok, err := matcher.Match(doc, nil)
 			if err != nil {

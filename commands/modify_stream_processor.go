@@ -12,11 +12,7 @@ import (
 // $source, the window's type and interval stay and a window is not removed (spec §4.3);
 // dlq: {} removes the dead-letter queue.
 func modifyStreamProcessor(_ context.Context, call *Call, r *Reply) error {
-	m, err := manager(call)
-	if err != nil {
-		return err
-	}
-	name, err := processorName(call)
+	m, name, err := target(call)
 	if err != nil {
 		return err
 	}

@@ -9,11 +9,7 @@ import (
 // limit?} → {ok: 1, cursorId: <long>}. The cursor sees the running processor's output from now
 // on; mongosh then polls it with getMoreSampleStreamProcessor (spec mongosh-wire §1.3).
 func startSampleStreamProcessor(_ context.Context, call *Call, r *Reply) error {
-	m, err := manager(call)
-	if err != nil {
-		return err
-	}
-	name, err := processorName(call)
+	m, name, err := target(call)
 	if err != nil {
 		return err
 	}

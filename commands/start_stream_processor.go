@@ -11,11 +11,7 @@ import (
 // (driver spec) → {ok: 1}. Only a CREATED, STOPPED or FAILED processor starts (spec §4.2);
 // resumeFromCheckpoint: false and clearCheckpoints: true both start fresh.
 func startStreamProcessor(_ context.Context, call *Call, r *Reply) error {
-	m, err := manager(call)
-	if err != nil {
-		return err
-	}
-	name, err := processorName(call)
+	m, name, err := target(call)
 	if err != nil {
 		return err
 	}

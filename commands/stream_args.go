@@ -174,6 +174,16 @@ func manager(call *Call) (*processor.Manager, error) {
 	return m, nil
 }
 
+// target is the runtime and the processor a command names.
+func target(call *Call) (*processor.Manager, string, error) {
+	m, err := manager(call)
+	if err != nil {
+		return nil, "", err
+	}
+	name, err := processorName(call)
+	return m, name, err
+}
+
 // who names the caller for modifiedBy.
 func who(call *Call) string {
 	if s := sessionOf(call.Conn); s.user != nil {

@@ -67,7 +67,7 @@ func (r *replay) Positions() []store.SplitPosition {
 	return []store.SplitPosition{{Split: "0", Position: bson.Raw(bsonInt("n", r.n))}}
 }
 func (r *replay) CheckpointComplete(context.Context, int64, []store.SplitPosition) {}
-func (r *replay) Close() error                                                      { return nil }
+func (r *replay) Close() error                                                     { return nil }
 
 func bsonInt(k string, v int64) []byte {
 	b, _ := bson.Marshal(bson.D{{Key: k, Value: v}})

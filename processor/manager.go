@@ -203,6 +203,20 @@ func (m *Manager) get(ws, name string) (*proc, *Error) {
 	return p, nil
 }
 
+// lock returns a persistent processor with its lock held.
+func (m *Manager) lock(ws, name string) (*proc, *Error) {
+	p, e := m.get(ws, name)
+	if e != nil {
+		return nil, e
+	}
+	p.mu.Lock()
+	if p.ephemeral {
+		p.mu.Unlock()
+		return nil, notFound(name)
+	}
+	return p, nil
+}
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_\-.]+$`)
 
 // CheckName validates a processor name: 1 to MaxNameLength bytes of letters, digits, '_', '-'
@@ -337,15 +351,11 @@ type StartOptions struct {
 
 // Start moves a CREATED, STOPPED or FAILED processor to STARTED and runs it.
 func (m *Manager) Start(ws, name string, opts StartOptions) error {
-	p, e := m.get(ws, name)
+	p, e := m.lock(ws, name)
 	if e != nil {
 		return e
 	}
-	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ephemeral {
-		return notFound(name)
-	}
 	if p.rec.State == store.StateStarted {
 		return Errorf(CodeIllegalOperation, "stream processor %s is already started; stop it first", name)
 	}
@@ -389,15 +399,11 @@ func (m *Manager) put(rec store.Processor) error {
 
 // Stop stops a STARTED processor after a final checkpoint: after a clean stop nothing repeats.
 func (m *Manager) Stop(ctx context.Context, ws, name string) error {
-	p, e := m.get(ws, name)
+	p, e := m.lock(ws, name)
 	if e != nil {
 		return e
 	}
-	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ephemeral {
-		return notFound(name)
-	}
 	if p.rec.State != store.StateStarted {
 		return Errorf(CodeIllegalOperation, "stream processor %s is not started (state %s)", name, p.rec.State)
 	}
@@ -492,15 +498,11 @@ type ModifyRequest struct {
 
 // Modify changes a processor that is not running.
 func (m *Manager) Modify(ws, name string, req ModifyRequest) error {
-	p, e := m.get(ws, name)
+	p, e := m.lock(ws, name)
 	if e != nil {
 		return e
 	}
-	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ephemeral {
-		return notFound(name)
-	}
 	if p.rec.State == store.StateStarted {
 		return Errorf(CodeIllegalOperation, "stream processor %s is running: stop it before modifying it", name)
 	}

@@ -57,7 +57,6 @@ type Source struct {
 	n        int64 // the next document
 	start    time.Time
 	startN   int64
-	buf      []byte
 	stepNano float64
 }
 
