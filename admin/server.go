@@ -18,6 +18,7 @@ import (
 
 	"github.com/spi-streams/spi/admin/digest"
 	"github.com/spi-streams/spi/audit"
+	"github.com/spi-streams/spi/processor"
 	"github.com/spi-streams/spi/store"
 )
 
@@ -71,6 +72,9 @@ type Options struct {
 	// WorkspacePorts is the inclusive range of ports a workspace created through the API may
 	// listen on; the zero value means DefaultWorkspacePorts.
 	WorkspacePorts PortRange
+	// Processors is the stream processor runtime the processor endpoints drive (the one the
+	// data plane's sp.* commands use); nil answers them 503.
+	Processors *processor.Manager
 }
 
 // Server serves the Admin API.
@@ -151,6 +155,8 @@ func (s *Server) routes() {
 	s.handle("GET "+b+"/streams/{tenantName}/connections/{connectionName}", resStreams, false, s.getConnection)
 	s.handle("PATCH "+b+"/streams/{tenantName}/connections/{connectionName}", resStreams, true, s.updateConnection)
 	s.handle("DELETE "+b+"/streams/{tenantName}/connections/{connectionName}", resStreams, true, s.deleteConnection)
+
+	s.processorRoutes(b)
 
 	s.handle("GET "+b+"/databaseUsers", resAccess, false, s.listUsers)
 	s.handle("POST "+b+"/databaseUsers", resAccess, true, s.createUser)

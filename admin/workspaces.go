@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -483,6 +484,12 @@ func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, _ *call
 	}
 	if err != nil {
 		return internal(err)
+	}
+	if s.opts.Processors != nil {
+		// Its processors go with it: running ones stop with a final checkpoint first.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), stopTimeout)
+		s.opts.Processors.DropWorkspace(ctx, name)
+		cancel()
 	}
 	s.opts.Listeners.Close(name)
 	w.Header().Set("Content-Type", mediaType)

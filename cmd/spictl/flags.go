@@ -36,6 +36,7 @@ type options struct {
 	mechanism, protocol, brokerCAFile, executeAs     string
 	username, password, passwordEnv, database        string
 	roles, scopes, actions, inherits                 listFlag
+	proc                                             procFlags
 }
 
 // globalFlags registers the server, API key and output flags, keeping values already parsed

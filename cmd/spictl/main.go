@@ -1,5 +1,6 @@
 // Command spictl is the command-line client of spid's control plane: it lists, shows, creates,
-// updates and deletes workspaces, connections, database users, custom roles and API keys.
+// updates and deletes workspaces, connections, database users, custom roles and API keys, and
+// creates, starts, stops, modifies and deletes stream processors.
 package main
 
 import (
@@ -32,6 +33,8 @@ Resources and verbs:
                       are in '$external')
   roles               list | get NAME | create | update NAME | delete NAME
   keys                list | get ID | create | update ID | delete ID
+  processors, proc    list | get NAME | create | start NAME | stop NAME | modify NAME |
+                      delete NAME  of the workspace --workspace NAME (default "default")
 
 Bodies of create and update: --file PATH reads a JSON object ('-' for stdin); these flags are
 merged over it. Flags marked * are for create only: nothing can be renamed.
@@ -48,6 +51,11 @@ merged over it. Flags marked * are for create only: nothing can be renamed.
   roles        --name* NAME --action ACTION[@DB[.COLLECTION]] (repeatable)
                --inherit ROLE[@DB] (repeatable)
   keys         --desc TEXT --role GROUP_ROLE (repeatable)
+  processors   --name NAME (create; on modify it renames) --pipeline JSON (the array of stages,
+               Extended JSON) or --file PATH (the array of stages, or a whole StreamsProcessor
+               object) --dlq CONNECTION.DB.COLL --no-dlq (modify) --tier SP2|...|SP50
+               --no-resume (start and modify: resumeFromCheckpoint false, start afresh);
+               start takes --tier and --no-resume
 list takes --page N and --limit N (items per page); workspaces get takes --connections.
 
 Server, API key and output (before or after the resource):
@@ -71,11 +79,13 @@ Examples:
   spictl conn create --workspace dev --name events --type Kafka --bootstrap-servers kafka:9092
   spictl users create --username alice --password-env ALICE_PW --role readAnyDatabase --scope dev
   spictl keys create --desc CI --role GROUP_READ_ONLY
+  spictl proc create --name solar --file pipeline.json --dlq cluster0.errors.dlq
+  spictl proc start solar --no-resume
 `
 
 const shortUsage = `usage: spictl <resource> <verb> [arguments] [flags]
-  resources: workspaces (ws), connections (conn), users, roles, keys
-  verbs:     list, get, create, update, delete
+  resources: workspaces (ws), connections (conn), users, roles, keys, processors (proc)
+  verbs:     list, get, create, update, delete; processors: start, stop, modify
 Run 'spictl help' for details.
 `
 
@@ -201,17 +211,20 @@ func (c cli) runErr(args []string, o *options) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return usagef("missing verb after %s: one of %s", r.name, strings.Join(verbs, ", "))
+		return usagef("missing verb after %s: one of %s", r.name, strings.Join(r.verbNames(), ", "))
 	}
 	verb, pos := pos[0], pos[1:]
 	if verb == "help" {
 		return errHelp
 	}
-	if !slices.Contains(verbs, verb) {
-		return usagef("unknown verb %q for %s: one of %s", verb, r.name, strings.Join(verbs, ", "))
+	if !slices.Contains(r.verbNames(), verb) {
+		return usagef("unknown verb %q for %s: one of %s", verb, r.name, strings.Join(r.verbNames(), ", "))
 	}
 	if err := fs.check(verb); err != nil {
 		return err
+	}
+	if v, ok := r.verbAlias[verb]; ok {
+		verb = v
 	}
 	if o.passwordEnv != "" {
 		if o.password != "" {
@@ -291,6 +304,14 @@ func (c cli) request(r *resource, o *options, verb string, args []string) (reque
 		req.body = body // set only here: a nil map in an interface would be sent as null
 	case "delete":
 		req.method = http.MethodDelete
+	default:
+		if a, ok := r.actions[verb]; ok {
+			suffix, body, err := a.request(o)
+			if err != nil {
+				return req, err
+			}
+			req.method, req.path, req.body = http.MethodPost, req.path+suffix, body
+		}
 	}
 	return req, nil
 }
@@ -308,6 +329,10 @@ func (c cli) print(r *resource, o *options, verb, label string, reply []byte) er
 		return r.list(c.stdout, reply)
 	case "delete":
 		_, err := fmt.Fprintf(c.stdout, "Deleted %s %s.\n", r.noun, label)
+		return err
+	}
+	if a, ok := r.actions[verb]; ok {
+		_, err := fmt.Fprintf(c.stdout, "%s %s %s.\n", a.past, r.noun, label)
 		return err
 	}
 	if err := r.show(c.stdout, reply); err != nil {

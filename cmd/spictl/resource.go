@@ -34,9 +34,34 @@ type resource struct {
 	list, show func(w io.Writer, reply []byte) error
 	// created, if set, prints what only the reply to create holds.
 	created func(w io.Writer, reply []byte) error
+	// verbs, if set, are the resource's verbs instead of the common ones.
+	verbs []string
+	// verbAlias maps a verb to the common verb that does its work (processors' modify is an
+	// update).
+	verbAlias map[string]string
+	// actions are verbs that POST to the item's path plus a suffix (processors' :start).
+	actions map[string]action
+	// readFile, if set, reads --file into the body instead of the default (one JSON object).
+	readFile func(data []byte, body map[string]any) error
 }
 
-var resources = []*resource{workspaces, connections, users, roles, keys}
+// action is a verb beyond the common ones.
+type action struct {
+	// past says what was done, for the message: "Started".
+	past string
+	// request returns the suffix of the item's path and the body (nil for none).
+	request func(o *options) (suffix string, body any, err error)
+}
+
+// verbNames are the verbs a resource takes.
+func (r *resource) verbNames() []string {
+	if r.verbs != nil {
+		return r.verbs
+	}
+	return verbs
+}
+
+var resources = []*resource{workspaces, connections, users, roles, keys, processors}
 
 func lookup(name string) *resource {
 	for _, r := range resources {
@@ -61,6 +86,13 @@ func (c cli) body(r *resource, o *options, verb string) (map[string]any, error) 
 		if err != nil {
 			return nil, fmt.Errorf("--file: %w", err)
 		}
+		if r.readFile != nil {
+			body = map[string]any{}
+			if err := r.readFile(data, body); err != nil {
+				return nil, fmt.Errorf("--file %s: %w", o.file, err)
+			}
+			return c.applied(r, o, verb, body)
+		}
 		// Numbers stay as written: a float64 round trip would change large integers.
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
@@ -74,6 +106,11 @@ func (c cli) body(r *resource, o *options, verb string) (map[string]any, error) 
 	if body == nil {
 		body = map[string]any{}
 	}
+	return c.applied(r, o, verb, body)
+}
+
+// applied merges the flags over body and insists on something to send.
+func (c cli) applied(r *resource, o *options, verb string, body map[string]any) (map[string]any, error) {
 	if err := r.apply(o, body, verb); err != nil {
 		return nil, err
 	}

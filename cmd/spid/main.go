@@ -373,7 +373,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	defer func() { _ = cpAudit.Close() }()
 	api, err := admin.New(admin.Options{Store: st, Logger: log, Audit: cpAudit, Listeners: ls, WorkspaceHost: c.workspaceHost,
-		WorkspacePorts: c.workspacePorts})
+		WorkspacePorts: c.workspacePorts, Processors: procs})
 	if err != nil {
 		return err
 	}
