@@ -77,6 +77,19 @@ var genericFields = map[string]genericKind{
 	"stmtId":                 genericTransaction,
 	"txnRetryCounter":        genericTransaction,
 	"mayBypassWriteBlocking": genericIgnored,
+	// Fields mongod's own nodes attach to commands between themselves; a client has no reason to
+	// send them, and they mean nothing to spid, but a command that carries one is not malformed.
+	"$configServerState":              genericIgnored,
+	"$configTime":                     genericIgnored,
+	"$topologyTime":                   genericIgnored,
+	"$replData":                       genericIgnored,
+	"$oplogQueryData":                 genericIgnored,
+	"databaseVersion":                 genericIgnored,
+	"shardVersion":                    genericIgnored,
+	"tracking_info":                   genericIgnored,
+	"allowImplicitCollectionCreation": genericIgnored,
+	"maxTimeMSOpOnly":                 genericIgnored,
+	"usesDefaultMaxTimeMS":            genericIgnored,
 }
 
 // apiVersion1 lists the commands of spid's table that belong to Stable API version 1, as they do
