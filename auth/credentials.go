@@ -63,7 +63,7 @@ func DeriveSHA1(username, password string) (*store.ScramCredential, error) {
 func DeriveSHA256(username, password string) (*store.ScramCredential, error) {
 	prepped, err := stringprep.SASLprep.Prepare(password)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSASLprep, err)
+		return nil, fmt.Errorf("%w: %w", ErrSASLprep, err)
 	}
 	c, err := scram.SHA256.NewClientUnprepped(username, prepped, "")
 	if err != nil {
