@@ -126,8 +126,9 @@ func TestOneIdentityPerConnection(t *testing.T) {
 	c := s.Creds(t)
 	createUser(t, newAPI(t, c), map[string]any{"username": "bob", "password": "bob-password-1"})
 	// mongosh's db.auth() opens a new client; SCRAM by hand (explicitSCRAM) runs on the
-	// connection the shell already authenticated as the admin user.
-	r := runMongosh(t, s.Admin(t, "", ""), "--quiet", "--eval", `
+	// connection the shell already authenticated as the admin user. One pooled connection, so
+	// saslStart and saslContinue travel on the same one.
+	r := runMongosh(t, s.Admin(t, "", "&maxPoolSize=1"), "--quiet", "--eval", `
 const o = {};
 try {
 `+explicitSCRAM("bob", "bob-password-1")+`
@@ -171,5 +172,23 @@ print(JSON.stringify(o));
 	}
 	if !refused || !reauth {
 		t.Errorf("audit: second user refused recorded %v, re-authentication recorded %v", refused, reauth)
+	}
+
+	// Under apiStrict even the same user may not authenticate again (mongod's 5626703).
+	r = runMongosh(t, s.Admin(t, "", "&maxPoolSize=1"), "--apiVersion", "1", "--apiStrict", "--quiet", "--eval", `
+const o = {};
+try {
+`+explicitSCRAM(c.Username, c.Password)+`
+	o.msg = 'accepted';
+} catch (e) { o.code = e.code; o.msg = e.message; }
+print(JSON.stringify(o));
+`)
+	var strict struct {
+		Code int    `json:"code"`
+		Msg  string `json:"msg"`
+	}
+	lastJSON(t, r, &strict)
+	if strict.Code != 5626703 || strict.Msg != "Each client connection may only be authenticated once" {
+		t.Errorf("re-authentication under apiStrict: %d %q", strict.Code, strict.Msg)
 	}
 }
