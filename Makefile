@@ -1,6 +1,7 @@
 # spi — two commands for a new machine: `make run` and `make test`.
 # Everything the tests need is installed from this repository's own files: Go modules (go.mod,
-# e2e/go.mod, tools/go.mod) and npm packages (e2e/package-lock.json).
+# e2e/go.mod, tools/go.mod), npm packages (e2e/package-lock.json) and Debian packages
+# (e2e/scripts/apt-install.sh, called from deps).
 
 GO        ?= go
 SPID_ARGS ?=
@@ -36,11 +37,15 @@ unit:
 e2e: $(NPM_STAMP)
 	cd e2e && $(GO) test -count=1 -timeout 15m ./...
 
-## deps: Go modules, the pinned linter, mongosh and the Node driver's compressors, curl
+## deps: Go modules, the pinned linter, mongosh, the Node driver's compressors and
+## mongodb-data-service, curl, openssl, and Debian's pymongo with its snappy and zstd modules
 deps: $(NPM_STAMP) $(LINT)
 	$(GO) mod download
 	cd e2e && $(GO) mod download
 	@command -v curl >/dev/null || bash e2e/scripts/apt-install.sh curl
+	@command -v openssl >/dev/null || bash e2e/scripts/apt-install.sh openssl
+	@/usr/bin/python3 -c 'import pymongo, snappy, zstandard' 2>/dev/null || \
+	  bash e2e/scripts/apt-install.sh python3-pymongo python3-snappy python3-zstandard
 
 $(NPM_STAMP): e2e/package.json e2e/package-lock.json e2e/scripts/build-node-zstd.sh e2e/scripts/apt-install.sh
 	cd e2e && npm ci --no-audit --no-fund

@@ -144,16 +144,18 @@ func (b *userBody) apply(tx *store.Txn, u *store.User) *apiError {
 			if n := len([]rune(pw)); n < 8 || n > 256 {
 				return invalid("password", "must be 8 to 256 characters")
 			}
-			sha1, sha256, err := auth.DeriveCredentials(u.Username, pw)
-			if err != nil {
-				return invalid("password", "contains characters SASLprep prohibits (control or unassigned characters)")
-			}
 			u.SCRAMSHA1, u.SCRAMSHA256 = nil, nil
-			if keep1 {
-				u.SCRAMSHA1 = sha1
-			}
+			var err error
 			if keep256 {
-				u.SCRAMSHA256 = sha256
+				if u.SCRAMSHA256, err = auth.DeriveSHA256(u.Username, pw); err != nil {
+					return invalid("password", "SCRAM-SHA-256 needs a password SASLprep accepts, and this one has "+
+						"control, unassigned or prohibited characters; choose another or use mechanisms [\"SCRAM-SHA-1\"]")
+				}
+			}
+			if keep1 {
+				if u.SCRAMSHA1, err = auth.DeriveSHA1(u.Username, pw); err != nil {
+					return internal(err)
+				}
 			}
 		}
 		if u.SCRAMSHA256 == nil && u.SCRAMSHA1 == nil {

@@ -111,9 +111,10 @@ func TestCommandReplies(t *testing.T) {
 		want map[string]any // field -> expected value (compared after decoding to Go types)
 	}{
 		{"admin", bson.D{{Key: "ping", Value: 1}}, nil},
-		{"test", bson.D{{Key: "hello", Value: 1}}, map[string]any{"isWritablePrimary": true, "helloOk": true, "maxWireVersion": int32(21), "minWireVersion": int32(0), "maxMessageSizeBytes": int32(48000000), "readOnly": false}},
-		{"test", bson.D{{Key: "isMaster", Value: 1}}, map[string]any{"ismaster": true}},
-		{"admin", bson.D{{Key: "ismaster", Value: 1}}, map[string]any{"ismaster": true}},
+		{"test", bson.D{{Key: "hello", Value: 1}, {Key: "helloOk", Value: true}}, map[string]any{"isWritablePrimary": true, "helloOk": true, "maxWireVersion": int32(21), "minWireVersion": int32(0), "maxMessageSizeBytes": int32(48000000), "readOnly": false, "logicalSessionTimeoutMinutes": int32(30)}},
+		{"test", bson.D{{Key: "isMaster", Value: 1}}, map[string]any{"ismaster": true, "helloOk": nil, "logicalSessionTimeoutMinutes": int32(30)}},
+		{"admin", bson.D{{Key: "ismaster", Value: 1}, {Key: "helloOk", Value: false}}, map[string]any{"ismaster": true, "helloOk": nil}},
+		{"admin", bson.D{{Key: "hostInfo", Value: 1}}, map[string]any{"extra": bson.D{}}},
 		{"admin", bson.D{{Key: "buildInfo", Value: 1}}, map[string]any{"version": "7.0.0", "spiVersion": "test"}},
 		{"admin", bson.D{{Key: "getParameter", Value: 1}, {Key: "featureCompatibilityVersion", Value: 1}}, map[string]any{"featureCompatibilityVersion": bson.D{{Key: "version", Value: "7.0"}}}},
 		{"admin", bson.D{{Key: "getParameter", Value: "*"}}, map[string]any{"featureCompatibilityVersion": bson.D{{Key: "version", Value: "7.0"}}}},
@@ -156,16 +157,85 @@ func TestCommandReplies(t *testing.T) {
 				m[e.Key] = e.Value
 			}
 			for k, want := range tc.want {
-				if !equal(m[k], want) {
+				if v, ok := m[k]; want == nil && ok {
+					t.Errorf("reply has %s = %v", k, v)
+				} else if want != nil && !equal(m[k], want) {
 					t.Errorf("%s = %#v, want %#v", k, m[k], want)
 				}
 			}
-			for _, absent := range []string{"topologyVersion", "logicalSessionTimeoutMinutes"} {
+			for _, absent := range []string{"topologyVersion"} {
 				if _, ok := m[absent]; ok {
 					t.Errorf("reply has %s", absent)
 				}
 			}
 		})
+	}
+}
+
+// Commands that pass every generic check run with apiVersion, apiStrict and
+// apiDeprecationErrors, as on mongod.
+func TestStableAPIAccepted(t *testing.T) {
+	c := client(t)
+	for _, cmd := range []bson.D{
+		{{Key: "ping", Value: 1}, {Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: true}, {Key: "apiDeprecationErrors", Value: true}},
+		{{Key: "ping", Value: 1}, {Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: false}, {Key: "apiDeprecationErrors", Value: false}},
+		{{Key: "buildInfo", Value: 1}, {Key: "apiVersion", Value: "1"}},
+		{{Key: "hello", Value: 1}, {Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: true}},
+	} {
+		if _, err := run(t, c, "admin", cmd); err != nil {
+			t.Errorf("%v: %v", cmd, err)
+		}
+	}
+}
+
+// stripGeneric leaves the command's own fields, in order, and reads the generic ones.
+func TestStripGeneric(t *testing.T) {
+	uuid := bson.Binary{Subtype: bson.TypeBinaryUUID, Data: make([]byte, 16)}
+	body, _ := bson.Marshal(bson.D{{Key: "listStreamConnections", Value: 1}, {Key: "lsid", Value: bson.D{{Key: "id", Value: uuid}}},
+		{Key: "filter", Value: bson.D{}}, {Key: "$db", Value: "admin"}, {Key: "$clusterTime", Value: bson.D{}},
+		{Key: "$readPreference", Value: bson.D{{Key: "mode", Value: "primaryPreferred"}}}, {Key: "apiVersion", Value: "1"},
+		{Key: "maxTimeMS", Value: int32(500)}, {Key: "comment", Value: "why"}, {Key: "readConcern", Value: bson.D{}},
+		{Key: "writeConcern", Value: bson.D{{Key: "w", Value: 0}}}, {Key: "verbose", Value: true}})
+	var g Generic
+	out, e := stripGeneric(nil, body, &g)
+	if e != nil {
+		t.Fatal(e)
+	}
+	want, _ := bson.Marshal(bson.D{{Key: "listStreamConnections", Value: 1}, {Key: "filter", Value: bson.D{}}, {Key: "verbose", Value: true}})
+	if string(out) != string(want) {
+		t.Errorf("stripped body %v, want %v", bson.Raw(out), bson.Raw(want))
+	}
+	if g.LSID == nil || g.APIVersion != "1" || g.MaxTimeMS != 500 || g.Comment.StringValue() != "why" {
+		t.Errorf("generic = %+v", g)
+	}
+	for _, tc := range []struct {
+		lsid any
+		code Code
+	}{
+		{int32(1), CodeTypeMismatch},
+		{bson.D{}, CodeIDLRequiredField},
+		{bson.D{{Key: "id", Value: "not a uuid"}}, CodeBadValue},
+		{bson.D{{Key: "id", Value: bson.Binary{Subtype: bson.TypeBinaryUUID, Data: []byte{1}}}}, CodeBadValue},
+	} {
+		body, _ := bson.Marshal(bson.D{{Key: "ping", Value: 1}, {Key: "lsid", Value: tc.lsid}})
+		if _, e := stripGeneric(nil, body, &Generic{}); e == nil || e.Code != tc.code {
+			t.Errorf("lsid %v: got %v, want code %d", tc.lsid, e, tc.code)
+		}
+	}
+}
+
+// The commands allowed before authentication are mongod's: those whose requiresAuth() is
+// false (src/mongo/db/commands/*: hello/isMaster, saslStart, saslContinue, authenticate,
+// logout, connectionStatus, ping). buildInfo needs authentication on mongod 7.0 and later
+// (buildInfoAuthMode's default is requiresAuth), as do whatsmyuri, getLog, getParameter,
+// hostInfo, endSessions, listDatabases, listCollections and every stream command.
+func TestAnonymousCommandsAreMongods(t *testing.T) {
+	mongodAnonymous := map[string]bool{"hello": true, "isMaster": true, "ismaster": true, "saslStart": true,
+		"saslContinue": true, "authenticate": true, "logout": true, "connectionStatus": true, "ping": true}
+	for _, c := range table {
+		if c.Anonymous != mongodAnonymous[c.Name] {
+			t.Errorf("%s: Anonymous = %v, mongod's requiresAuth() = %v", c.Name, c.Anonymous, !mongodAnonymous[c.Name])
+		}
 	}
 }
 
@@ -182,18 +252,40 @@ func TestCommandErrors(t *testing.T) {
 		code     int32
 		codeName string
 		msg      string
+		db       string // default admin
 	}{
-		{bson.D{{Key: "atlasVersion", Value: 1}}, 59, "CommandNotFound", "no such command: 'atlasVersion'"},
-		{bson.D{{Key: "PING", Value: 1}}, 59, "CommandNotFound", "no such command: 'PING'"},
-		{bson.D{{Key: "getParameter", Value: "foo"}}, 72, "InvalidOptions", "no option found to get"},
-		{bson.D{{Key: "getParameter", Value: 1}, {Key: "noSuchParameter", Value: 1}}, 72, "InvalidOptions", "no option found to get"},
-		{bson.D{{Key: "getLog", Value: 1}}, 14, "TypeMismatch", "Argument to getLog must be of type String; found int"},
-		{bson.D{{Key: "getLog", Value: "nope"}}, 2, "BadValue", "No log named 'nope'"},
-		{bson.D{{Key: "hello", Value: 1}, {Key: "compression", Value: "zstd"}}, 14, "TypeMismatch", "hello.compression must be an array of strings, not string"},
+		{bson.D{{Key: "atlasVersion", Value: 1}}, 59, "CommandNotFound", "no such command: 'atlasVersion'", ""},
+		{bson.D{{Key: "PING", Value: 1}}, 59, "CommandNotFound", "no such command: 'PING'", ""},
+		{bson.D{{Key: "getParameter", Value: "foo"}}, 72, "InvalidOptions", "no option found to get", ""},
+		{bson.D{{Key: "getParameter", Value: 1}, {Key: "noSuchParameter", Value: 1}}, 72, "InvalidOptions", "no option found to get", ""},
+		{bson.D{{Key: "getLog", Value: 1}}, 14, "TypeMismatch", "Argument to getLog must be of type String; found int", ""},
+		{bson.D{{Key: "getLog", Value: "nope"}}, 2, "BadValue", "No log named 'nope'", ""},
+		{bson.D{{Key: "hello", Value: 1}, {Key: "compression", Value: "zstd"}}, 14, "TypeMismatch", "hello.compression must be an array of strings, not string", ""},
+		// Admin-only commands, as on mongod.
+		{bson.D{{Key: "listDatabases", Value: 1}}, 13, "Unauthorized", "listDatabases may only be run against the admin database.", "test"},
+		{bson.D{{Key: "getParameter", Value: "*"}}, 13, "Unauthorized", "getParameter may only be run against the admin database.", "test"},
+		{bson.D{{Key: "getLog", Value: "*"}}, 13, "Unauthorized", "getLog may only be run against the admin database.", "test"},
+		// Stable API parameters, validated as mongod validates them (jstests/core/api_params.js).
+		{bson.D{{Key: "ping", Value: 1}, {Key: "apiStrict", Value: true}}, 4886600, "Location4886600", "Provided apiStrict and/or apiDeprecationErrors without passing apiVersion", ""},
+		{bson.D{{Key: "ping", Value: 1}, {Key: "apiDeprecationErrors", Value: false}}, 4886600, "Location4886600", "Provided apiStrict and/or apiDeprecationErrors without passing apiVersion", ""},
+		{bson.D{{Key: "ping", Value: 1}, {Key: "apiVersion", Value: 1.0}}, 14, "TypeMismatch", "BSON field 'apiVersion' is the wrong type 'double', expected type 'string'", ""},
+		{bson.D{{Key: "ping", Value: 1}, {Key: "apiVersion", Value: "2"}}, 322, "APIVersionError", `API version must be "1"`, ""},
+		{bson.D{{Key: "ping", Value: 1}, {Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: "true"}}, 14, "TypeMismatch", "BSON field 'apiStrict' is the wrong type 'string', expected type 'bool'", ""},
+		{bson.D{{Key: "ping", Value: 1}, {Key: "apiVersion", Value: "1"}, {Key: "apiDeprecationErrors", Value: "false"}}, 14, "TypeMismatch", "BSON field 'apiDeprecationErrors' is the wrong type 'string', expected type 'bool'", ""},
+		{bson.D{{Key: "buildInfo", Value: 1}, {Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: true}}, 323, "APIStrictError", "Provided apiStrict:true, but the command buildInfo is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioned-api.", ""},
+		{bson.D{{Key: "isMaster", Value: 1}, {Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: true}}, 323, "APIStrictError", "Provided apiStrict:true, but the command isMaster is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioned-api.", ""},
+		// Other generic arguments.
+		{bson.D{{Key: "ping", Value: 1}, {Key: "$readPreference", Value: "primary"}}, 14, "TypeMismatch", "BSON field '$readPreference' is the wrong type 'string', expected type 'object'", ""},
+		{bson.D{{Key: "ping", Value: 1}, {Key: "maxTimeMS", Value: -1}}, 2, "BadValue", "maxTimeMS must be a non-negative integer number of milliseconds, not -1", ""},
+		{bson.D{{Key: "ping", Value: 1}, {Key: "txnNumber", Value: int64(1)}}, 20, "IllegalOperation", "Transaction numbers are only allowed on a replica set member or mongos: spid, like a standalone mongod, does not support transactions (field 'txnNumber')", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.cmd[0].Key, func(t *testing.T) {
-			_, err := run(t, c, "admin", tc.cmd)
+			db := tc.db
+			if db == "" {
+				db = "admin"
+			}
+			_, err := run(t, c, db, tc.cmd)
 			var ce mongo.CommandError
 			if !errors.As(err, &ce) {
 				t.Fatalf("want a command error, got %v", err)

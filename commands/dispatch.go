@@ -59,7 +59,9 @@ var _ wire.Handler = (*Dispatcher)(nil)
 func (d *Dispatcher) Handle(ctx context.Context, c *wire.Conn, req *wire.Request, dst []byte) []byte {
 	call, cmd, err := d.parse(c, req)
 	if err == nil {
-		if e := d.authorize(call, cmd); e != nil {
+		if e := d.check(call, cmd); e != nil {
+			err = e
+		} else if e := d.authorize(call, cmd); e != nil {
 			err = e
 		}
 	}
@@ -123,6 +125,22 @@ func (d *Dispatcher) ConnClosed(c *wire.Conn) {
 	if d.opts.Processors != nil {
 		d.opts.Processors.ReleaseOwner(c.ID())
 	}
+}
+
+// check applies what holds for every command before authorization: the generic arguments are
+// valid (and leave the Body), an admin-only command runs on admin, and apiStrict admits it.
+func (d *Dispatcher) check(call *Call, cmd *Command) *Error {
+	s := sessionOf(call.Conn)
+	stripped, e := stripGeneric(s.body[:0], call.Body, &call.Generic)
+	s.body = stripped
+	if e != nil {
+		return e
+	}
+	call.Body = stripped
+	if cmd.AdminOnly && call.DB != "admin" {
+		return Errorf(CodeUnauthorized, "%s may only be run against the admin database.", call.Name)
+	}
+	return checkAPI(cmd.Name, &call.Generic)
 }
 
 // run calls the handler, turning a panic into an InternalError reply so one bad request cannot

@@ -17,9 +17,15 @@ const (
 	maxWireVersion = 21
 )
 
-// hello serves hello, isMaster and ismaster on any database. The reply deliberately omits
-// topologyVersion (it would switch drivers to awaitable hello) and logicalSessionTimeoutMinutes
-// (it would make every command carry lsid); spid supports neither.
+// logicalSessionTimeoutMinutes is what a standalone mongod reports by default
+// (localLogicalSessionTimeoutMinutes). Reporting it tells drivers sessions are supported (Driver
+// Sessions specification), so they attach lsid to every command and allow startSession().
+const logicalSessionTimeoutMinutes = 30
+
+// hello serves hello, isMaster and ismaster on any database, as a standalone mongod answers
+// them. The reply deliberately omits topologyVersion (it would switch drivers to awaitable
+// hello, which spid does not serve). helloOk: true is echoed only to a client that sent it
+// (Server Discovery and Monitoring specification, "helloOk").
 func hello(_ context.Context, call *Call, r *Reply) error {
 	if v, err := call.Body.LookupErr("compression"); err == nil {
 		if v.Type != bson.TypeArray {
@@ -36,7 +42,9 @@ func hello(_ context.Context, call *Call, r *Reply) error {
 		}
 		call.Conn.SetCompressors(wire.Negotiate(names))
 	}
-	r.Bool("helloOk", true)
+	if v, err := call.Body.LookupErr("helloOk"); err == nil && truthy(v) {
+		r.Bool("helloOk", true)
+	}
 	if call.Name == "hello" {
 		r.Bool("isWritablePrimary", true)
 	} else {
@@ -49,6 +57,7 @@ func hello(_ context.Context, call *Call, r *Reply) error {
 	r.Int32("connectionId", int32(call.Conn.ID()))
 	r.Int32("minWireVersion", minWireVersion)
 	r.Int32("maxWireVersion", maxWireVersion)
+	r.Int32("logicalSessionTimeoutMinutes", logicalSessionTimeoutMinutes)
 	r.Bool("readOnly", false)
 	if names := call.Conn.Compressors().Names(); len(names) > 0 {
 		r.Strings("compression", names)
@@ -69,6 +78,17 @@ func hello(_ context.Context, call *Call, r *Reply) error {
 		}
 	}
 	return nil
+}
+
+// truthy is mongod's BSONElement::trueValue for the types a flag arrives as.
+func truthy(v bson.RawValue) bool {
+	if b, ok := v.BooleanOK(); ok {
+		return b
+	}
+	if f, ok := v.AsFloat64OK(); ok {
+		return f != 0
+	}
+	return false
 }
 
 // supportedMechs answers hello.saslSupportedMechs ("<db>.<user>"). An unknown user gets both

@@ -157,7 +157,10 @@ func saslContinue(_ context.Context, call *Call, r *Reply) error {
 		s.conv = nil
 		return d.loginFailed(call, conv.Username(), s.convDB, conv.Mechanism(), "the user was removed during authentication")
 	}
-	d.login(call, u, conv.Mechanism())
+	if e := d.login(call, u, conv.Mechanism()); e != nil {
+		s.conv = nil
+		return e
+	}
 	if s.skipEmpty {
 		s.conv = nil
 	}
@@ -174,7 +177,10 @@ func (d *Dispatcher) x509Login(call *Call, user string) (string, *Error) {
 	if st == nil || len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
 		return "", d.loginFailed(call, user, "$external", auth.MechX509, "no verified client certificate")
 	}
-	subject := auth.SubjectName(st.PeerCertificates[0])
+	subject, err := auth.SubjectName(st.PeerCertificates[0])
+	if err != nil {
+		return "", d.loginFailed(call, user, "$external", auth.MechX509, "the certificate's subject is not a valid Name: "+err.Error())
+	}
 	if user != "" && user != subject {
 		return "", d.loginFailed(call, user, "$external", auth.MechX509, "user does not match the certificate subject")
 	}
@@ -185,7 +191,9 @@ func (d *Dispatcher) x509Login(call *Call, user string) (string, *Error) {
 	if !authz.InScope(u, workspaceOf(call.Conn)) {
 		return "", d.loginFailed(call, subject, "$external", auth.MechX509, "workspace outside the user's scopes")
 	}
-	d.login(call, u, auth.MechX509)
+	if e := d.login(call, u, auth.MechX509); e != nil {
+		return "", e
+	}
 	return subject, nil
 }
 

@@ -26,6 +26,8 @@ type session struct {
 	// skipEmpty is the client's skipEmptyExchange option; without it, a verified conversation
 	// waits for one more, empty, saslContinue before it is done.
 	skipEmpty bool
+	// body is reused for each command's Body without its generic arguments.
+	body []byte
 }
 
 // principal is who a connection authenticated as. The fingerprint of the credential used lets a
@@ -138,10 +140,35 @@ func (d *Dispatcher) authorize(call *Call, cmd *Command) *Error {
 	return nil
 }
 
-// login marks the connection authenticated and records it.
-func (d *Dispatcher) login(call *Call, u store.User, mech string) {
-	sessionOf(call.Conn).user = &principal{db: u.Database, name: u.Username, mech: mech, fingerprint: fingerprint(u, mech)}
-	d.audit(call, auditRecord{Event: "authenticate", User: u.Username, DB: u.Database, Mechanism: mech, Outcome: "success"})
+// Codes of a second authentication on one connection (mongod's authorization_session_impl.cpp).
+const (
+	CodeAuthenticatedOnce       Code = 5626701
+	CodeAuthenticatedOnceStrict Code = 5626703
+)
+
+// login marks the connection authenticated and records it. As on mongod 6.0 and later, a
+// connection authenticates once: the same user may authenticate again (except under
+// apiStrict), another user is refused and the connection keeps its identity. Both outcomes are
+// audited.
+func (d *Dispatcher) login(call *Call, u store.User, mech string) *Error {
+	s := sessionOf(call.Conn)
+	reason := ""
+	if p := s.user; p != nil {
+		if p.db != u.Database || p.name != u.Username {
+			d.audit(call, auditRecord{Event: "authenticate", User: u.Username, DB: u.Database, Mechanism: mech, Outcome: "failure",
+				Reason: "the connection is already authenticated as " + p.name + "@" + p.db + "; a connection authenticates once"})
+			return Errorf(CodeAuthenticatedOnce, "Each client connection may only be authenticated once. Previously authenticated as: %s@%s", p.name, p.db)
+		}
+		if call.Generic.APIStrict {
+			d.audit(call, auditRecord{Event: "authenticate", User: u.Username, DB: u.Database, Mechanism: mech, Outcome: "failure",
+				Reason: "re-authentication with apiStrict: true"})
+			return Errorf(CodeAuthenticatedOnceStrict, "Each client connection may only be authenticated once")
+		}
+		reason = "re-authentication as the same user"
+	}
+	s.user = &principal{db: u.Database, name: u.Username, mech: mech, fingerprint: fingerprint(u, mech)}
+	d.audit(call, auditRecord{Event: "authenticate", User: u.Username, DB: u.Database, Mechanism: mech, Outcome: "success", Reason: reason})
+	return nil
 }
 
 // loginFailed records a failed authentication; the client only ever sees ErrAuthFailed.

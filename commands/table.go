@@ -21,8 +21,9 @@ type Command struct {
 	Handler func(ctx context.Context, call *Call, r *Reply) error
 	// Actions are the privilege actions a caller needs; authz.Check decides.
 	Actions []authz.Action
-	// Anonymous says the command runs before the connection has authenticated: the handshake
-	// and the authentication commands. Everything else needs an authenticated user.
+	// Anonymous says the command runs before the connection has authenticated. The set is
+	// mongod's (commands whose requiresAuth() is false): the handshake, the authentication
+	// commands, connectionStatus and ping. Everything else needs an authenticated user.
 	Anonymous bool
 	// Handshake says the command may arrive as a legacy OP_QUERY, as drivers' first message does.
 	Handshake bool
@@ -32,6 +33,9 @@ type Command struct {
 	// getMoreSampleStreamProcessor is the continuation of an audited sample or process, which
 	// mongosh sends up to thousands of times a second, so it is not recorded.
 	Processor bool
+	// AdminOnly says the command runs only on the admin database, as on mongod; elsewhere it
+	// fails with Unauthorized "<name> may only be run against the admin database.".
+	AdminOnly bool
 }
 
 // Call is one invocation of a command.
@@ -42,8 +46,12 @@ type Call struct {
 	Name string
 	// DB is the database the command runs against ($db, or the OP_QUERY namespace).
 	DB string
-	// Body is the whole command document; valid only during the call.
+	// Body is the command document without its generic arguments (lsid, $db, apiVersion,
+	// $readPreference, ...: see Generic): the command field first, then the command's own
+	// fields. Valid only during the call.
 	Body bson.Raw
+	// Generic holds the generic arguments the dispatcher checked and removed from Body.
+	Generic Generic
 	// Arg is the value of the command field, as in {ping: 1}.
 	Arg bson.RawValue
 	// Server describes the server the command runs on.
@@ -60,22 +68,23 @@ var table = []Command{
 	{Name: "createStreamProcessor", Handler: createStreamProcessor, Actions: []authz.Action{authz.CreateStreamProcessor}, Processor: true},
 	{Name: "dropStreamProcessor", Handler: dropStreamProcessor, Actions: []authz.Action{authz.DropStreamProcessor}, Processor: true},
 	{Name: "endSessions", Handler: endSessions},
-	{Name: "getLog", Handler: getLog},
+	{Name: "getLog", Handler: getLog, AdminOnly: true},
 	{Name: "getMoreSampleStreamProcessor", Handler: getMoreSampleStreamProcessor, Actions: []authz.Action{authz.SampleStreamProcessor}},
-	{Name: "getParameter", Handler: getParameter},
+	{Name: "getParameter", Handler: getParameter, AdminOnly: true},
 	{Name: "getStreamProcessor", Handler: getStreamProcessor, Actions: []authz.Action{authz.GetStreamProcessor}, Processor: true},
 	{Name: "getStreamProcessorStats", Handler: getStreamProcessorStats, Actions: []authz.Action{authz.StreamProcessorStats}, Processor: true},
 	{Name: "hello", Handler: hello, Anonymous: true, Handshake: true},
+	{Name: "hostInfo", Handler: hostInfo},
 	{Name: "isMaster", Handler: hello, Anonymous: true, Handshake: true},
 	{Name: "ismaster", Handler: hello, Anonymous: true, Handshake: true},
 	{Name: "listCollections", Handler: listCollections},
-	{Name: "listDatabases", Handler: listDatabases},
+	{Name: "listDatabases", Handler: listDatabases, AdminOnly: true},
 	{Name: "listStreamConnections", Handler: listStreamConnections, Actions: []authz.Action{authz.ListStreamConnections}},
 	{Name: "listStreamProcessors", Handler: listStreamProcessors, Actions: []authz.Action{authz.ListStreamProcessors}, Processor: true},
 	{Name: "listWorkspaceDefaults", Handler: listWorkspaceDefaults},
 	{Name: "logout", Handler: logout, Anonymous: true},
 	{Name: "modifyStreamProcessor", Handler: modifyStreamProcessor, Actions: []authz.Action{authz.ModifyStreamProcessor}, Processor: true},
-	{Name: "ping", Handler: ping},
+	{Name: "ping", Handler: ping, Anonymous: true},
 	{Name: "processStreamProcessor", Handler: processStreamProcessor, Actions: []authz.Action{authz.ProcessStreamProcessor, authz.SampleStreamProcessor}, Processor: true},
 	{Name: "saslContinue", Handler: saslContinue, Anonymous: true},
 	{Name: "saslStart", Handler: saslStart, Anonymous: true},

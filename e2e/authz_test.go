@@ -23,7 +23,7 @@ var matrixCommands = []struct {
 	{"isMaster", "test", bson.D{{Key: "isMaster", Value: 1}}, "-"},
 	{"ismaster", "admin", bson.D{{Key: "ismaster", Value: 1}}, "-"},
 	{"connectionStatus", "admin", bson.D{{Key: "connectionStatus", Value: 1}}, "-"},
-	{"ping", "admin", bson.D{{Key: "ping", Value: 1}}, ""},
+	{"ping", "admin", bson.D{{Key: "ping", Value: 1}}, "-"},
 	{"buildInfo", "admin", bson.D{{Key: "buildInfo", Value: 1}}, ""},
 	{"buildinfo", "admin", bson.D{{Key: "buildinfo", Value: 1}}, ""},
 	{"getLog", "admin", bson.D{{Key: "getLog", Value: "startupWarnings"}}, ""},
@@ -31,6 +31,7 @@ var matrixCommands = []struct {
 	{"listDatabases", "admin", bson.D{{Key: "listDatabases", Value: 1}}, ""},
 	{"listCollections", "test", bson.D{{Key: "listCollections", Value: 1}}, ""},
 	{"whatsmyuri", "admin", bson.D{{Key: "whatsmyuri", Value: 1}}, ""},
+	{"hostInfo", "admin", bson.D{{Key: "hostInfo", Value: 1}}, ""},
 	{"endSessions", "admin", bson.D{{Key: "endSessions", Value: bson.A{}}}, ""},
 	{"listStreamConnections", "admin", bson.D{{Key: "listStreamConnections", Value: 1}, {Key: "filter", Value: nil}}, "listStreamConnections"},
 }

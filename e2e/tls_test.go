@@ -41,6 +41,9 @@ type testPKI struct {
 	Client  tls.Certificate // clientSubject, signed by the test CA
 	Foreign tls.Certificate // clientSubject, signed by another CA
 	Expired tls.Certificate // clientSubject, signed by the test CA, expired yesterday
+
+	ca  *issued // the test CA, to issue more certificates
+	dir string  // where the PEM files are
 }
 
 // issued is one generated certificate with its key.
@@ -140,6 +143,8 @@ func newPKI(t *testing.T) *testPKI {
 		Client:     client.tlsCert(),
 		Foreign:    foreign.tlsCert(),
 		Expired:    expired.tlsCert(),
+		ca:         ca,
+		dir:        dir,
 	}
 	p.Roots.AddCert(ca.cert)
 	for path, b := range map[string][]byte{

@@ -222,7 +222,10 @@ var (
 	// fails without being inflated.
 	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxMessageSize),
 		zstd.WithDecodeAllCapLimit(true))
-	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	// Single-segment frames always carry their content size, as mongod's do (ZSTD_compress
+	// writes it); decoders such as python-zstandard's decompress() refuse a frame without it.
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		zstd.WithSingleSegment(true))
 )
 
 func zstdDecompress(dst, src []byte, size int) ([]byte, error) {

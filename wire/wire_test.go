@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 	"go.uber.org/goleak"
 )
@@ -152,6 +153,25 @@ func TestCompressorsRoundTrip(t *testing.T) {
 		}
 		if _, err := Decompress(c.ID, enc, len(data)+1); err == nil {
 			t.Errorf("%s: a larger declared size was accepted", c.Name)
+		}
+	}
+}
+
+// Every zstd frame spid writes declares its content size, whatever the size, as mongod's do:
+// decoders that size their output from the header (python-zstandard) need it.
+func TestZstdFramesCarryContentSize(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 255, 256, 1024, 65791, 65792, 1 << 20} {
+		data := bytes.Repeat([]byte{'x', 'y', 'z'}, n/3+1)[:n]
+		enc, err := Zstd.Compress(nil, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h zstd.Header
+		if err := h.Decode(enc); err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if !h.HasFCS || h.FrameContentSize != uint64(n) {
+			t.Errorf("%d bytes: frame header HasFCS=%v size=%d", n, h.HasFCS, h.FrameContentSize)
 		}
 	}
 }
