@@ -3,6 +3,10 @@ package commands
 import (
 	"context"
 	"math"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline"
 )
 
 // getStreamProcessorStats is sp.x.stats({scale, verbose}) (flat, as mongosh sends it) or
@@ -60,16 +64,23 @@ func getStreamProcessorStats(_ context.Context, call *Call, r *Reply) error {
 		r.Time("watermark", timeOrZero(s.Watermark))
 	}
 	if verbose {
+		// The source and the sink are operators too, as Atlas lists them.
+		all := make([]pipeline.OperatorStats, 0, len(ops)+2)
+		first := s.OutputCount
+		if len(ops) > 0 {
+			first = ops[0].InputCount
+		}
+		all = append(all, pipeline.OperatorStats{Name: "$source", InputCount: s.InputCount, OutputCount: first})
+		all = append(all, ops...)
+		if sink := sinkName(p.Pipeline); sink != "" {
+			all = append(all, pipeline.OperatorStats{Name: sink, InputCount: s.OutputCount, OutputCount: s.OutputCount})
+		}
 		r.Array("operatorStats")
-		for i, op := range ops {
+		for i, op := range all {
 			r.Doc(arrayKey(i))
 			r.String("name", op.Name)
 			r.Int64("inputMessageCount", op.InputCount)
-			out := s.OutputCount
-			if i+1 < len(ops) {
-				out = ops[i+1].InputCount
-			}
-			r.Int64("outputMessageCount", out)
+			r.Int64("outputMessageCount", op.OutputCount)
 			r.Int64("dlqMessageCount", op.DLQCount)
 			r.EndDoc()
 		}
@@ -89,4 +100,25 @@ func getStreamProcessorStats(_ context.Context, call *Call, r *Reply) error {
 	r.EndDoc()
 	r.RawArray("pipeline", p.Pipeline)
 	return nil
+}
+
+// sinkName is the operator name of the pipeline's last stage if it is a sink.
+func sinkName(pipe []byte) string {
+	vals, err := bson.RawArray(pipe).Values()
+	if err != nil || len(vals) == 0 {
+		return ""
+	}
+	last, ok := vals[len(vals)-1].DocumentOK()
+	if !ok {
+		return ""
+	}
+	e, err := last.IndexErr(0)
+	if err != nil {
+		return ""
+	}
+	switch k := e.Key(); k {
+	case "$emit", "$merge", "$https":
+		return k
+	}
+	return ""
 }

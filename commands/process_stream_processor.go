@@ -15,6 +15,9 @@ func processStreamProcessor(_ context.Context, call *Call, r *Reply) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOptions(call, "dlq", "tier", "streamMetaFieldName"); err != nil {
+		return err
+	}
 	pipe, err := pipelineArg(call, "processStreamProcessor", call.Arg, true)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -15,6 +16,60 @@ import (
 // the top level of the command ({startStreamProcessor: "p", resumeFromCheckpoint: false}); the
 // ASP driver spec nests them ({..., options: {clearCheckpoints: true}}). Both are accepted:
 // a field given at the top level wins over the same field under options (spec §1.1, §13.2).
+
+// checkOptions refuses fields a command does not know, at the top level and under options,
+// so a misspelt option is an error rather than silently ignored. The generic arguments
+// (lsid, $db, apiVersion, ...) have already left the body (see generic.go).
+func checkOptions(call *Call, allowed ...string) error {
+	known := func(k string) bool {
+		for _, a := range allowed {
+			if a == k {
+				return true
+			}
+		}
+		return false
+	}
+	elems, err := call.Body.Elements()
+	if err != nil {
+		return Errorf(CodeFailedToParse, "%s: the command is not a valid document", call.Name)
+	}
+	list := func() string {
+		out := ""
+		for i, a := range allowed {
+			if i > 0 {
+				out += ", "
+			}
+			out += a
+		}
+		return out
+	}
+	for i, e := range elems {
+		k := e.Key()
+		if i == 0 || k == "$db" {
+			continue
+		}
+		if k == "options" {
+			doc, ok := e.Value().DocumentOK()
+			if !ok {
+				if e.Value().Type == bson.TypeNull {
+					continue
+				}
+				return Errorf(CodeTypeMismatch, "%s.options must be an object, not %s", call.Name, typeName(e.Value().Type))
+			}
+			inner, _ := doc.Elements()
+			for _, o := range inner {
+				if !known(o.Key()) {
+					return &Error{Code: 420, Name: "StreamProcessorInvalidOptions", Msg: fmt.Sprintf("%s.options.%s is not an option of %s (%s)", call.Name, o.Key(), call.Name, list())}
+				}
+			}
+			continue
+		}
+		if !known(k) {
+			return &Error{Code: 420, Name: "StreamProcessorInvalidOptions", Msg: fmt.Sprintf("%s.%s is not an option of %s (%s)", call.Name, k, call.Name, list())}
+		}
+	}
+	return nil
+}
 
 // processorName reads the processor name, the value of the command field: a non-empty string.
 // mongosh sends null for sp.getProcessor("x").start() (spec mongosh-wire §1.1).
@@ -180,8 +235,25 @@ func target(call *Call) (*processor.Manager, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if err := checkOptions(call, commandOptions[call.Name]...); err != nil {
+		return nil, "", err
+	}
 	name, err := processorName(call)
 	return m, name, err
+}
+
+// commandOptions are the fields each processor command accepts: what mongosh 2.12.0 and the
+// ASP driver specification send (spec §1.1), top level or under options.
+var commandOptions = map[string][]string{
+	"createStreamProcessor":        {"pipeline", "dlq", "tier", "streamMetaFieldName", "failover", "enableAutoScaling", "autoscaling"},
+	"startStreamProcessor":         {"resumeFromCheckpoint", "clearCheckpoints", "tier", "workers", "startAtOperationTime", "startAfter", "enableAutoScaling", "autoscaling", "failover"},
+	"stopStreamProcessor":          {"force"},
+	"dropStreamProcessor":          {"force", "ttl"},
+	"modifyStreamProcessor":        {"pipeline", "resumeFromCheckpoint", "name", "dlq", "tier", "enableAutoScaling", "autoscaling", "failoverEnabled"},
+	"getStreamProcessor":           {},
+	"getStreamProcessorStats":      {"scale", "verbose"},
+	"startSampleStreamProcessor":   {"limit"},
+	"getMoreSampleStreamProcessor": {"cursorId", "cursorID", "batchSize"},
 }
 
 // who names the caller for modifiedBy.

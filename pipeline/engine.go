@@ -71,8 +71,11 @@ type Engine struct {
 	arena []byte
 	// groupHint is the number of groups the last closed window had: the size to expect.
 	groupHint int
-	// ops counts documents per stage, in the order chain built them (see Operators).
-	ops []*OperatorStats
+	// ops counts documents per stage, in the order chain built them (see Operators); win
+	// counts the window's input and results, emitted the outputs.
+	ops     []*OperatorStats
+	win     *OperatorStats
+	emitted int64
 }
 
 // arenaChunk is the size of the chunks output documents are carved from: one allocation
@@ -131,6 +134,7 @@ func NewEngine(plan *Plan, opts Options) *Engine {
 	e.after = e.chain(plan.After, e.emitOut)
 	if plan.Window != nil {
 		e.pre = e.chain(plan.Window.pre, e.addToWindow)
+		e.win = &OperatorStats{Name: plan.Window.Kind}
 		e.before = e.chain(plan.Before, e.pre)
 	} else {
 		e.before = e.chain(append(append([]Stage(nil), plan.Before...), plan.After...), e.emitOut)
@@ -247,6 +251,7 @@ func (e *Engine) dead(stage string, err error, d *Doc) {
 // emitOut finishes an output document in a buffer of its own: its stream metadata goes in
 // the metadata field.
 func (e *Engine) emitOut(d *Doc) {
+	e.emitted++
 	if d.Meta == nil {
 		e.res.Out = append(e.res.Out, append(e.outBuf(len(d.Raw)), d.Raw...))
 		return
@@ -332,6 +337,7 @@ func (e *Engine) closedBefore() int64 {
 }
 
 func (e *Engine) addToWindow(d *Doc) {
+	e.win.InputCount++
 	w := e.plan.Window
 	if w.Kind == "$sessionWindow" {
 		e.addToSession(d)
@@ -595,6 +601,7 @@ func (e *Engine) output(start, end int64, partitionKey *bson.RawValue, meta bson
 		}
 		docs = next
 	}
+	e.win.OutputCount += int64(len(docs))
 	for _, d := range docs {
 		d.Meta = meta
 		e.after(d)

@@ -1,24 +1,50 @@
 package pipeline
 
-// OperatorStats counts the documents one stage took in and sent to the dead-letter queue: the
-// per-operator part of getStreamProcessorStats with verbose (spec §5.1, operatorStats).
+// OperatorStats counts the documents one operator took in, passed on and sent to the
+// dead-letter queue: the per-operator part of getStreamProcessorStats with verbose (spec §5.1,
+// operatorStats).
 type OperatorStats struct {
-	// Name is the stage's operator name, e.g. "$match".
+	// Name is the operator's name, e.g. "$match" or "$tumblingWindow".
 	Name string
-	// InputCount is the documents the stage was given; DLQCount those it failed on.
-	InputCount, DLQCount int64
+	// InputCount is the documents the operator was given, OutputCount those it passed on,
+	// DLQCount those it failed on.
+	InputCount, OutputCount, DLQCount int64
 }
 
-// Operators returns the stateless stages' counters in pipeline order: the stages before the
-// window, the window's per-document stages, then the stages after the window. A stage's
-// output count is the next one's input count. The values are live: read them on the engine's
-// goroutine, or copy them there.
+// Operators returns the operators' counters in pipeline order: the stages before the window,
+// the window's per-document stages, the window itself (its input, and the results it emitted
+// after its inner pipeline), then the stages after the window. Read them on the engine's
+// goroutine.
 func (e *Engine) Operators() []OperatorStats {
 	// chain registers each chain's stages last to first, and NewEngine builds the chain after
 	// the window first, then the window's, then the one before it.
-	out := make([]OperatorStats, len(e.ops))
-	for i, op := range e.ops {
-		out[len(e.ops)-1-i] = *op
+	n := len(e.ops)
+	nAfter := len(e.plan.After)
+	if e.plan.Window == nil {
+		nAfter = 0
+	}
+	out := make([]OperatorStats, 0, n+1)
+	for i := n - 1; i >= nAfter; i-- {
+		out = append(out, *e.ops[i])
+	}
+	winAt := -1
+	if e.win != nil {
+		winAt = len(out)
+		out = append(out, *e.win)
+	}
+	for i := nAfter - 1; i >= 0; i-- {
+		out = append(out, *e.ops[i])
+	}
+	// A stage's output is what the next one took in; the window counts its own.
+	for i := range out {
+		if i == winAt {
+			continue
+		}
+		if i+1 < len(out) {
+			out[i].OutputCount = out[i+1].InputCount
+		} else {
+			out[i].OutputCount = e.emitted
+		}
 	}
 	return out
 }

@@ -49,6 +49,8 @@ type cursor struct {
 	closed    bool
 	err       *Error
 	lastUsed  time.Time
+	// polling is true while a getMore waits on the cursor: it is in use, not idle.
+	polling bool
 	ready     chan struct{}
 	space     chan struct{}
 }
@@ -130,6 +132,15 @@ func (c *cursor) fail(e *Error) {
 func (c *cursor) take(ctx context.Context, n int, wait time.Duration) ([]bson.Raw, bool, *Error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	c.mu.Lock()
+	c.polling = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.polling = false
+		c.lastUsed = time.Now()
+		c.mu.Unlock()
+	}()
 	for {
 		c.mu.Lock()
 		c.lastUsed = time.Now()
@@ -140,8 +151,6 @@ func (c *cursor) take(ctx context.Context, n int, wait time.Duration) ([]bson.Ra
 		select {
 		case <-c.ready:
 		case <-deadline.C:
-			c.mu.Lock()
-			c.lastUsed = time.Now()
 			return nil, false, nil
 		case <-ctx.Done():
 			return nil, false, nil
@@ -357,16 +366,21 @@ func (m *Manager) janitor() {
 			return
 		case <-t.C:
 		}
+		// The manager's lock is never held while waiting for a cursor's.
 		m.mu.Lock()
-		var idle []*cursor
+		all := make([]*cursor, 0, len(m.cursors))
 		for _, c := range m.cursors {
+			all = append(all, c)
+		}
+		m.mu.Unlock()
+		var idle []*cursor
+		for _, c := range all {
 			c.mu.Lock()
-			if time.Since(c.lastUsed) > m.cfg.CursorIdleTimeout {
+			if !c.polling && time.Since(c.lastUsed) > m.cfg.CursorIdleTimeout {
 				idle = append(idle, c)
 			}
 			c.mu.Unlock()
 		}
-		m.mu.Unlock()
 		for _, c := range idle {
 			m.log.Info("freeing an idle sample cursor", "workspace", c.ws, "processor", c.name, "cursorId", c.id)
 			m.dropCursor(c)

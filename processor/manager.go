@@ -617,12 +617,8 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 	if len(pipe) == 0 {
 		return nil, Errorf(CodeFailedToParse, "pipeline is required: an array of stages starting with $source")
 	}
-	plan, err := pipeline.Parse(pipe, pipeline.ParseOptions{RequireSink: requireSink})
-	if err != nil {
-		return nil, Errorf(CodeFailedToParse, "%s", err.Error())
-	}
 	conns := map[string]store.Connection{}
-	err = m.cfg.Store.View(func(tx *store.Txn) error {
+	err := m.cfg.Store.View(func(tx *store.Txn) error {
 		list, err := tx.Connections(ws)
 		for _, c := range list {
 			conns[c.Name] = c
@@ -631,6 +627,15 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 	})
 	if err != nil {
 		return nil, AsError(err)
+	}
+	// A connection that does not exist is the first thing to say: the options a stage needs
+	// depend on the connection's type.
+	if e := unknownConnection(ws, pipe, conns); e != nil {
+		return nil, e
+	}
+	plan, err := pipeline.Parse(pipe, pipeline.ParseOptions{RequireSink: requireSink})
+	if err != nil {
+		return nil, Errorf(CodeFailedToParse, "%s", err.Error())
 	}
 	if name := plan.Source.ConnectionName; name != "" {
 		c, ok := conns[name]
@@ -649,8 +654,11 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 			if !ok {
 				return nil, Errorf(CodeStreamProcessorInvalidOption, "%s.connectionName: no connection named %q in workspace %s", s.Stage, s.ConnectionName, ws)
 			}
+			if c.Type == store.TypeSample {
+				return nil, Errorf(CodeStreamProcessorInvalidOption, "%s: connection %q is a Sample connection, which can only be a $source", s.Stage, s.ConnectionName)
+			}
 			if t, ok := connectors.Lookup(c.Type); !ok || t.NewSink == nil {
-				return nil, Errorf(CodeStreamProcessorInvalidOption, "%s.connectionName: connection %q is of type %s, which this spid cannot write to yet", s.Stage, s.ConnectionName, c.Type)
+				return nil, Errorf(CodeStreamProcessorInvalidOption, "%s: connection %q is of type %s, which this spid cannot write to yet", s.Stage, s.ConnectionName, c.Type)
 			}
 		}
 	}
@@ -666,6 +674,54 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 		}
 	}
 	return plan, nil
+}
+
+// unknownConnection finds a connectionName in the first or last stage that names no
+// connection of the workspace: $source.connectionName, $emit.connectionName,
+// $merge.into.connectionName, $https.connectionName.
+func unknownConnection(ws string, pipe bson.Raw, conns map[string]store.Connection) *Error {
+	vals, err := bson.RawArray(pipe).Values()
+	if err != nil || len(vals) == 0 {
+		return nil
+	}
+	check := func(i int, stage bson.Raw) *Error {
+		elem, err := stage.IndexErr(0)
+		if err != nil {
+			return nil
+		}
+		spec, ok := elem.Value().DocumentOK()
+		if !ok {
+			return nil
+		}
+		path := []string{"connectionName"}
+		if elem.Key() == "$merge" {
+			path = []string{"into", "connectionName"}
+		}
+		v, err := spec.LookupErr(path...)
+		if err != nil {
+			return nil
+		}
+		name, ok := v.StringValueOK()
+		if !ok || name == "" || name == connectors.TestLog || name == connectors.Discard {
+			return nil
+		}
+		if _, ok := conns[name]; ok {
+			return nil
+		}
+		field := fmt.Sprintf("pipeline.%d.%s.%s", i, elem.Key(), path[0])
+		if len(path) == 2 {
+			field += "." + path[1]
+		}
+		return Errorf(CodeStreamProcessorInvalidOption, "%s: no connection named %q in workspace %s", field, name, ws)
+	}
+	for _, i := range []int{0, len(vals) - 1} {
+		if d, ok := vals[i].DocumentOK(); ok {
+			if e := check(i, d); e != nil {
+				return e
+			}
+		}
+	}
+	return nil
 }
 
 // Info is a processor's definition and state with a snapshot of its stats.

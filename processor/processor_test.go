@@ -321,3 +321,41 @@ func TestLimitsAndNames(t *testing.T) {
 		t.Fatalf("dlq on a Sample connection: %v", err)
 	}
 }
+
+// TestIdleGetMore polls a cursor that has nothing to return: each getMore comes back empty
+// after its wait, and the manager keeps answering (a getMore that timed out once left the
+// cursor locked and froze every processor command).
+func TestIdleGetMore(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := newStore(t)
+	m := processor.NewManager(processor.Config{Store: st, CursorIdleTimeout: 300 * time.Millisecond})
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	p := pipe(t, sampleSource(1, 1), tumbling(3_600_000), bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "__discard"}}}})
+	if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: "quiet", Pipeline: p}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start("w", "quiet", processor.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := m.StartSample("w", "quiet", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		docs, next, err := m.GetMore(context.Background(), "w", "quiet", id, 5)
+		if err != nil || next != id || len(docs) != 0 {
+			t.Fatalf("idle getMore: %d docs, next %d, err %v", len(docs), next, err)
+		}
+		if len(m.List("w")) != 1 {
+			t.Fatal("the listing stopped answering")
+		}
+	}
+	// Left alone, the cursor is freed by the janitor.
+	waitFor(t, "the idle cursor freed", func() bool { return m.CursorCount() == 0 })
+	if err := m.Stop(context.Background(), "w", "quiet"); err != nil {
+		t.Fatal(err)
+	}
+}

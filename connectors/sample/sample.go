@@ -9,7 +9,9 @@
 // checkpointed, so a processor restored from a checkpoint regenerates exactly the documents
 // after it. Without a seed, seed and t0 are drawn at the first start (t0 = now, so timestamps
 // follow the wall clock); with $source.config.seed they are fixed (t0 = 2024-01-01T00:00:00Z)
-// and every run of the processor sees the same stream.
+// and every run of the processor sees the same stream. An unseeded stream restored from a
+// checkpoint keeps its seed and n but moves t0 so that document n is stamped now: like a real
+// sensor feed, it does not replay the time the processor was down.
 //
 // $source options (spi extensions under config): rate (documents per second, default
 // DefaultRate) and seed (an integer).
@@ -102,6 +104,12 @@ func (s *Source) Open(_ context.Context, positions []store.SplitPosition) error 
 			s.n, s.t0, s.seed = n.AsInt64(), t0.AsInt64(), uint64(seed.AsInt64())
 			restored = true
 		}
+	}
+	if restored && !s.seeded {
+		// An unseeded stream follows the wall clock: time passes while the processor is down,
+		// so event time goes on from now rather than from where it stopped, and windows do
+		// not fall behind with every restart.
+		s.t0 = time.Now().UnixMilli() - int64(float64(s.n)*s.stepNano/1e6)
 	}
 	if !restored {
 		if s.seeded {
