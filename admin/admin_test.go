@@ -49,6 +49,7 @@ type testEnv struct {
 	clients   map[string]*http.Client // by project role, plus "owner"
 	listeners *fakeListeners
 	st        *store.Store
+	auditPath string
 }
 
 func newEnv(t *testing.T) *testEnv {
@@ -72,7 +73,8 @@ func newEnv(t *testing.T) *testEnv {
 	}
 	env.clients["wrong key"] = digestClient(creds.PublicKey, "00000000-0000-4000-8000-000000000000")
 	env.clients["no key"] = http.DefaultClient
-	audit, err := audit.Open(t.TempDir() + "/audit/control-plane.jsonl")
+	env.auditPath = t.TempDir() + "/audit/control-plane.jsonl"
+	audit, err := audit.Open(env.auditPath)
 	if err != nil {
 		t.Fatal(err)
 	}

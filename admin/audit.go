@@ -13,4 +13,6 @@ type AuditRecord struct {
 	Path      string    `json:"path"`
 	Status    int       `json:"status"`
 	Outcome   string    `json:"outcome"`
+	// Reason says why a request failed authentication or authorization; empty otherwise.
+	Reason string `json:"reason,omitempty"`
 }

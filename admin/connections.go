@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/authz"
 	"github.com/spi-streams/spi/store"
 )
@@ -164,6 +165,10 @@ func (b *connectionBody) apply(c *store.Connection) *apiError {
 	return nil
 }
 
+// pathSegmentSafe reports whether a resource name survives a round trip through one URL path
+// segment: "." and ".." are dot segments that clients and servers remove (RFC 3986 §5.2.4).
+func pathSegmentSafe(name string) bool { return name != "." && name != ".." }
+
 func str(p *string) string {
 	if p == nil {
 		return ""
@@ -172,6 +177,52 @@ func str(p *string) string {
 }
 
 func (b *connectionBody) applyKafka(k *store.Kafka) *apiError {
+	old := *k
+	if e := b.applyKafkaFields(k); e != nil {
+		return e
+	}
+	// A stored secret is bound to where it goes and how it travels: a request that changes
+	// either must give the secret again (spi's rule; Atlas keeps the secret, which would then
+	// reach the new host).
+	change := ""
+	switch {
+	case old.BootstrapServers != "" && old.BootstrapServers != k.BootstrapServers:
+		change = "changing bootstrapServers"
+	case old.Security.Protocol != "" && tlsProtocol(old.Security.Protocol) && !tlsProtocol(k.Security.Protocol):
+		change = "changing security.protocol from " + old.Security.Protocol + " to " + k.Security.Protocol
+	case old.Security.BrokerPublicCertificate != k.Security.BrokerPublicCertificate && old.BootstrapServers != "":
+		change = "changing security.brokerPublicCertificate"
+	case old.Auth.TokenEndpointURL != "" && old.Auth.TokenEndpointURL != k.Auth.TokenEndpointURL:
+		change = "changing authentication.tokenEndpointUrl"
+	}
+	if change == "" {
+		return nil
+	}
+	a := b.Authentication
+	if a == nil {
+		a = &authBody{}
+	}
+	for _, sec := range []struct {
+		field  string
+		stored store.Secret
+		given  *string
+	}{
+		{"authentication.password", old.Auth.Password, a.Password},
+		{"authentication.clientSecret", old.Auth.ClientSecret, a.ClientSecret},
+		{"authentication.sslKey", old.Auth.SSLKey, a.SSLKey},
+		{"authentication.sslKeyPassword", old.Auth.SSLKeyPassword, a.SSLKeyPassword},
+	} {
+		if sec.stored != "" && sec.given == nil {
+			return invalid(sec.field, "%s would send the stored secret to a new destination or over a weaker transport; give %s again in the same request", change, sec.field)
+		}
+	}
+	return nil
+}
+
+// tlsProtocol reports whether a Kafka security protocol encrypts the connection.
+func tlsProtocol(p string) bool { return p == "SASL_SSL" || p == "SSL" }
+
+func (b *connectionBody) applyKafkaFields(k *store.Kafka) *apiError {
 	if b.BootstrapServers != nil {
 		k.BootstrapServers = *b.BootstrapServers
 	}
@@ -281,7 +332,23 @@ func setSecret(dst *store.Secret, v *string) {
 	}
 }
 
+// secretOptions are connection string options that carry a secret: they belong in the
+// write-only authentication fields, never in a readable field.
+var secretOptions = []string{"tlscertificatekeyfilepassword", "sslpemkeypassword", "sslclientcertificatekeypassword", "password"}
+
 func (b *connectionBody) applyCluster(c *store.Cluster) *apiError {
+	oldConnString := c.ConnectionString
+	if e := b.applyClusterFields(c); e != nil {
+		return e
+	}
+	if c.Password != "" && oldConnString != "" && oldConnString != c.ConnectionString &&
+		(b.Authentication == nil || b.Authentication.Password == nil) {
+		return invalid("authentication.password", "changing connectionString would send the stored password to a new destination or over a weaker transport; give authentication.password again in the same request")
+	}
+	return nil
+}
+
+func (b *connectionBody) applyClusterFields(c *store.Cluster) *apiError {
 	setStr(&c.ClusterName, b.ClusterName)
 	setStr(&c.ClusterGroupID, b.ClusterGroupID)
 	setStr(&c.ConnectionString, b.ConnectionString)
@@ -300,6 +367,13 @@ func (b *connectionBody) applyCluster(c *store.Cluster) *apiError {
 	}
 	if u.User != nil {
 		return invalid("connectionString", "must not contain credentials; give them in authentication, where they stay write-only")
+	}
+	for name, vals := range u.Query() {
+		lname := strings.ToLower(name)
+		if slices.Contains(secretOptions, lname) ||
+			(lname == "authmechanismproperties" && strings.Contains(strings.ToUpper(strings.Join(vals, ",")), "AWS_SESSION_TOKEN")) {
+			return invalid("connectionString", "option %s carries a secret, which would be readable here; spid keeps credentials only in authentication, write-only", audit.Clip(name, 64))
+		}
 	}
 	if r := b.DBRoleToExecute; r != nil {
 		setStr(&c.DBRoleToExecute.Role, r.Role)
@@ -349,6 +423,7 @@ func (b *connectionBody) applyCluster(c *store.Cluster) *apiError {
 }
 
 func (b *connectionBody) applyHTTPS(h *store.HTTPS) *apiError {
+	oldURL := h.URL
 	setStr(&h.URL, b.URL)
 	if h.URL == "" {
 		return missing("url")
@@ -356,6 +431,20 @@ func (b *connectionBody) applyHTTPS(h *store.HTTPS) *apiError {
 	u, err := url.Parse(h.URL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return invalid("url", "must be an http:// or https:// URL with a host")
+	}
+	if u.User != nil {
+		return invalid("url", "must not contain credentials; give them in headers, where they stay write-only")
+	}
+	if oldURL != "" && oldURL != h.URL && len(h.Headers) > 0 {
+		// The stored header values would follow the new URL: they must be given again.
+		if b.Headers == nil {
+			return invalid("headers", "changing url would send the stored header values to a new destination or over a weaker transport; give headers again in the same request")
+		}
+		for k, v := range b.Headers {
+			if v == maskedSecret {
+				return invalid("headers."+k, "changing url would send the stored value to a new destination; give the value again, not %q", maskedSecret)
+			}
+		}
 	}
 	if b.Headers != nil {
 		old := h.Headers
@@ -502,7 +591,10 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, _ *cal
 		return missing("name")
 	}
 	if !connectionName.MatchString(*b.Name) {
-		return invalid("name", "%q must be 1 to 64 letters, digits, '.', '-', '*' or '_'", *b.Name)
+		return invalid("name", "%q must be 1 to 64 letters, digits, '.', '-', '*' or '_'", audit.Clip(*b.Name, 64))
+	}
+	if !pathSegmentSafe(*b.Name) {
+		return invalid("name", "%q cannot be addressed in a URL path (RFC 3986 §5.2.4 removes dot segments); choose another name", *b.Name)
 	}
 	if b.Type == nil || *b.Type == "" {
 		return missing("type")

@@ -148,8 +148,13 @@ func paginate(r *http.Request, n int) (from, to int, count *int, err *apiError) 
 		}
 		include = b
 	}
-	from = min((pg-1)*per, n)
-	to = min(from+per, n)
+	// (pg-1)*per can overflow int for a huge pageNum: compare by division first. A page past
+	// the end is empty, as in Atlas.
+	from = n
+	if pg-1 <= n/per {
+		from = min((pg-1)*per, n)
+	}
+	to = from + min(per, n-from)
 	if include {
 		count = &n
 	}

@@ -36,24 +36,44 @@ type roleBody struct {
 	InheritedRoles *[]inheritedBody `json:"inheritedRoles"`
 }
 
+// roleView is an Atlas UserCustomDBRole reply; its nested views carry Atlas's JSON names.
 type roleView struct {
-	RoleName       string                `json:"roleName"`
-	Actions        []store.RoleAction    `json:"actions"`
-	InheritedRoles []store.InheritedRole `json:"inheritedRoles"`
+	RoleName       string              `json:"roleName"`
+	Actions        []actionView        `json:"actions"`
+	InheritedRoles []inheritedRoleView `json:"inheritedRoles"`
+}
+
+// actionView is an Atlas DatabasePrivilegeAction.
+type actionView struct {
+	Action    string         `json:"action"`
+	Resources []resourceView `json:"resources"`
+}
+
+// resourceView is an Atlas DatabasePermittedNamespaceResource: all three fields are required
+// there, so all three are always sent (db and collection empty for the cluster).
+type resourceView struct {
+	Cluster    bool   `json:"cluster"`
+	DB         string `json:"db"`
+	Collection string `json:"collection"`
+}
+
+// inheritedRoleView is an Atlas DatabaseInheritedRole.
+type inheritedRoleView struct {
+	DB   string `json:"db"`
+	Role string `json:"role"`
 }
 
 func toRoleView(r store.Role) roleView {
-	v := roleView{RoleName: r.Name, Actions: r.Actions, InheritedRoles: r.InheritedRoles}
-	if v.Actions == nil {
-		v.Actions = []store.RoleAction{}
-	}
-	if v.InheritedRoles == nil {
-		v.InheritedRoles = []store.InheritedRole{}
-	}
-	for i := range v.Actions {
-		if v.Actions[i].Resources == nil {
-			v.Actions[i].Resources = []store.Resource{}
+	v := roleView{RoleName: r.Name, Actions: []actionView{}, InheritedRoles: []inheritedRoleView{}}
+	for _, a := range r.Actions {
+		av := actionView{Action: a.Action, Resources: []resourceView{}}
+		for _, res := range a.Resources {
+			av.Resources = append(av.Resources, resourceView{Cluster: res.Cluster, DB: res.DB, Collection: res.Collection})
 		}
+		v.Actions = append(v.Actions, av)
+	}
+	for _, ir := range r.InheritedRoles {
+		v.InheritedRoles = append(v.InheritedRoles, inheritedRoleView{DB: ir.DB, Role: ir.Role})
 	}
 	return v
 }
@@ -71,7 +91,7 @@ func (b *roleBody) apply(tx *store.Txn, role *store.Role) *apiError {
 			if a, ok := authz.ParseStreamAction(*ab.Action); ok {
 				act.Action = a.AtlasName()
 				for j, rb := range ab.Resources {
-					if rb.Cluster == nil || !*rb.Cluster || rb.DB != nil || rb.Collection != nil {
+					if rb.Cluster == nil || !*rb.Cluster || str(rb.DB) != "" || str(rb.Collection) != "" {
 						return invalid(f+".resources["+strconv.Itoa(j)+"]", "stream processing actions apply to the whole workspace: use {\"cluster\": true}")
 					}
 				}
@@ -84,9 +104,9 @@ func (b *roleBody) apply(tx *store.Txn, role *store.Role) *apiError {
 				for j, rb := range ab.Resources {
 					rf := f + ".resources[" + strconv.Itoa(j) + "]"
 					switch {
-					case rb.Cluster != nil && *rb.Cluster && rb.DB == nil && rb.Collection == nil:
+					case rb.Cluster != nil && *rb.Cluster && str(rb.DB) == "" && str(rb.Collection) == "":
 						act.Resources = append(act.Resources, store.Resource{Cluster: true})
-					case rb.Cluster == nil && rb.DB != nil:
+					case (rb.Cluster == nil || !*rb.Cluster) && str(rb.DB) != "":
 						act.Resources = append(act.Resources, store.Resource{DB: *rb.DB, Collection: str(rb.Collection)})
 					default:
 						return invalid(rf, "give either {\"cluster\": true} or {\"db\": ..., \"collection\": ...}")

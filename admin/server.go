@@ -6,6 +6,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -164,7 +165,7 @@ func (s *Server) routes() {
 	s.handle("DELETE "+b+"/apiKeys/{apiUserId}", resKeys, true, s.deleteKey)
 
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errorf(http.StatusNotFound, "RESOURCE_NOT_FOUND", "No endpoint %s %s.", r.Method, r.URL.Path))
+		writeError(w, errorf(http.StatusNotFound, "RESOURCE_NOT_FOUND", "No endpoint %s %s.", audit.Clip(r.Method, 16), audit.Clip(r.URL.Path, auditPathMax)))
 	})
 }
 
@@ -190,35 +191,74 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Bounds of what one request can put in a log or audit record.
+const (
+	auditPathMax   = 256 // bytes of the path kept in an audit record
+	auditCallerMax = 64  // bytes of a claimed user name
+)
+
 // ServeHTTP authenticates, authorizes, routes and audits one request.
+//
+// The audit log keeps every mutating request (POST, PATCH, DELETE) of an authenticated key,
+// whatever its outcome, and every real failure of any method: wrong or unknown key, bad digest
+// response, forbidden role. The bare 401 challenge that opens each digest exchange (a request
+// without an Authorization header) and a stale-nonce retry are not failures and are not
+// recorded. Client-supplied fields are cut with audit.Clip, so a record stays a few hundred
+// bytes whatever the request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	reqID := newID()
 	sw.Header().Set("X-Request-Id", reqID)
-	var who string
+	var (
+		who    string
+		reason string
+		record bool
+	)
 	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			// No stack trace: it could hold request data. The request id finds the request.
+			s.log.Error("admin request handler failed", "requestId", reqID, "method", audit.Clip(r.Method, 16),
+				"path", audit.Clip(r.URL.Path, auditPathMax), "panic", audit.Clip(fmt.Sprint(p), 256))
+			if sw.status == 0 {
+				writeError(sw, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "The server could not complete the request (request id %s).", reqID))
+			}
+			record = true
+		}
 		status := sw.status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && s.opts.Audit != nil {
-			s.opts.Audit.Record(AuditRecord{Time: start.UTC(), RequestID: reqID, Caller: who, Remote: r.RemoteAddr,
-				Method: r.Method, Path: r.URL.Path, Status: status, Outcome: outcome(status)})
+		mutating := r.Method != http.MethodGet && r.Method != http.MethodHead
+		if status == http.StatusForbidden || (mutating && who != "" && !strings.HasPrefix(who, "unauthenticated")) {
+			record = true
 		}
-		s.log.Debug("admin request", "method", r.Method, "path", r.URL.Path, "status", status, "caller", who,
-			"ms", time.Since(start).Milliseconds())
+		if status == http.StatusForbidden && reason == "" {
+			reason = "forbidden"
+		}
+		if record && s.opts.Audit != nil {
+			s.opts.Audit.Record(AuditRecord{Time: start.UTC(), RequestID: reqID, Caller: who, Remote: r.RemoteAddr,
+				Method: audit.Clip(r.Method, 16), Path: audit.Clip(r.URL.Path, auditPathMax), Status: status,
+				Outcome: outcome(status), Reason: reason})
+		}
+		s.log.Debug("admin request", "method", audit.Clip(r.Method, 16), "path", audit.Clip(r.URL.Path, auditPathMax),
+			"status", status, "caller", who, "ms", time.Since(start).Milliseconds())
 	}()
 
 	user, err := s.verifier.Verify(r)
 	if err != nil {
-		var f *digest.Failure
-		stale := errors.As(err, &f) && f.Stale
+		f := &digest.Failure{Reason: err.Error()}
+		errors.As(err, &f)
 		who = "unauthenticated"
-		if claimed := claimedUser(r); claimed != "" {
-			who = "unauthenticated:" + claimed
+		if f.User != "" {
+			who = "unauthenticated:" + audit.Clip(f.User, auditCallerMax)
 		}
-		s.verifier.Challenge(sw, stale)
+		reason = f.Reason
+		record = !f.NoCredentials && !f.Stale
+		s.verifier.Challenge(sw, f.Stale)
 		writeError(sw, errorf(http.StatusUnauthorized, "UNAUTHORIZED",
 			"This request needs a valid API key by HTTP Digest authentication (%s).", f.Reason))
 		return
@@ -226,6 +266,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	who = user
 	var key store.APIKey
 	if err := s.opts.Store.View(func(tx *store.Txn) (err error) { key, err = tx.APIKey(user); return err }); err != nil {
+		reason = "the API key no longer exists"
+		record = true
 		writeError(sw, errorf(http.StatusUnauthorized, "UNAUTHORIZED", "The API key no longer exists."))
 		return
 	}
@@ -242,20 +284,6 @@ func outcome(status int) string {
 		return "success"
 	}
 	return "failure"
-}
-
-// claimedUser is the user name a failed Authorization header claimed: a public key, not a secret.
-func claimedUser(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	i := strings.Index(h, `username="`)
-	if i < 0 {
-		return ""
-	}
-	rest := h[i+len(`username="`):]
-	if j := strings.IndexByte(rest, '"'); j >= 0 && j <= 64 {
-		return rest[:j]
-	}
-	return ""
 }
 
 // lookupKey gives the digest verifier the stored HA1 of a public key.

@@ -9,13 +9,17 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/xdg-go/stringprep"
+
+	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/auth"
 	"github.com/spi-streams/spi/store"
 )
 
 type roleRefBody struct {
-	RoleName     *string `json:"roleName"`
-	DatabaseName *string `json:"databaseName"`
+	RoleName       *string `json:"roleName"`
+	DatabaseName   *string `json:"databaseName"`
+	CollectionName *string `json:"collectionName"`
 }
 
 type scopeBody struct {
@@ -42,27 +46,41 @@ type userBody struct {
 	Mechanisms *[]string `json:"mechanisms"`
 }
 
+// userView is a CloudDatabaseUser reply (Atlas Admin API v2). Its nested objects have views
+// of their own, with Atlas's JSON names: the store types have none.
 type userView struct {
 	DatabaseName string          `json:"databaseName"`
 	Username     string          `json:"username"`
 	GroupID      string          `json:"groupId"`
-	Roles        []store.RoleRef `json:"roles"`
-	Scopes       []store.Scope   `json:"scopes"`
+	Roles        []roleRefView   `json:"roles"`
+	Scopes       []userScopeView `json:"scopes"`
 	X509Type     string          `json:"x509Type"`
 	LDAPAuthType string          `json:"ldapAuthType"`
 	AWSIAMType   string          `json:"awsIAMType"`
 	OIDCAuthType string          `json:"oidcAuthType"`
-	Description  string          `json:"description,omitempty"`
+	Description  string          `json:"description"`
 	Links        []link          `json:"links"`
 }
 
+// roleRefView is an Atlas DatabaseUserRole.
+type roleRefView struct {
+	RoleName     string `json:"roleName"`
+	DatabaseName string `json:"databaseName"`
+}
+
+// userScopeView is an Atlas UserScope.
+type userScopeView struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
 func (s *Server) userView(r *http.Request, u store.User) userView {
-	roles, scopes := u.Roles, u.Scopes
-	if roles == nil {
-		roles = []store.RoleRef{}
+	roles, scopes := []roleRefView{}, []userScopeView{}
+	for _, rr := range u.Roles {
+		roles = append(roles, roleRefView{RoleName: rr.RoleName, DatabaseName: rr.DatabaseName})
 	}
-	if scopes == nil {
-		scopes = []store.Scope{}
+	for _, sc := range u.Scopes {
+		scopes = append(scopes, userScopeView{Name: sc.Name, Type: sc.Type})
 	}
 	return userView{DatabaseName: u.Database, Username: u.Username, GroupID: s.groupID, Roles: roles, Scopes: scopes,
 		X509Type: u.X509Type, LDAPAuthType: "NONE", AWSIAMType: "NONE", OIDCAuthType: "NONE", Description: u.Description,
@@ -169,6 +187,9 @@ func (b *userBody) apply(tx *store.Txn, u *store.User) *apiError {
 			if db != "admin" {
 				return invalid(f+".databaseName", "%q must be admin: workspace roles are granted on admin", db)
 			}
+			if str(rb.CollectionName) != "" {
+				return invalid(f+".collectionName", "workspace roles are granted on the whole admin database, not a collection")
+			}
 			if !roleExists(tx, *rb.RoleName) {
 				return invalid(f+".roleName", "no built-in or custom role named %q exists", *rb.RoleName)
 			}
@@ -206,7 +227,16 @@ func validUsername(db, name string) *apiError {
 		return missing("username")
 	}
 	if len(name) > 1024 || strings.ContainsFunc(name, unicode.IsControl) {
-		return invalid("username", "must be 1 to 1024 characters without control characters")
+		return invalid("username", "%q must be 1 to 1024 characters without control characters", audit.Clip(name, 64))
+	}
+	if !pathSegmentSafe(name) {
+		return invalid("username", "%q cannot be addressed in a URL path (RFC 3986 §5.2.4 removes dot segments); choose another name", name)
+	}
+	if db == "admin" {
+		// SCRAM-SHA-256 SASLpreps the user name as well as the password (RFC 7677, RFC 4013).
+		if _, err := stringprep.SASLprep.Prepare(name); err != nil {
+			return invalid("username", "contains characters SASLprep prohibits (RFC 4013: control, unassigned or bidirectional misuse)")
+		}
 	}
 	if db == "$external" && !strings.Contains(name, "=") {
 		return invalid("username", "%q is not an RFC 2253 subject such as CN=client,O=Example", name)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spi-streams/spi/store"
@@ -57,7 +58,10 @@ type workspaceBody struct {
 	} `json:"sampleConnections"`
 }
 
-// workspaceUpdateBody is a StreamsTenantUpdateRequest.
+// workspaceUpdateBody is a StreamsTenantUpdateRequest. So that a GET reply (a StreamsTenant)
+// can be sent back as it is, it also takes the StreamsTenant fields: the read-only ones are
+// ignored, name and hostnames must be unchanged, dataProcessRegion is applied like
+// cloudProvider and region.
 type workspaceUpdateBody struct {
 	Links           json.RawMessage   `json:"links"`
 	CloudProvider   *string           `json:"cloudProvider"`
@@ -65,29 +69,54 @@ type workspaceUpdateBody struct {
 	StreamConfig    *streamConfigBody `json:"streamConfig"`
 	FailoverRegions []regionBody      `json:"failoverRegions"`
 	ProcessorStatus json.RawMessage   `json:"processorStatus"`
+
+	ID                json.RawMessage `json:"_id"`
+	GroupID           json.RawMessage `json:"groupId"`
+	Connections       json.RawMessage `json:"connections"`
+	SampleConnections json.RawMessage `json:"sampleConnections"`
+	Name              *string         `json:"name"`
+	Hostnames         []string        `json:"hostnames"`
+	DataProcessRegion *regionBody     `json:"dataProcessRegion"`
 }
 
+// regionView is a StreamsDataProcessRegion.
 type regionView struct {
 	CloudProvider string `json:"cloudProvider"`
 	Region        string `json:"region"`
 }
 
-type workspaceView struct {
-	ID                string         `json:"_id"`
-	GroupID           string         `json:"groupId"`
-	Name              string         `json:"name"`
-	DataProcessRegion regionView     `json:"dataProcessRegion"`
-	StreamConfig      map[string]any `json:"streamConfig"`
-	Hostnames         []string       `json:"hostnames"`
-	Connections       []any          `json:"connections,omitempty"`
-	Links             []link         `json:"links"`
+// streamConfigView is a StreamConfig.
+type streamConfigView struct {
+	Tier        string `json:"tier"`
+	MaxTierSize string `json:"maxTierSize"`
 }
 
-func (s *Server) workspaceView(r *http.Request, w store.Workspace, conns []store.Connection) workspaceView {
+// sampleConnectionsView is a StreamsSampleConnections: solar says whether the workspace has
+// the sample_stream_solar connection.
+type sampleConnectionsView struct {
+	Solar bool `json:"solar"`
+}
+
+// workspaceView is a StreamsTenant reply.
+type workspaceView struct {
+	ID                string                `json:"_id"`
+	GroupID           string                `json:"groupId"`
+	Name              string                `json:"name"`
+	DataProcessRegion regionView            `json:"dataProcessRegion"`
+	StreamConfig      streamConfigView      `json:"streamConfig"`
+	SampleConnections sampleConnectionsView `json:"sampleConnections"`
+	Hostnames         []string              `json:"hostnames"`
+	Connections       []any                 `json:"connections,omitempty"`
+	Links             []link                `json:"links"`
+}
+
+// workspaceView shows w; solar says whether it has the sample_stream_solar connection.
+func (s *Server) workspaceView(r *http.Request, w store.Workspace, solar bool, conns []store.Connection) workspaceView {
 	v := workspaceView{
 		ID: w.ID, GroupID: s.groupID, Name: w.Name,
 		DataProcessRegion: regionView{CloudProvider: w.Region.CloudProvider, Region: w.Region.Region},
-		StreamConfig:      map[string]any{"tier": w.Tier, "maxTierSize": w.MaxTierSize},
+		StreamConfig:      streamConfigView{Tier: w.Tier, MaxTierSize: w.MaxTierSize},
+		SampleConnections: sampleConnectionsView{Solar: solar},
 		Hostnames:         []string{w.Address},
 		Links:             []link{{Href: baseURL(r) + "/api/atlas/v2/groups/" + s.groupID + "/streams/" + w.Name, Rel: "self"}},
 	}
@@ -95,6 +124,12 @@ func (s *Server) workspaceView(r *http.Request, w store.Workspace, conns []store
 		v.Connections = append(v.Connections, connectionView(c))
 	}
 	return v
+}
+
+// hasSolar reports whether the workspace has the sample_stream_solar connection.
+func hasSolar(tx *store.Txn, workspace string) bool {
+	c, err := tx.Connection(workspace, SampleSolar)
+	return err == nil && c.Type == store.TypeSample
 }
 
 func baseURL(r *http.Request) string {
@@ -106,13 +141,16 @@ func baseURL(r *http.Request) string {
 }
 
 func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
-	var list []store.Workspace
-	if err := s.opts.Store.View(func(tx *store.Txn) (err error) { list, err = tx.Workspaces(); return err }); err != nil {
+	var views []workspaceView
+	err := s.opts.Store.View(func(tx *store.Txn) error {
+		list, err := tx.Workspaces()
+		for _, ws := range list {
+			views = append(views, s.workspaceView(r, ws, hasSolar(tx, ws.Name), nil))
+		}
+		return err
+	})
+	if err != nil {
 		return internal(err)
-	}
-	views := make([]workspaceView, len(list))
-	for i, ws := range list {
-		views[i] = s.workspaceView(r, ws, nil)
 	}
 	p, e := listPage(r, views)
 	if e != nil {
@@ -136,11 +174,13 @@ func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, _ *caller)
 	var (
 		ws    store.Workspace
 		conns []store.Connection
+		solar bool
 	)
 	err := s.opts.Store.View(func(tx *store.Txn) (err error) {
 		if ws, err = tx.Workspace(name); err != nil {
 			return err
 		}
+		solar = hasSolar(tx, name)
 		if include {
 			conns, err = tx.Connections(name)
 		}
@@ -152,7 +192,7 @@ func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, _ *caller)
 	if err != nil {
 		return internal(err)
 	}
-	writeJSON(w, http.StatusOK, s.workspaceView(r, ws, conns))
+	writeJSON(w, http.StatusOK, s.workspaceView(r, ws, solar, conns))
 	return nil
 }
 
@@ -242,7 +282,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, samples bool) *a
 	if samples {
 		conns = []store.Connection{sampleConnection(ws.Name, now)}
 	}
-	writeJSON(w, http.StatusOK, s.workspaceView(r, ws, conns))
+	writeJSON(w, http.StatusOK, s.workspaceView(r, ws, samples, conns))
 	return nil
 }
 
@@ -303,11 +343,23 @@ func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, _ *call
 	if len(b.ProcessorStatus) > 0 && string(b.ProcessorStatus) != "null" {
 		return invalid("processorStatus", "bulk processor status changes are not supported by spid")
 	}
+	if b.Name != nil && *b.Name != name {
+		return invalid("name", "workspaces cannot be renamed (the path names %q)", name)
+	}
 	var ws store.Workspace
 	var apiErr *apiError
+	var solar bool
 	err := s.opts.Store.Update(func(tx *store.Txn) (err error) {
 		if ws, err = tx.Workspace(name); err != nil {
 			return err
+		}
+		solar = hasSolar(tx, name)
+		if b.Hostnames != nil && !slices.Equal(b.Hostnames, []string{ws.Address}) {
+			apiErr = invalid("hostnames", "a workspace's address cannot change (it is %s)", ws.Address)
+			return errAbort
+		}
+		if apiErr = applyRegion(&ws, b.DataProcessRegion, "dataProcessRegion"); apiErr != nil {
+			return errAbort
 		}
 		if apiErr = applyRegion(&ws, &regionBody{CloudProvider: b.CloudProvider, Region: b.Region}, "region"); apiErr != nil {
 			return errAbort
@@ -327,7 +379,7 @@ func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, _ *call
 	if err != nil {
 		return internal(err)
 	}
-	writeJSON(w, http.StatusOK, s.workspaceView(r, ws, nil))
+	writeJSON(w, http.StatusOK, s.workspaceView(r, ws, solar, nil))
 	return nil
 }
 
@@ -335,7 +387,34 @@ func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, _ *call
 	name := r.PathValue("tenantName")
 	s.wsMu.Lock()
 	defer s.wsMu.Unlock()
-	err := s.opts.Store.Update(func(tx *store.Txn) error { return tx.DeleteWorkspace(name) })
+	// Users scoped to the workspace would otherwise keep a scope naming nothing, and a later
+	// namesake would let them in again; removing the scope instead would widen a user scoped
+	// only to it to every workspace. So the delete is refused until no user is scoped to it.
+	var apiErr *apiError
+	err := s.opts.Store.Update(func(tx *store.Txn) error {
+		if _, err := tx.Workspace(name); err != nil {
+			return err
+		}
+		users, err := tx.Users()
+		if err != nil {
+			return err
+		}
+		var scoped []string
+		for _, u := range users {
+			if slices.ContainsFunc(u.Scopes, func(sc store.Scope) bool { return sc.Name == name }) {
+				scoped = append(scoped, u.Database+"/"+u.Username)
+			}
+		}
+		if len(scoped) > 0 {
+			apiErr = conflict("Workspace %q is in the scopes of database users %s; remove it from their scopes (or delete them) first.", name, strings.Join(scoped, ", "))
+			apiErr.Params = []any{name}
+			return errAbort
+		}
+		return tx.DeleteWorkspace(name)
+	})
+	if apiErr != nil {
+		return apiErr
+	}
 	if store.IsNotFound(err) {
 		return notFound("workspace", name)
 	}

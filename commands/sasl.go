@@ -57,11 +57,16 @@ func (d *Dispatcher) startSASL(call *Call, doc bson.Raw, db string, r *Reply) *E
 		return d.loginFailed(call, "", db, mech, "saslStart without a payload")
 	}
 	ws := workspaceOf(call.Conn)
-	lacksMech := false
+	lacksMech, outOfScope := false, false
 	conv, err := auth.NewConversation(mech, func(username string) *store.ScramCredential {
 		u, ok := d.loadUser(db, username)
-		// A user outside its scopes fails here exactly like an unknown user.
-		if !ok || !authz.InScope(u, ws) {
+		// A user outside its scopes fails here exactly like an unknown user; only the audit
+		// record tells them apart.
+		if !ok {
+			return nil
+		}
+		if !authz.InScope(u, ws) {
+			outOfScope = true
 			return nil
 		}
 		cred := u.SCRAMSHA256
@@ -86,6 +91,7 @@ func (d *Dispatcher) startSASL(call *Call, doc bson.Raw, db string, r *Reply) *E
 	}
 	s.nextID++
 	s.conv, s.convDB, s.convID = conv, db, s.nextID
+	s.convOutOfScope = outOfScope
 	s.skipEmpty = false
 	if o, err := doc.LookupErr("options"); err == nil && o.Type == bson.TypeEmbeddedDocument {
 		s.skipEmpty, _ = o.Document().Lookup("skipEmptyExchange").BooleanOK()
@@ -138,8 +144,11 @@ func saslContinue(_ context.Context, call *Call, r *Reply) error {
 	if err != nil || !conv.Valid() {
 		s.conv = nil
 		reason := "wrong password or unknown user"
-		if err != nil && conv.Username() == "" {
+		switch {
+		case err != nil && conv.Username() == "":
 			reason = "malformed client-final message"
+		case s.convOutOfScope:
+			reason = "workspace outside the user's scopes"
 		}
 		return d.loginFailed(call, conv.Username(), s.convDB, conv.Mechanism(), reason)
 	}
@@ -170,8 +179,11 @@ func (d *Dispatcher) x509Login(call *Call, user string) (string, *Error) {
 		return "", d.loginFailed(call, user, "$external", auth.MechX509, "user does not match the certificate subject")
 	}
 	u, ok := d.loadUser("$external", subject)
-	if !ok || !authz.InScope(u, workspaceOf(call.Conn)) {
-		return "", d.loginFailed(call, subject, "$external", auth.MechX509, "no such user in this workspace")
+	if !ok {
+		return "", d.loginFailed(call, subject, "$external", auth.MechX509, "no such user")
+	}
+	if !authz.InScope(u, workspaceOf(call.Conn)) {
+		return "", d.loginFailed(call, subject, "$external", auth.MechX509, "workspace outside the user's scopes")
 	}
 	d.login(call, u, auth.MechX509)
 	return subject, nil

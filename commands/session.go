@@ -19,6 +19,9 @@ type session struct {
 	convDB string
 	convID int32
 	nextID int32
+	// convOutOfScope is set when the conversation's user exists but its scopes exclude this
+	// workspace: the client sees the generic failure, the audit record the true reason.
+	convOutOfScope bool
 	// skipEmpty is the client's skipEmptyExchange option; without it, a verified conversation
 	// waits for one more, empty, saslContinue before it is done.
 	skipEmpty bool

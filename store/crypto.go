@@ -44,6 +44,12 @@ func LoadMasterKey(dir, env string) ([]byte, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	// A store sealed under a key that is not here cannot be opened with a new one: writing a
+	// fresh key would only hide the real problem (and another missing key later).
+	if st, err := os.Stat(filepath.Join(dir, "spi.db")); err == nil && st.Size() > 0 {
+		return nil, fmt.Errorf("the master key is missing: %s does not exist, but the store %s does and was sealed with it; restore the key file or set SPI_MASTER_KEY (no new key was written)",
+			path, filepath.Join(dir, "spi.db"))
+	}
 	k := make([]byte, masterKeySize)
 	if _, err := rand.Read(k); err != nil {
 		return nil, err

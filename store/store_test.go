@@ -181,3 +181,42 @@ func TestMasterKeyEnv(t *testing.T) {
 		t.Error("a world-readable master key file was accepted")
 	}
 }
+
+// A truncated metadata file is refused with a clear error instead of crashing on a read past
+// its end; a store without its master key is refused, and no new key is written.
+func TestTruncatedStoreAndMissingKey(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	for i := range 400 {
+		ws := Workspace{ID: fmt.Sprint(i), Name: fmt.Sprintf("w%03d", i), Address: strings.Repeat("x", 200)}
+		if err := s.Update(func(tx *Txn) error { return tx.PutWorkspace(ws) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = s.Close()
+	path := filepath.Join(dir, "spi.db")
+	st, _ := os.Stat(path)
+	if err := os.Truncate(path, st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenBolt(dir); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("opening a truncated store: %v", err)
+	}
+	if err := os.Truncate(path, 100); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := OpenBolt(dir); err == nil {
+		_ = b.Close()
+		t.Errorf("opening a 100-byte store succeeded")
+	}
+
+	if err := os.Remove(filepath.Join(dir, MasterKeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadMasterKey(dir, ""); err == nil || !strings.Contains(err.Error(), "master key is missing") {
+		t.Errorf("a store without its key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, MasterKeyFile)); !os.IsNotExist(err) {
+		t.Errorf("a new master key was written (%v)", err)
+	}
+}

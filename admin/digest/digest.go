@@ -52,9 +52,10 @@ func response(alg, ha1, nonce, nc, cnonce, method, uri string) string {
 	return h(alg, ha1+":"+nonce+":"+nc+":"+cnonce+":auth:"+ha2)
 }
 
-// parseParams parses the comma-separated auth-params of a Digest header.
-func parseParams(s string) map[string]string {
-	out := map[string]string{}
+// parseParams parses the comma-separated auth-params of a Digest header. dup names a parameter
+// given more than once (RFC 7616 §3.4: each appears at most once), "" if none is.
+func parseParams(s string) (out map[string]string, dup string) {
+	out = map[string]string{}
 	for len(s) > 0 {
 		s = strings.TrimLeft(s, " ,\t")
 		eq := strings.IndexByte(s, '=')
@@ -91,9 +92,12 @@ func parseParams(s string) map[string]string {
 			val = strings.TrimSpace(s[:end])
 			s = s[end:]
 		}
+		if _, seen := out[key]; seen && dup == "" {
+			dup = key
+		}
 		out[key] = val
 	}
-	return out
+	return out, dup
 }
 
 func quote(s string) string {
@@ -180,6 +184,20 @@ type Failure struct {
 	// Stale is set when the only problem is an expired nonce: the client should retry.
 	Stale  bool
 	Reason string
+	// NoCredentials is set when the request carried no Authorization header at all: the
+	// first leg of every digest exchange, not an attempt that failed.
+	NoCredentials bool
+	// User is the user name the credentials claimed (a public key, not a secret), cut to 64
+	// bytes; "" if none was parsed.
+	User string
+}
+
+// clip bounds a client-supplied value that may reach a log or audit record.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 func (f *Failure) Error() string { return f.Reason }
@@ -189,27 +207,35 @@ func (v *Verifier) Verify(r *http.Request) (string, error) {
 	v.init()
 	hdr := r.Header.Get("Authorization")
 	if !strings.HasPrefix(strings.ToLower(hdr), "digest ") {
-		return "", &Failure{Reason: "no digest credentials"}
+		return "", &Failure{Reason: "no digest credentials", NoCredentials: hdr == ""}
 	}
-	p := parseParams(hdr[len("digest "):])
+	if len(r.Header.Values("Authorization")) > 1 {
+		return "", &Failure{Reason: "more than one Authorization header"}
+	}
+	p, dup := parseParams(hdr[len("digest "):])
+	if dup != "" {
+		// One value could be checked and another audited: refuse rather than pick one.
+		return "", &Failure{Reason: "digest parameter " + clip(dup) + " given more than once"}
+	}
 	user, nonce, uri, resp := p["username"], p["nonce"], p["uri"], p["response"]
+	fail := func(f *Failure) (string, error) { f.User = clip(user); return "", f }
 	alg := p["algorithm"]
 	if alg == "" {
 		alg = MD5
 	}
 	if !strings.EqualFold(alg, MD5) && !strings.EqualFold(alg, SHA256) {
-		return "", &Failure{Reason: "unsupported digest algorithm"}
+		return fail(&Failure{Reason: "unsupported digest algorithm"})
 	}
 	if user == "" || nonce == "" || resp == "" || p["realm"] != v.Realm || p["qop"] != "auth" || p["cnonce"] == "" {
-		return "", &Failure{Reason: "incomplete digest credentials"}
+		return fail(&Failure{Reason: "incomplete digest credentials"})
 	}
 	if uri != r.RequestURI {
-		return "", &Failure{Reason: "digest uri does not match the request"}
+		return fail(&Failure{Reason: "digest uri does not match the request"})
 	}
 	now := time.Now()
 	ours, fresh := v.checkNonce(nonce, now)
 	if !ours {
-		return "", &Failure{Reason: "unknown nonce"}
+		return fail(&Failure{Reason: "unknown nonce"})
 	}
 	ha1, ok := v.Lookup(user, strings.ToUpper(alg))
 	// Compute the digest even for an unknown user, so timing does not reveal which keys exist.
@@ -218,14 +244,14 @@ func (v *Verifier) Verify(r *http.Request) (string, error) {
 	}
 	want := response(alg, ha1, nonce, p["nc"], p["cnonce"], r.Method, uri)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(resp))) != 1 || !ok {
-		return "", &Failure{Reason: "wrong API key"}
+		return fail(&Failure{Reason: "wrong API key"})
 	}
 	if !fresh {
-		return "", &Failure{Stale: true, Reason: "nonce expired"}
+		return fail(&Failure{Stale: true, Reason: "nonce expired"})
 	}
 	var nc uint64
 	if _, err := fmt.Sscanf(p["nc"], "%x", &nc); err != nil || nc == 0 {
-		return "", &Failure{Reason: "bad nonce count"}
+		return fail(&Failure{Reason: "bad nonce count"})
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -235,7 +261,7 @@ func (v *Verifier) Verify(r *http.Request) (string, error) {
 		}
 	}
 	if s, ok := v.seen[nonce]; ok && nc <= s.nc {
-		return "", &Failure{Reason: "replayed request"}
+		return fail(&Failure{Reason: "replayed request"})
 	}
 	v.seen[nonce] = seenNonce{nc: nc, expires: now.Add(v.NonceLifetime)}
 	return user, nil
@@ -315,7 +341,7 @@ func (t *Transport) learn(resp *http.Response) bool {
 		if !strings.HasPrefix(strings.ToLower(v), "digest ") {
 			continue
 		}
-		p := parseParams(v[len("digest "):])
+		p, _ := parseParams(v[len("digest "):])
 		alg := p["algorithm"]
 		if alg == "" {
 			alg = MD5

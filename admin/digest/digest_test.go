@@ -128,7 +128,7 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestParseParams(t *testing.T) {
-	p := parseParams(`username="a\"b", realm="spi", nc=00000001, qop=auth, uri="/x?a=1,2"`)
+	p, _ := parseParams(`username="a\"b", realm="spi", nc=00000001, qop=auth, uri="/x?a=1,2"`)
 	if p["username"] != `a"b` || p["realm"] != "spi" || p["nc"] != "00000001" || p["qop"] != "auth" || p["uri"] != "/x?a=1,2" {
 		t.Errorf("parsed %v", p)
 	}
