@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/spi-streams/spi/audit"
+	"github.com/spi-streams/spi/metrics"
 	"github.com/spi-streams/spi/pipeline/value"
 	"github.com/spi-streams/spi/store"
 	"github.com/spi-streams/spi/wire"
@@ -24,6 +25,8 @@ type Options struct {
 	Store *store.Store
 	// Audit receives authentication, authorization and processor events; nil records nothing.
 	Audit *audit.Log
+	// Metrics receives the login throttle's events; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Dispatcher serves wire requests from the command table. It implements wire.Handler.
@@ -32,6 +35,8 @@ type Dispatcher struct {
 	log     *slog.Logger
 	started time.Time
 	byName  map[string]*Command
+	// throttle slows repeated authentication failures (throttle.go).
+	throttle throttle
 }
 
 // New returns a dispatcher over the command table.
@@ -66,7 +71,7 @@ func (d *Dispatcher) Handle(ctx context.Context, c *wire.Conn, req *wire.Request
 	}
 	e, ok := err.(*Error)
 	if !ok {
-		d.log.Error("command failed with an internal error", "command", call.Name, "err", err)
+		d.log.Error("command failed with an internal error", "command", wire.Clip(call.Name), "err", err)
 		e = Errorf(CodeInternalError, "internal error running %s", call.Name)
 	}
 	return appendError(dst, e)
@@ -77,7 +82,7 @@ func (d *Dispatcher) Handle(ctx context.Context, c *wire.Conn, req *wire.Request
 func (d *Dispatcher) run(ctx context.Context, cmd *Command, call *Call, r *Reply) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			d.log.Error("command panicked", "command", call.Name, "panic", fmt.Sprint(p))
+			d.log.Error("command panicked", "command", wire.Clip(call.Name), "panic", fmt.Sprint(p))
 			err = Errorf(CodeInternalError, "internal error running %s", call.Name)
 		}
 	}()
@@ -107,7 +112,7 @@ func (d *Dispatcher) parse(c *wire.Conn, req *wire.Request) (*Call, *Command, er
 		if cmd == nil || !cmd.Handshake {
 			return call, nil, Errorf(CodeUnsupportedOpQueryCommand,
 				"Unsupported OP_QUERY command: %s. The client driver may require an upgrade. "+
-					"For more details see https://dochub.mongodb.org/core/legacy-opcode-removal", call.Name)
+					"For more details see https://dochub.mongodb.org/core/legacy-opcode-removal", wire.Clip(call.Name))
 		}
 		return call, cmd, nil
 	}
@@ -121,7 +126,7 @@ func (d *Dispatcher) parse(c *wire.Conn, req *wire.Request) (*Call, *Command, er
 	}
 	call.DB = db
 	if cmd == nil {
-		return call, nil, Errorf(CodeCommandNotFound, "no such command: '%s'", call.Name)
+		return call, nil, Errorf(CodeCommandNotFound, "no such command: '%s'", wire.Clip(call.Name))
 	}
 	return call, cmd, nil
 }
@@ -140,6 +145,10 @@ func (d *Dispatcher) HandleMessageError(_ *wire.Conn, me *wire.MessageError, dst
 		code = CodeTooManyDocumentSequences
 	case wire.KindTooLarge:
 		code = CodeBSONObjectTooLarge
+	case wire.KindTooManyDocuments:
+		code = CodeInvalidLength
+	case wire.KindResourceExhausted:
+		code = CodeExceededMemoryLimit
 	case wire.KindUnsupportedOpcode:
 		if me.OpCode == wire.OpQuery {
 			code = CodeUnsupportedOpQueryCommand

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"time"
 
+	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/auth"
 	"github.com/spi-streams/spi/authz"
 	"github.com/spi-streams/spi/store"
@@ -109,6 +110,7 @@ func (d *Dispatcher) current(call *Call) (store.User, *Error) {
 		d.audit(call, auditRecord{Event: "sessionEnded", User: s.user.name, DB: s.user.db,
 			Reason: "the user was deleted or its credentials changed"})
 		s.user = nil
+		call.Conn.SetAuthenticated(false)
 		return store.User{}, Errorf(CodeUnauthorized, "command %s requires authentication: the user's credentials changed or the user was removed; authenticate again", call.Name)
 	}
 	s.user.cached, s.user.gen, s.user.valid = u, gen, true
@@ -140,13 +142,60 @@ func (d *Dispatcher) authorize(call *Call, cmd *Command) *Error {
 // login marks the connection authenticated and records it.
 func (d *Dispatcher) login(call *Call, u store.User, mech string) {
 	sessionOf(call.Conn).user = &principal{db: u.Database, name: u.Username, mech: mech, fingerprint: fingerprint(u, mech)}
+	call.Conn.SetAuthenticated(true)
 	d.audit(call, auditRecord{Event: "authenticate", User: u.Username, DB: u.Database, Mechanism: mech, Outcome: "success"})
 }
 
 // loginFailed records a failed authentication; the client only ever sees ErrAuthFailed.
 func (d *Dispatcher) loginFailed(call *Call, user, db, mech, reason string) *Error {
-	d.audit(call, auditRecord{Event: "authenticate", User: user, DB: db, Mechanism: mech, Outcome: "failure", Reason: reason})
+	d.authFailure(call, auditRecord{Event: "authenticate", User: user, DB: db, Mechanism: mech, Outcome: "failure", Reason: reason}, true)
 	return &Error{Code: CodeAuthenticationFailed, Msg: auth.ErrAuthFailed.Error()}
+}
+
+// authFailure audits a failed authentication step; scored ones count toward the login
+// throttle. A throttled address's failures are sampled (throttle.go): the record written
+// carries the number of failures it stands for.
+func (d *Dispatcher) authFailure(call *Call, r auditRecord, scored bool) {
+	addr := throttleAddr(call.Conn.RemoteAddr())
+	user := ""
+	if r.User != "" {
+		user = r.DB + "." + r.User
+	}
+	write, n := true, 0
+	if scored {
+		write, n = d.throttle.failed(addr, user, time.Now())
+	}
+	if !write {
+		return
+	}
+	if n > 0 {
+		r.Count = n
+		r.Reason = "repeated failures from this address, sampled; last: " + r.Reason
+	}
+	d.audit(call, r)
+}
+
+// throttleLogin makes an authentication attempt wait as the login throttle says, or refuses
+// it when its address has failed too often (throttle.go).
+func (d *Dispatcher) throttleLogin(call *Call, user, db, mech string) *Error {
+	key := ""
+	if user != "" {
+		key = db + "." + user
+	}
+	wait, refused, keys := d.throttle.wait(throttleAddr(call.Conn.RemoteAddr()), key, time.Now())
+	ws := workspaceOf(call.Conn)
+	for _, k := range keys {
+		d.opts.Metrics.LoginThrottledEvent(ws, k)
+	}
+	if refused {
+		d.authFailure(call, auditRecord{Event: "authenticate", User: user, DB: db, Mechanism: mech, Outcome: "failure",
+			Reason: "throttled: too many failed attempts from this address"}, false)
+		return &Error{Code: CodeAuthenticationFailed, Msg: "Authentication failed: too many failed attempts from this address; retry in a few seconds"}
+	}
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+	return nil
 }
 
 // auditRecord is one line of the data-plane audit log.
@@ -162,9 +211,16 @@ type auditRecord struct {
 	ConnID    int64     `json:"connectionId"`
 	Outcome   string    `json:"outcome,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	// Count is set on a sampled record: the number of failures it stands for.
+	Count int `json:"count,omitempty"`
 }
 
 func (d *Dispatcher) audit(call *Call, r auditRecord) {
+	// Every field may come from the client (a user name, a mechanism, a database): cut them so
+	// that one request cannot write more than a few hundred bytes.
+	for _, f := range []*string{&r.User, &r.DB, &r.Mechanism, &r.Command, &r.Reason} {
+		*f = audit.Clip(*f, 0)
+	}
 	r.Time = time.Now().UTC()
 	r.Workspace = workspaceOf(call.Conn)
 	r.Remote = call.Conn.RemoteAddr().String()
