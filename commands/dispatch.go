@@ -27,6 +27,9 @@ type Options struct {
 	Audit *audit.Log
 	// Metrics receives the login throttle's events; nil records nothing.
 	Metrics *metrics.Metrics
+	// LoginFailuresFree is how many authentication failures an address or a user may have
+	// (decaying by half every minute) before the login throttle slows it; 0 means 5.
+	LoginFailuresFree int
 }
 
 // Dispatcher serves wire requests from the command table. It implements wire.Handler.
@@ -42,6 +45,10 @@ type Dispatcher struct {
 // New returns a dispatcher over the command table.
 func New(opts Options) *Dispatcher {
 	d := &Dispatcher{opts: opts, log: opts.Logger, started: time.Now(), byName: map[string]*Command{}}
+	d.throttle.free = opts.LoginFailuresFree
+	if d.throttle.free <= 0 {
+		d.throttle.free = throttleFree
+	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}

@@ -49,6 +49,9 @@ func (d *Dispatcher) startSASL(call *Call, doc bson.Raw, db string, r *Reply) *E
 	s := sessionOf(call.Conn)
 	s.conv = nil
 	mech, _ := doc.Lookup("mechanism").StringValueOK()
+	if e := d.throttleLogin(call, true, "", db, mech); e != nil {
+		return e
+	}
 	if mech != auth.MechSHA1 && mech != auth.MechSHA256 {
 		d.authFailure(call, auditRecord{Event: "authenticate", DB: db, Mechanism: mech, Outcome: "failure", Reason: "unsupported mechanism"}, true)
 		return Errorf(CodeMechanismUnavailable, "Received authentication for mechanism %s which is not enabled; use SCRAM-SHA-256, SCRAM-SHA-1 or MONGODB-X509", wire.Clip(mech))
@@ -81,7 +84,7 @@ func (d *Dispatcher) startSASL(call *Call, doc bson.Raw, db string, r *Reply) *E
 		return d.loginFailed(call, "", db, mech, err.Error())
 	}
 	out, err := conv.Step(payload)
-	if e := d.throttleLogin(call, conv.Username(), db, mech); e != nil {
+	if e := d.throttleLogin(call, false, conv.Username(), db, mech); e != nil {
 		return e
 	}
 	if lacksMech {
@@ -197,16 +200,16 @@ func (d *Dispatcher) x509Login(call *Call, user string) (string, *Error) {
 func authenticate(_ context.Context, call *Call, r *Reply) error {
 	d := call.Server
 	mech, _ := call.Body.Lookup("mechanism").StringValueOK()
+	user, _ := call.Body.Lookup("user").StringValueOK()
+	if e := d.throttleLogin(call, true, user, "$external", mech); e != nil {
+		return e
+	}
 	if mech != auth.MechX509 {
 		d.authFailure(call, auditRecord{Event: "authenticate", DB: call.DB, Mechanism: mech, Outcome: "failure", Reason: "unsupported mechanism"}, true)
 		return Errorf(CodeMechanismUnavailable, "Received authentication for mechanism %s which is not enabled; use SCRAM-SHA-256, SCRAM-SHA-1 or MONGODB-X509", wire.Clip(mech))
 	}
 	if call.DB != "$external" {
 		return d.loginFailed(call, "", call.DB, mech, "MONGODB-X509 must authenticate on $external")
-	}
-	user, _ := call.Body.Lookup("user").StringValueOK()
-	if e := d.throttleLogin(call, user, "$external", mech); e != nil {
-		return e
 	}
 	subject, e := d.x509Login(call, user)
 	if e != nil {

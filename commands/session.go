@@ -161,10 +161,7 @@ func (d *Dispatcher) authFailure(call *Call, r auditRecord, scored bool) {
 	if r.User != "" {
 		user = r.DB + "." + r.User
 	}
-	write, n := true, 0
-	if scored {
-		write, n = d.throttle.failed(addr, user, time.Now())
-	}
+	write, n := d.throttle.failed(addr, user, scored, time.Now())
 	if !write {
 		return
 	}
@@ -176,13 +173,17 @@ func (d *Dispatcher) authFailure(call *Call, r auditRecord, scored bool) {
 }
 
 // throttleLogin makes an authentication attempt wait as the login throttle says, or refuses
-// it when its address has failed too often (throttle.go).
-func (d *Dispatcher) throttleLogin(call *Call, user, db, mech string) *Error {
-	key := ""
+// it when its address has failed too often (throttle.go). byAddr says whether to look at the
+// address (once per attempt); user, if not empty, is looked at too.
+func (d *Dispatcher) throttleLogin(call *Call, byAddr bool, user, db, mech string) *Error {
+	key, addr := "", ""
 	if user != "" {
 		key = db + "." + user
 	}
-	wait, refused, keys := d.throttle.wait(throttleAddr(call.Conn.RemoteAddr()), key, time.Now())
+	if byAddr {
+		addr = throttleAddr(call.Conn.RemoteAddr())
+	}
+	wait, refused, keys := d.throttle.wait(addr, key, time.Now())
 	ws := workspaceOf(call.Conn)
 	for _, k := range keys {
 		d.opts.Metrics.LoginThrottledEvent(ws, k)

@@ -12,7 +12,7 @@ import (
 //
 //   - Each failure adds one to a score per address (an IPv6 address counts by its /64) and per
 //     user; scores halve every throttleHalfLife.
-//   - Past throttleFree failures, attempts from an address are served one at a time, spaced by
+//   - Past Options.LoginFailuresFree (default throttleFree) failures, attempts from an address are served one at a time, spaced by
 //     throttleAddrBase doubled per further failure, at most throttleAddrMax apart. An attempt
 //     that would wait more than throttleMaxWait is refused at once.
 //   - Past throttleFree failures, attempts for a user wait throttleUserBase doubled per further
@@ -27,7 +27,7 @@ const (
 	throttleAddrMax    = 5 * time.Second
 	throttleUserBase   = 50 * time.Millisecond
 	throttleUserMax    = time.Second
-	throttleMaxWait    = 10 * time.Second
+	throttleMaxWait    = 2 * time.Second
 	throttleAuditEvery = time.Second
 	// throttleMaxKeys bounds the memory of the throttle; past it, keys whose score has decayed
 	// are forgotten, and if none has, all are.
@@ -55,6 +55,8 @@ func (e *throttleEntry) decay(now time.Time) float64 {
 type throttle struct {
 	mu   sync.Mutex
 	keys map[string]*throttleEntry
+	// free is the number of failures before the throttle slows a key.
+	free int
 }
 
 func (t *throttle) entry(key string, now time.Time) *throttleEntry {
@@ -79,8 +81,8 @@ func (t *throttle) entry(key string, now time.Time) *throttleEntry {
 	return e
 }
 
-func backoff(score float64, base, limit time.Duration) time.Duration {
-	over := int(score) - throttleFree
+func (t *throttle) backoff(score float64, base, limit time.Duration) time.Duration {
+	over := int(score) - t.free
 	if over < 0 {
 		return 0
 	}
@@ -89,28 +91,30 @@ func backoff(score float64, base, limit time.Duration) time.Duration {
 }
 
 // wait returns how long an attempt from addr for user must wait, whether it is refused, and
-// which keys slowed it ("address", "user").
+// which keys slowed it ("address", "user"). An empty addr or user is not looked at.
 func (t *throttle) wait(addr, user string, now time.Time) (time.Duration, bool, []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var keys []string
 	var w time.Duration
-	a := t.entry("a:"+addr, now)
-	if gap := backoff(a.decay(now), throttleAddrBase, throttleAddrMax); gap > 0 {
-		slot := now
-		if a.next.After(slot) {
-			slot = a.next
+	if addr != "" {
+		a := t.entry("a:"+addr, now)
+		if gap := t.backoff(a.decay(now), throttleAddrBase, throttleAddrMax); gap > 0 {
+			slot := now
+			if a.next.After(slot) {
+				slot = a.next
+			}
+			if slot.Sub(now) > throttleMaxWait {
+				return 0, true, []string{"address"}
+			}
+			a.next = slot.Add(gap)
+			w = slot.Sub(now)
+			keys = append(keys, "address")
 		}
-		if slot.Sub(now) > throttleMaxWait {
-			return 0, true, []string{"address"}
-		}
-		a.next = slot.Add(gap)
-		w = slot.Sub(now)
-		keys = append(keys, "address")
 	}
 	if user != "" {
 		u := t.entry("u:"+user, now)
-		if d := backoff(u.decay(now), throttleUserBase, throttleUserMax); d > 0 {
+		if d := t.backoff(u.decay(now), throttleUserBase, throttleUserMax); d > 0 {
 			w += d
 			keys = append(keys, "user")
 		}
@@ -118,20 +122,23 @@ func (t *throttle) wait(addr, user string, now time.Time) (time.Duration, bool, 
 	return w, false, keys
 }
 
-// failed scores a failure and reports whether to write its audit record now and the number
-// of failures that record stands for (0: an ordinary, unsampled record).
-func (t *throttle) failed(addr, user string, now time.Time) (bool, int) {
+// failed scores a failure (unless scored is false: a refusal or a mechanism negotiation) and
+// reports whether to write its audit record now and the number of failures that record stands
+// for (0: an ordinary, unsampled record).
+func (t *throttle) failed(addr, user string, scored bool, now time.Time) (bool, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if user != "" {
+	if user != "" && scored {
 		u := t.entry("u:"+user, now)
 		u.decay(now)
 		u.score++
 	}
 	a := t.entry("a:"+addr, now)
 	a.decay(now)
-	a.score++
-	if a.score <= throttleFree+1 && a.unaudited == 0 {
+	if scored {
+		a.score++
+	}
+	if int(a.score) <= t.free+1 && a.unaudited == 0 {
 		return true, 0
 	}
 	a.unaudited++

@@ -127,14 +127,27 @@ func decompressMessage(h Header, body []byte, negotiated *Compressors, lim *read
 	if size > ReceiveChunk && !lim.reserve(size) {
 		return innerMessage{}, nil, fail(KindResourceExhausted, "%s", errBudget)
 	}
-	if size > LargeDecompression && lim.gate != nil {
-		defer lim.gate(size)()
+	if cost := decompressionCost(c, body[9:], size); cost > LargeDecompression && lim.gate != nil {
+		defer lim.gate(cost)()
 	}
 	out, err := c.decompress(nil, body[9:], size)
 	if err != nil {
 		return innerMessage{}, nil, fail(KindCompression, "%s: %v", c.Name, err)
 	}
 	return innerMessage{OpCode: orig, body: out}, c, nil
+}
+
+// decompressionCost is the memory a decompression may take: its output, or for a zstd frame
+// without a content size the larger of its output and its history window.
+func decompressionCost(c *Compressor, src []byte, size int) int {
+	if c != Zstd {
+		return size
+	}
+	var fh zstd.Header
+	if fh.Decode(src) == nil && !fh.HasFCS && fh.WindowSize > uint64(size) {
+		return int(min(fh.WindowSize, zstdMaxStreamWindow))
+	}
+	return size
 }
 
 // Decompress decompresses src, which must expand to exactly size bytes, with the compressor of

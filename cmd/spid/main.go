@@ -60,6 +60,7 @@ type config struct {
 	memoryLimit     byteSize
 	auditMaxBytes   byteSize
 	auditKeep       int
+	loginFree       int
 	finishLimits    func()
 }
 
@@ -136,6 +137,7 @@ func limitFlags(fs *flag.FlagSet, c *config) error {
 	intVar(&l.MaxLargeDecompressions, "max-large-decompressions", "SPI_MAX_LARGE_DECOMPRESSIONS", def.MaxLargeDecompressions, "decompressions of over 1 MiB that run at once")
 	sizeVar(&c.memoryLimit, "memory-limit", "SPI_MEMORY_LIMIT", 0, "soft memory limit of the Go runtime (debug.SetMemoryLimit); 0: none, or GOMEMLIMIT")
 	sizeVar(&c.auditMaxBytes, "audit-max-bytes", "SPI_AUDIT_MAX_BYTES", audit.DefaultMaxBytes, "size at which an audit log file is rotated")
+	intVar(&c.loginFree, "login-failures-free", "SPI_LOGIN_FAILURES_FREE", 5, "authentication failures an address or user may have (halving every minute) before the login throttle slows it")
 	intVar(&c.auditKeep, "audit-keep", "SPI_AUDIT_KEEP", audit.DefaultKeep, "rotated audit log files kept beside the live one")
 	c.finishLimits = func() {
 		l.PreAuthMaxMessage = int(min(int64(preAuth), wire.MaxMessageSize))
@@ -175,8 +177,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.finishLimits()
-	if c.limits.MaxConnections < 0 || c.limits.MaxLargeDecompressions < 1 || c.auditKeep < 0 {
-		return c, errors.New("--max-connections and --audit-keep must be 0 or more, --max-large-decompressions 1 or more")
+	if c.limits.MaxConnections < 0 || c.limits.MaxLargeDecompressions < 1 || c.auditKeep < 0 || c.loginFree < 1 {
+		return c, errors.New("--max-connections and --audit-keep must be 0 or more, --max-large-decompressions and --login-failures-free 1 or more")
 	}
 	if c.limits.PreAuthMaxMessage < 1024 {
 		return c, errors.New("--preauth-max-message must be at least 1KiB: authentication needs a few kilobytes")
@@ -336,7 +338,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	defer func() { _ = dpAudit.Close() }()
 	m := metrics.New()
-	srv := wire.NewServer(commands.New(commands.Options{Version: version, Logger: log, Store: st, Audit: dpAudit, Metrics: m}), log)
+	srv := wire.NewServer(commands.New(commands.Options{Version: version, Logger: log, Store: st, Audit: dpAudit, Metrics: m, LoginFailuresFree: c.loginFree}), log)
 	srv.SetLimits(c.limits)
 	srv.SetMetrics(m)
 	ls := &listeners{srv: srv, log: log, tls: tlsCfg, mode: mode, allowInsecure: c.allowInsecure, failed: make(chan error, 1)}
