@@ -5,11 +5,12 @@
 GO        ?= go
 SPID_ARGS ?=
 FUZZTIME  ?= 5m
+SOAK_SCALE ?= 20
 BIN       := bin
 LINT      := $(BIN)/golangci-lint
 NPM_STAMP := e2e/node_modules/.spi-installed
 
-.PHONY: all build run test unit e2e lint fmt deps fuzz bench clean
+.PHONY: all build run test unit e2e lint fmt deps fuzz bench soak clean
 
 all: build
 
@@ -30,6 +31,11 @@ unit:
 
 e2e: $(NPM_STAMP)
 	cd e2e && $(GO) test -count=1 -timeout 15m ./...
+
+## soak: the data-plane attacks of e2e/limits_test.go at SOAK_SCALE (default 20) times the size
+## `make test` runs them at
+soak: $(NPM_STAMP)
+	cd e2e && SPI_SOAK=$(SOAK_SCALE) $(GO) test -count=1 -timeout 60m -v -run 'TestPreLoginAttacks|TestLoginThrottle' . | grep -v '^=== RUN'
 
 ## deps: Go modules, the pinned linter, mongosh and the Node driver's compressors, curl
 deps: $(NPM_STAMP) $(LINT)

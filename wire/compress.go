@@ -127,7 +127,14 @@ func decompressMessage(h Header, body []byte, negotiated *Compressors, lim *read
 	if size > ReceiveChunk && !lim.reserve(size) {
 		return innerMessage{}, nil, fail(KindResourceExhausted, "%s", errBudget)
 	}
-	if cost := decompressionCost(c, body[9:], size); cost > LargeDecompression && lim.gate != nil {
+	cost := decompressionCost(c, body[9:], size)
+	if cost > lim.maxMessage {
+		// A zstd stream whose window is larger than any message this connection may send.
+		e := fail(KindTooLarge, "zstd window of %d bytes exceeds the maximum message of %d bytes before authentication; authenticate first", cost, lim.maxMessage).(*MessageError)
+		e.Oversized = true
+		return innerMessage{}, nil, e
+	}
+	if cost > LargeDecompression && lim.gate != nil {
 		defer lim.gate(cost)()
 	}
 	out, err := c.decompress(nil, body[9:], size)
