@@ -387,6 +387,11 @@ const (
 	writeBufferSize = 16 << 10
 )
 
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
+)
+
 func (s *Server) preAuthMax() int {
 	if s.limits.PreAuthMaxMessage > 0 {
 		return min(s.limits.PreAuthMaxMessage, MaxMessageSize)
@@ -481,8 +486,18 @@ func (s *Server) serveConn(c *Conn) {
 		// before the loop sets the connection's deadlines.
 		sc.start()
 	}
-	br := bufio.NewReaderSize(c.nc, readBufferSize)
-	bw := bufio.NewWriterSize(c.nc, writeBufferSize)
+	// Buffers come from pools so that connection churn (a flood of short pre-login
+	// connections) does not turn into garbage for the collector.
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(c.nc)
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+		bw.Reset(nil)
+		writers.Put(bw)
+	}()
 	var (
 		in    []byte
 		out   []byte
