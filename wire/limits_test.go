@@ -2,8 +2,8 @@ package wire
 
 import (
 	"bytes"
-	"context"
 	"compress/zlib"
+	"context"
 	"errors"
 	"fmt"
 	"net"
