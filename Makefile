@@ -10,7 +10,7 @@ BIN       := bin
 LINT      := $(BIN)/golangci-lint
 NPM_STAMP := e2e/node_modules/.spi-installed
 
-.PHONY: all build run test unit e2e lint fmt deps fuzz bench soak clean
+.PHONY: all build run shell test unit e2e lint fmt deps fuzz bench soak clean
 
 all: build
 
@@ -22,6 +22,11 @@ build:
 ## 127.0.0.1:27017, Admin API on 127.0.0.1:8080)
 run: build
 	exec ./$(BIN)/spid $(SPID_ARGS)
+
+## shell: open the pinned mongosh (installed by npm ci if needed) on the running spid as the
+## first-start admin user; SPI_DATA_DIR selects the data directory (default ./data)
+shell: $(NPM_STAMP)
+	@node e2e/scripts/shell.js $${SPI_DATA_DIR:-data}
 
 ## test: install what the tests need, then lint, unit tests (race detector) and end-to-end tests
 test: deps lint unit e2e

@@ -64,8 +64,8 @@ func TestPageArithmetic(t *testing.T) {
 	}
 }
 
-// A digest session of successful calls writes one audit line per mutating call and none for
-// the challenges; a wrong key writes one failure line with its reason; a forbidden role one.
+// A digest session of successful calls writes one audit line per call and none for the
+// challenges; a wrong key writes one failure line with its reason; a forbidden role one.
 func TestAuditRecordsOnlyRealFailures(t *testing.T) {
 	env := newEnv(t)
 	before := len(env.auditLines())
@@ -74,11 +74,11 @@ func TestAuditRecordsOnlyRealFailures(t *testing.T) {
 		env.must("GET", "/streams/default/connections/h"+strconv.Itoa(i), "")
 	}
 	lines := env.auditLines()[before:]
-	if len(lines) != 10 {
+	if len(lines) != 20 {
 		t.Fatalf("10 POSTs and 10 GETs wrote %d audit lines: %+v", len(lines), lines)
 	}
 	for _, l := range lines {
-		if l.Outcome != "success" || l.Method != "POST" {
+		if l.Outcome != "success" || l.Caller == "" || strings.HasPrefix(l.Caller, "unauthenticated") {
 			t.Errorf("unexpected line %+v", l)
 		}
 	}
@@ -216,5 +216,35 @@ func TestScopedWorkspaceDelete(t *testing.T) {
 	env.must("PATCH", "/databaseUsers/admin/alice", `{"scopes":[{"name":"default","type":"STREAM"}]}`)
 	if status, out := env.do("owner", "DELETE", "/streams/w", ""); status != http.StatusAccepted {
 		t.Fatalf("delete after unscoping: %d %v", status, out)
+	}
+}
+
+// A workspace cannot ask for a port outside the configured range; without an address it gets
+// one inside it.
+func TestWorkspacePortRange(t *testing.T) {
+	env := newEnv(t)
+	api, err := New(Options{Store: env.st, Listeners: env.listeners, WorkspacePorts: PortRange{Lo: 20000, Hi: 20010}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.srv.Config.Handler = api
+	for _, port := range []string{"80", "1023", "19999", "20011"} {
+		status, out := env.do("owner", "POST", "/streams", `{"name":"p`+port+`","hostnames":["127.0.0.1:`+port+`"]}`)
+		if status != 400 || out["parameters"].([]any)[0] != "hostnames[0]" || !strings.Contains(out["detail"].(string), "20000-20010") {
+			t.Errorf("port %s: %d %v", port, status, out)
+		}
+	}
+	env.must("POST", "/streams", `{"name":"inside","hostnames":["127.0.0.1:20005"]}`)
+	out := env.must("POST", "/streams", `{"name":"any"}`)
+	host := out["hostnames"].([]any)[0].(string)
+	port, _ := strconv.Atoi(host[strings.LastIndexByte(host, ':')+1:])
+	if port < 20000 || port > 20010 {
+		t.Errorf("a workspace without an address got %s, outside the range", host)
+	}
+	if _, err := ParsePortRange("80-70"); err == nil {
+		t.Errorf("ParsePortRange accepted 80-70")
+	}
+	if r, err := ParsePortRange("1024-65535"); err != nil || r != DefaultWorkspacePorts {
+		t.Errorf("ParsePortRange(1024-65535) = %v, %v", r, err)
 	}
 }

@@ -68,6 +68,9 @@ type Options struct {
 	Listeners Listeners
 	// WorkspaceHost is the host new workspaces listen on when the request names no address.
 	WorkspaceHost string
+	// WorkspacePorts is the inclusive range of ports a workspace created through the API may
+	// listen on; the zero value means DefaultWorkspacePorts.
+	WorkspacePorts PortRange
 }
 
 // Server serves the Admin API.
@@ -95,6 +98,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.opts.WorkspaceHost == "" {
 		s.opts.WorkspaceHost = "127.0.0.1"
+	}
+	if s.opts.WorkspacePorts == (PortRange{}) {
+		s.opts.WorkspacePorts = DefaultWorkspacePorts
 	}
 	s.verifier = &digest.Verifier{Realm: Realm, Lookup: s.lookupKey}
 	s.routes()
@@ -199,11 +205,11 @@ const (
 
 // ServeHTTP authenticates, authorizes, routes and audits one request.
 //
-// The audit log keeps every mutating request (POST, PATCH, DELETE) of an authenticated key,
-// whatever its outcome, and every real failure of any method: wrong or unknown key, bad digest
-// response, forbidden role. The bare 401 challenge that opens each digest exchange (a request
-// without an Authorization header) and a stale-nonce retry are not failures and are not
-// recorded. Client-supplied fields are cut with audit.Clip, so a record stays a few hundred
+// The audit log keeps one line per request of an authenticated key, whatever its method and
+// outcome (a forbidden role, a rejected body), and one per real authentication failure: wrong
+// or unknown key, bad digest response. The bare 401 challenge that opens each digest exchange
+// (a request without an Authorization header) and a stale-nonce retry are not failures and are
+// not recorded. Client-supplied fields are cut with audit.Clip, so a record stays a few hundred
 // bytes whatever the request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -217,7 +223,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	)
 	defer func() {
 		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
+			if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(p)
 			}
 			// No stack trace: it could hold request data. The request id finds the request.
@@ -232,8 +238,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		mutating := r.Method != http.MethodGet && r.Method != http.MethodHead
-		if status == http.StatusForbidden || (mutating && who != "" && !strings.HasPrefix(who, "unauthenticated")) {
+		if status == http.StatusForbidden {
 			record = true
 		}
 		if status == http.StatusForbidden && reason == "" {
@@ -271,6 +276,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, errorf(http.StatusUnauthorized, "UNAUTHORIZED", "The API key no longer exists."))
 		return
 	}
+	record = true
 	if e := checkAccept(r); e != nil {
 		writeError(sw, e)
 		return

@@ -3,6 +3,8 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/store"
 )
 
@@ -230,15 +233,18 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, samples bool) *a
 		}
 	}
 	addr := net.JoinHostPort(s.opts.WorkspaceHost, "0")
+	ports := s.opts.WorkspacePorts
 	switch len(b.Hostnames) {
 	case 0:
 	case 1:
 		host, port, err := net.SplitHostPort(b.Hostnames[0])
 		if err != nil || host == "" {
-			return invalid("hostnames[0]", "%q must be host:port", b.Hostnames[0])
+			return invalid("hostnames[0]", "%q must be host:port", audit.Clip(b.Hostnames[0], 128))
 		}
 		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-			return invalid("hostnames[0]", "port %q must be 1 to 65535", port)
+			return invalid("hostnames[0]", "port %q must be 1 to 65535", audit.Clip(port, 32))
+		} else if !ports.Contains(p) {
+			return invalid("hostnames[0]", "port %d is outside the workspace port range %s (spid's --workspace-ports)", p, ports)
 		}
 		addr = b.Hostnames[0]
 	default:
@@ -260,7 +266,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, samples bool) *a
 	if !store.IsNotFound(err) {
 		return internal(err)
 	}
-	bound, err := s.opts.Listeners.Open(ws.Name, addr)
+	bound, err := s.openInRange(ws.Name, addr)
 	if err != nil {
 		return invalid("hostnames", "spid cannot listen on %s: %v", addr, err)
 	}
@@ -284,6 +290,63 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, samples bool) *a
 	}
 	writeJSON(w, http.StatusOK, s.workspaceView(r, ws, samples, conns))
 	return nil
+}
+
+// PortRange is an inclusive range of TCP ports.
+type PortRange struct{ Lo, Hi int }
+
+// DefaultWorkspacePorts is every unprivileged port: below 1024 a process needs privileges to
+// listen (Linux CAP_NET_BIND_SERVICE), so an API key must not be able to ask for one.
+var DefaultWorkspacePorts = PortRange{Lo: 1024, Hi: 65535}
+
+// ParsePortRange parses "LO-HI" (or one port), each 1 to 65535, LO <= HI.
+func ParsePortRange(s string) (PortRange, error) {
+	lo, hi, found := strings.Cut(s, "-")
+	if !found {
+		hi = lo
+	}
+	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		return PortRange{}, fmt.Errorf("%q is not a port range LO-HI with 1 <= LO <= HI <= 65535", s)
+	}
+	return PortRange{Lo: a, Hi: b}, nil
+}
+
+// Contains reports whether port p is in the range.
+func (r PortRange) Contains(p int) bool { return p >= r.Lo && p <= r.Hi }
+
+// String formats the range as LO-HI.
+func (r PortRange) String() string { return strconv.Itoa(r.Lo) + "-" + strconv.Itoa(r.Hi) }
+
+// openInRange opens the workspace's listener on addr; port 0 means any free port in the
+// workspace port range: the system's choice if it falls in the range, else the first free
+// port found from a random start in the range (at most 512 tries).
+func (s *Server) openInRange(name, addr string) (string, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	if port != "0" {
+		return s.opts.Listeners.Open(name, addr)
+	}
+	r := s.opts.WorkspacePorts
+	bound, err := s.opts.Listeners.Open(name, addr)
+	if err != nil {
+		return "", err
+	}
+	if _, bp, err := net.SplitHostPort(bound); err == nil {
+		if p, err := strconv.Atoi(bp); err == nil && r.Contains(p) {
+			return bound, nil
+		}
+	}
+	s.opts.Listeners.Close(name)
+	n := r.Hi - r.Lo + 1
+	start := mrand.IntN(n)
+	for i := range min(n, 512) {
+		p := r.Lo + (start+i)%n
+		if bound, err = s.opts.Listeners.Open(name, net.JoinHostPort(host, strconv.Itoa(p))); err == nil {
+			return bound, nil
+		}
+	}
+	return "", fmt.Errorf("no free port in the workspace port range %s: %w", r, err)
 }
 
 // sampleConnection is the registry entry of the built-in solar sample source.

@@ -217,14 +217,13 @@ type auditRecord struct {
 }
 
 func (d *Dispatcher) audit(call *Call, r auditRecord) {
-	// Every field may come from the client (a user name, a mechanism, a database): cut them so
-	// that one request cannot write more than a few hundred bytes.
-	for _, f := range []*string{&r.User, &r.DB, &r.Mechanism, &r.Command, &r.Reason} {
-		*f = audit.Clip(*f, 0)
-	}
 	r.Time = time.Now().UTC()
 	r.Workspace = workspaceOf(call.Conn)
 	r.Remote = call.Conn.RemoteAddr().String()
 	r.ConnID = call.Conn.ID()
+	// Client-supplied fields are cut so that one message cannot write more than a few hundred
+	// bytes to the audit log.
+	r.User, r.DB = audit.Clip(r.User, audit.FieldMax), audit.Clip(r.DB, audit.FieldMax)
+	r.Mechanism, r.Command = audit.Clip(r.Mechanism, 64), audit.Clip(r.Command, 64)
 	d.opts.Audit.Record(r)
 }

@@ -102,7 +102,7 @@ func (s *spid) Creds(t *testing.T) credentials {
 
 var (
 	printedURI   = regexp.MustCompile(`mongosh "(mongodb://([^/"]+)/)"`)
-	printedAdmin = regexp.MustCompile(`Control plane \(Admin API(?: at |\): )(http://[^)\s]+)`)
+	printedAdmin = regexp.MustCompile(`Control plane \(Admin API(?: at |\): )(https?://[^)\s]+)`)
 )
 
 // startSpid starts spid on free loopback ports with a fresh data directory and waits until it

@@ -759,7 +759,7 @@ func readAuditRaw(t *testing.T, s *spid) []auditLine {
 // grows past the bound, however many unauthenticated failures arrive.
 func TestAuditLogBounded(t *testing.T) {
 	const maxBytes = 16 << 10
-	s := startSpid(t, "--audit-max-bytes", "16KiB", "--audit-keep", "1", "--login-failures-free", "1000000")
+	s := startSpid(t, "--audit-max-bytes", "16384", "--audit-keep", "1", "--login-failures-free", "1000000")
 	mech := strings.Repeat("M", 50_000)
 	for i := range 200 {
 		c := dialFrom(t, fmt.Sprintf("127.0.1.%d", 1+i%200), s.Addr)

@@ -44,7 +44,7 @@ func TestDocumentSequenceBound(t *testing.T) {
 	over := buildMsg(1, 0, pingDoc(), Sequence{Identifier: "documents", Documents: docs},
 		Sequence{Identifier: "updates", Documents: [][]byte{empty}})
 	_, _, err = ReadMessage(bytes.NewReader(over), nil, nil)
-	wantKind(t, err, KindTooManyDocuments)
+	_ = wantKind(t, err, KindTooManyDocuments)
 }
 
 // Before authentication the limit applies to the declared length and to the uncompressed
@@ -82,7 +82,7 @@ func TestPendingBudget(t *testing.T) {
 	payload := bytes.Repeat([]byte{'x'}, 300<<10)
 	msg := buildMsg(1, 0, bigDoc(t, payload))
 	_, _, err := readMessage(bytes.NewReader(msg), nil, nil, lim)
-	wantKind(t, err, KindResourceExhausted)
+	_ = wantKind(t, err, KindResourceExhausted)
 	if granted > 100<<10 {
 		t.Errorf("granted %d bytes over a 100 KiB budget", granted)
 	}
@@ -200,7 +200,7 @@ func TestMaxConnectionsRefusal(t *testing.T) {
 	go func() { done <- srv.Serve(l) }()
 	defer func() {
 		_ = srv.Shutdown(t.Context())
-		<-done
+		_ = <-done
 	}()
 	first, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {

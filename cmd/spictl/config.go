@@ -21,6 +21,7 @@ type fileConfig struct {
 	GroupID    string `json:"groupId"`
 	PublicKey  string `json:"publicKey"`
 	PrivateKey string `json:"privateKey"`
+	CAFile     string `json:"caFile"`
 }
 
 // credentials resolves the server and API key, each from flags, else the environment, else
@@ -43,6 +44,7 @@ func (c cli) credentials(o *options) (client.Config, error) {
 		cfg.GroupID = first(cfg.GroupID, f.GroupID)
 		cfg.PublicKey = first(cfg.PublicKey, f.PublicKey)
 		cfg.PrivateKey = first(cfg.PrivateKey, f.PrivateKey)
+		o.fileCAFile = f.CAFile
 	}
 	cfg.BaseURL = first(cfg.BaseURL, client.DefaultBaseURL)
 	if !strings.Contains(cfg.BaseURL, "://") {

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -19,7 +20,9 @@ var connections = &resource{
 		}{
 			{&o.name, "name"}, {&o.typ, "type"}, {&o.bootstrap, "bootstrap-servers"}, {&o.connURL, "url"},
 			{&o.clusterName, "cluster-name"}, {&o.connString, "connection-string"},
-			{&o.role, "role"}, {&o.roleType, "role-type"},
+			{&o.role, "role"}, {&o.roleType, "role-type"}, {&o.executeAs, "execute-as"},
+			{&o.mechanism, "mechanism"}, {&o.username, "username"}, {&o.password, "password"},
+			{&o.passwordEnv, "password-env"}, {&o.protocol, "protocol"}, {&o.brokerCAFile, "ca-file"},
 		} {
 			fs.StringVar(f.p, f.name, "", "")
 			fs.onlyFor("create update", f.name)
@@ -40,8 +43,30 @@ var connections = &resource{
 		set(b, o.connURL, "url")
 		set(b, o.clusterName, "clusterName")
 		set(b, o.connString, "connectionString")
+		if o.executeAs != "" {
+			if o.role != "" || o.roleType != "" {
+				return usagef("give --execute-as or --role/--role-type, not both")
+			}
+			role, typ, _ := strings.Cut(o.executeAs, ":")
+			if role == "" {
+				return usagef("--execute-as %q: give ROLE or ROLE:BUILT_IN or ROLE:CUSTOM", o.executeAs)
+			}
+			o.role, o.roleType = role, typ
+		}
 		set(b, o.role, "dbRoleToExecute", "role")
 		set(b, strings.ToUpper(o.roleType), "dbRoleToExecute", "type")
+		// Kafka's SASL identity or the Cluster's execute-as identity: both are "authentication".
+		set(b, kafkaMechanism(o.mechanism), "authentication", "mechanism")
+		set(b, o.username, "authentication", "username")
+		set(b, o.password, "authentication", "password")
+		set(b, strings.ToUpper(o.protocol), "security", "protocol")
+		if o.brokerCAFile != "" {
+			pem, err := os.ReadFile(o.brokerCAFile)
+			if err != nil {
+				return usagef("--ca-file: %v", err)
+			}
+			set(b, string(pem), "security", "brokerPublicCertificate")
+		}
 		if o.role != "" && !has(b, "dbRoleToExecute", "type") {
 			set(b, roleTypeOf(o.role), "dbRoleToExecute", "type")
 		}
@@ -51,7 +76,7 @@ var connections = &resource{
 		// type is required on create; the fields given say which it is.
 		if !has(b, "type") {
 			switch {
-			case has(b, "bootstrapServers"):
+			case has(b, "bootstrapServers"), has(b, "security"):
 				b["type"] = client.TypeKafka
 			case has(b, "clusterName"), has(b, "connectionString"), has(b, "dbRoleToExecute"):
 				b["type"] = client.TypeCluster
@@ -99,6 +124,19 @@ var connections = &resource{
 			"URL", c.URL,
 			"Headers", headers)
 	}),
+}
+
+// kafkaMechanism accepts the SASL mechanism in any case, and SCRAM-SHA-256/512 for SCRAM-256/512.
+func kafkaMechanism(m string) string {
+	switch u := strings.ToUpper(m); u {
+	case "PLAIN", "SCRAM-256", "SCRAM-512", "OAUTHBEARER", "SCRAM-SHA-1":
+		return u
+	case "SCRAM-SHA-256":
+		return u // the server maps it to SCRAM-256 for Kafka and keeps it for a Cluster
+	case "SCRAM-SHA-512":
+		return "SCRAM-512"
+	}
+	return m
 }
 
 // connType accepts the types in any case.

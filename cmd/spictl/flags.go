@@ -16,8 +16,11 @@ var errHelp = flag.ErrHelp
 type options struct {
 	// Server, API key and output.
 	url, group, publicKey, privateKey, config string
+	caFile                                    string // the control plane's CA (--ca-file, --admin-ca-file)
 	json                                      bool
 	baseURL                                   string // resolved, for messages
+	res                                       *resource
+	fileCAFile                                string // caFile of the config file
 
 	// Request.
 	file        string
@@ -30,6 +33,7 @@ type options struct {
 	sample, x509                                     bool
 	typ, bootstrap, connURL, clusterName, connString string
 	role, roleType                                   string
+	mechanism, protocol, brokerCAFile, executeAs     string
 	username, password, passwordEnv, database        string
 	roles, scopes, actions, inherits                 listFlag
 }
@@ -49,6 +53,7 @@ func (o *options) globalFlags(fs *flagSet) {
 	str(&o.publicKey, "public-key")
 	str(&o.privateKey, "private-key")
 	str(&o.config, "config")
+	str(&o.caFile, "ca-file", "admin-ca-file")
 	fs.BoolVar(&o.json, "json", o.json, "")
 }
 
@@ -121,8 +126,11 @@ func (fs *flagSet) check(verb string) error {
 			return
 		}
 		msg := fmt.Sprintf("--%s applies to %s %s, not %s", f.Name, fs.Name(), strings.Join(verbs, " and "), verb)
-		if f.Name == "url" {
+		switch f.Name {
+		case "url":
 			msg += `; give the control plane's URL as --admin-url`
+		case "ca-file":
+			msg += `; give the control plane's CA as --admin-ca-file`
 		}
 		err = usageError(msg)
 	})

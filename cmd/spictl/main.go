@@ -38,8 +38,11 @@ merged over it. Flags marked * are for create only: nothing can be renamed.
   workspaces   --name* NAME --tier SP2|SP5|SP10|SP30|SP50
                --sample* (add the sample_stream_solar connection)
   connections  --name* NAME --type Kafka|Cluster|Sample|Https --bootstrap-servers HOST:PORT,...
+               --mechanism PLAIN|SCRAM-256|SCRAM-512 --protocol SASL_SSL|SASL_PLAINTEXT|SSL|PLAINTEXT
+               --username USER --password-env VAR --ca-file PEM (Kafka: the brokers' CA)
                --url URL (Https) --cluster-name NAME --connection-string mongodb://...
-               --role ROLE --role-type BUILT_IN|CUSTOM (the Cluster's execute-as role)
+               --execute-as ROLE[:BUILT_IN|CUSTOM] (the Cluster's execute-as role; or --role,
+               --role-type) --username USER --password-env VAR (its identity)
   users        --username* NAME --database* DB --x509* --password PASSWORD | --password-env VAR
                --role ROLE (repeatable) --scope WORKSPACE (repeatable)
   roles        --name* NAME --action ACTION[@DB[.COLLECTION]] (repeatable)
@@ -50,6 +53,8 @@ list takes --page N and --limit N (items per page); workspaces get takes --conne
 Server, API key and output (before or after the resource):
   --url URL          the control plane [SPI_ADMIN_URL, default http://127.0.0.1:8080];
                      after "connections", --url is an Https URL: use --admin-url there
+  --ca-file PEM      CA certificate(s) an https:// control plane's certificate must chain to
+                     [SPI_CA_FILE, config "caFile"]; after "connections", use --admin-ca-file
   --group ID         the project id [SPI_GROUP_ID]
   --public-key KEY   [SPI_PUBLIC_KEY]
   --private-key KEY  [SPI_PRIVATE_KEY] (the variable keeps it out of shell history)
@@ -75,6 +80,40 @@ Run 'spictl help' for details.
 `
 
 var verbs = []string{"list", "get", "create", "update", "delete"}
+
+// resourceUsage is each resource's own usage, printed after a usage error in its command.
+var resourceUsage = map[string]string{
+	"workspaces": `usage: spictl workspaces list | get NAME | create | update NAME | delete NAME [flags]
+  create, update: --name* NAME --tier SP2|SP5|SP10|SP30|SP50 --sample* --file PATH
+  list: --page N --limit N; get: --connections
+`,
+	"connections": `usage: spictl connections list | get NAME | create | update NAME | delete NAME [flags]
+  --workspace NAME (default "default")
+  create, update: --name* NAME --type Kafka|Cluster|Sample|Https --file PATH
+    Kafka:   --bootstrap-servers HOST:PORT,... --mechanism PLAIN|SCRAM-256|SCRAM-512
+             --protocol SASL_SSL|SASL_PLAINTEXT|SSL|PLAINTEXT --username USER
+             --password-env VAR (or --password) --ca-file PEM (the brokers' CA certificate)
+    Cluster: --cluster-name NAME --connection-string mongodb://...
+             --execute-as ROLE[:BUILT_IN|CUSTOM] --username USER --password-env VAR
+    Https:   --url URL
+  list: --page N --limit N
+  The control plane's URL and CA are --admin-url and --admin-ca-file here.
+`,
+	"users": `usage: spictl users list | get [DATABASE] USERNAME | create | update [DATABASE] USERNAME |
+       delete [DATABASE] USERNAME [flags]
+  create, update: --username* NAME --database* DB --x509* --password PASSWORD | --password-env VAR
+                  --role ROLE (repeatable) --scope WORKSPACE (repeatable) --file PATH
+  list: --page N --limit N
+`,
+	"roles": `usage: spictl roles list | get NAME | create | update NAME | delete NAME [flags]
+  create, update: --name* NAME --action ACTION[@DB[.COLLECTION]] (repeatable)
+                  --inherit ROLE[@DB] (repeatable) --file PATH
+`,
+	"keys": `usage: spictl keys list | get ID | create | update ID | delete ID [flags]
+  create, update: --desc TEXT --role GROUP_ROLE (repeatable) --file PATH
+  list: --page N --limit N
+`,
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
@@ -110,7 +149,11 @@ func (c cli) run(args []string) int {
 		_, _ = io.WriteString(c.stdout, usage)
 		return 0
 	case errors.As(err, &ue):
-		_, _ = fmt.Fprintf(c.stderr, "spictl: %v\n%s", err, shortUsage)
+		short := shortUsage
+		if o.res != nil {
+			short = resourceUsage[o.res.name] + "Run 'spictl help' for the global flags.\n"
+		}
+		_, _ = fmt.Fprintf(c.stderr, "spictl: %v\n%s", err, short)
 		return 2
 	}
 	_, _ = fmt.Fprintf(c.stderr, "spictl: %v\n", err)
@@ -142,6 +185,7 @@ func (c cli) runErr(args []string, o *options) error {
 	if r == nil {
 		return usagef("unknown resource %q", args[0])
 	}
+	o.res = r
 	fs := newFlagSet(r.name)
 	fs.StringVar(&o.file, "file", "", "")
 	fs.onlyFor("create update", "file")
@@ -186,6 +230,11 @@ func (c cli) runErr(args []string, o *options) error {
 		return err
 	}
 	cfg.HTTPClient = &http.Client{Timeout: time.Minute}
+	if caFile := first(o.caFile, c.env("SPI_CA_FILE"), o.fileCAFile); caFile != "" {
+		if cfg.RootCAs, err = client.LoadCAFile(caFile); err != nil {
+			return usagef("--ca-file: %v", err)
+		}
+	}
 	var reply json.RawMessage
 	if err := client.New(cfg).Do(context.Background(), req.method, req.path, req.body, &reply); err != nil {
 		return err

@@ -51,6 +51,11 @@ type config struct {
 	tlsCA           string
 	allowInsecure   bool
 	adminListen     string
+	adminTLSCert    string
+	adminTLSKey     string
+	adminIdle       time.Duration
+	workspacePorts  admin.PortRange
+	auditMaxBytes   int64
 	workspaceHost   string
 	dataDir         string
 	logLevel        string
@@ -58,7 +63,6 @@ type config struct {
 	shutdownTimeout time.Duration
 	limits          wire.Limits
 	memoryLimit     byteSize
-	auditMaxBytes   byteSize
 	auditKeep       int
 	loginFree       int
 	finishLimits    func()
@@ -136,7 +140,6 @@ func limitFlags(fs *flag.FlagSet, c *config) error {
 	sizeVar(&preAuthPending, "preauth-pending-bytes", "SPI_PREAUTH_PENDING_BYTES", def.PreAuthPendingBytes, "share of --max-pending-bytes unauthenticated connections may hold")
 	intVar(&l.MaxLargeDecompressions, "max-large-decompressions", "SPI_MAX_LARGE_DECOMPRESSIONS", def.MaxLargeDecompressions, "decompressions of over 1 MiB that run at once")
 	sizeVar(&c.memoryLimit, "memory-limit", "SPI_MEMORY_LIMIT", 0, "soft memory limit of the Go runtime (debug.SetMemoryLimit); 0: none, or GOMEMLIMIT")
-	sizeVar(&c.auditMaxBytes, "audit-max-bytes", "SPI_AUDIT_MAX_BYTES", audit.DefaultMaxBytes, "size at which an audit log file is rotated")
 	intVar(&c.loginFree, "login-failures-free", "SPI_LOGIN_FAILURES_FREE", 5, "authentication failures an address or user may have (halving every minute) before the login throttle slows it")
 	intVar(&c.auditKeep, "audit-keep", "SPI_AUDIT_KEEP", audit.DefaultKeep, "rotated audit log files kept beside the live one")
 	c.finishLimits = func() {
@@ -160,6 +163,22 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.tlsCA, "tls-ca", env("SPI_TLS_CA", ""), "PEM CA bundle that signs client certificates for MONGODB-X509 [SPI_TLS_CA]")
 	fs.BoolVar(&c.allowInsecure, "allow-insecure", env("SPI_ALLOW_INSECURE", "") == "true", "allow a data plane without TLS on a non-loopback address [SPI_ALLOW_INSECURE]")
 	fs.StringVar(&c.adminListen, "admin-listen", env("SPI_ADMIN_LISTEN", "127.0.0.1:8080"), "control-plane (Admin API) address [SPI_ADMIN_LISTEN]")
+	fs.StringVar(&c.adminTLSCert, "admin-tls-cert", env("SPI_ADMIN_TLS_CERT", ""), "PEM certificate (chain) of the Admin API; with it the Admin API serves HTTPS only [SPI_ADMIN_TLS_CERT]")
+	fs.StringVar(&c.adminTLSKey, "admin-tls-key", env("SPI_ADMIN_TLS_KEY", ""), "PEM private key of --admin-tls-cert [SPI_ADMIN_TLS_KEY]")
+	ports := env("SPI_WORKSPACE_PORTS", admin.DefaultWorkspacePorts.String())
+	fs.StringVar(&ports, "workspace-ports", ports, "ports workspaces created through the Admin API may listen on, LO-HI [SPI_WORKSPACE_PORTS]")
+	c.auditMaxBytes = audit.DefaultMaxBytes
+	if v := env("SPI_AUDIT_MAX_BYTES", ""); v != "" {
+		if _, err := fmt.Sscan(v, &c.auditMaxBytes); err != nil || c.auditMaxBytes < 1024 {
+			return c, fmt.Errorf("SPI_AUDIT_MAX_BYTES must be a number of bytes, at least 1024, not %q", v)
+		}
+	}
+	fs.Int64Var(&c.auditMaxBytes, "audit-max-bytes", c.auditMaxBytes, "size at which an audit log file is rotated (--audit-keep older files are kept) [SPI_AUDIT_MAX_BYTES]")
+	idle, err := time.ParseDuration(env("SPI_ADMIN_IDLE_TIMEOUT", "2m"))
+	if err != nil {
+		return c, fmt.Errorf("SPI_ADMIN_IDLE_TIMEOUT: %w", err)
+	}
+	fs.DurationVar(&c.adminIdle, "admin-idle-timeout", idle, "an idle keep-alive connection to the Admin API is closed after this long [SPI_ADMIN_IDLE_TIMEOUT]")
 	fs.StringVar(&c.workspaceHost, "workspace-host", env("SPI_WORKSPACE_HOST", "127.0.0.1"), "host new workspaces listen on when the API names no address [SPI_WORKSPACE_HOST]")
 	fs.StringVar(&c.dataDir, "data-dir", env("SPI_DATA_DIR", "data"), "directory for metadata, the master key and audit logs [SPI_DATA_DIR]")
 	fs.StringVar(&c.logLevel, "log-level", env("SPI_LOG_LEVEL", "info"), "log level: debug, info, warn or error [SPI_LOG_LEVEL]")
@@ -188,6 +207,15 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	}
 	if *showVersion {
 		return c, errVersion
+	}
+	if c.workspacePorts, err = admin.ParsePortRange(ports); err != nil {
+		return c, fmt.Errorf("--workspace-ports: %w", err)
+	}
+	if c.auditMaxBytes < 1024 {
+		return c, fmt.Errorf("--audit-max-bytes must be at least 1024, not %d", c.auditMaxBytes)
+	}
+	if c.adminIdle <= 0 {
+		return c, fmt.Errorf("--admin-idle-timeout must be positive, not %v", c.adminIdle)
 	}
 	return c, nil
 }
@@ -331,7 +359,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.memoryLimit > 0 {
 		debug.SetMemoryLimit(int64(c.memoryLimit))
 	}
-	auditOpts := []audit.Option{audit.MaxBytes(int64(c.auditMaxBytes)), audit.Keep(c.auditKeep), audit.Logger(log)}
+	auditOpts := []audit.Option{audit.MaxBytes(c.auditMaxBytes), audit.Keep(c.auditKeep), audit.Logger(log)}
 	dpAudit, err := audit.Open(filepath.Join(c.dataDir, "audit", "data-plane.jsonl"), auditOpts...)
 	if err != nil {
 		return err
@@ -346,13 +374,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("data plane: %w", err)
 	}
-	adminL, err := net.Listen("tcp", c.adminListen)
+	adminL, adminScheme, err := listenAdmin(c)
 	if err != nil {
 		_ = dataL.Close()
 		return fmt.Errorf("control plane: %w", err)
 	}
 	dataAddr := dataL.Addr().String()
-	adminURL := "http://" + hostForClients(adminL.Addr().(*net.TCPAddr))
+	adminURL := adminScheme + "://" + hostForClients(adminL.Addr().(*net.TCPAddr))
 
 	creds, err := initialize(st, c.dataDir, dataAddr, adminURL)
 	if err != nil {
@@ -366,15 +394,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	servedDefault := false
+	var others []servedWorkspace
 	for _, ws := range workspaces {
 		if ws.Name == admin.DefaultWorkspace {
 			ls.serve(ws.Name, dataL)
 			servedDefault = true
 			continue
 		}
-		if _, err := ls.Open(ws.Name, ws.Address); err != nil {
+		addr, err := ls.Open(ws.Name, ws.Address)
+		if err != nil {
 			log.Error("cannot listen for workspace; it is unreachable until its address is free", "workspace", ws.Name, "addr", ws.Address, "err", err)
 		}
+		others = append(others, servedWorkspace{name: ws.Name, addr: addr, err: err})
 	}
 	if !servedDefault {
 		log.Warn("there is no workspace named default, so --listen serves nothing", "listen", dataAddr)
@@ -386,19 +417,28 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = cpAudit.Close() }()
-	api, err := admin.New(admin.Options{Store: st, Logger: log, Audit: cpAudit, Listeners: ls, WorkspaceHost: c.workspaceHost})
+	api, err := admin.New(admin.Options{Store: st, Logger: log, Audit: cpAudit, Listeners: ls, WorkspaceHost: c.workspaceHost,
+		WorkspacePorts: c.workspacePorts})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("/", api)
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Bounded requests: a header block of 64 KiB is ample for digest authentication, bodies are
+	// bounded by the API (1 MiB), and idle keep-alive connections are closed.
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: c.adminIdle, MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	adminDone := make(chan error, 1)
 	go func() { adminDone <- httpSrv.Serve(adminL) }()
 
+	// `make shell` reads where this spid serves from here (the address may be a port 0 choice).
+	ep, _ := json.Marshal(map[string]any{"dataPlane": hostForClients(dataL.Addr().(*net.TCPAddr)), "adminUrl": adminURL, "tls": mode == wire.TLSRequired})
+	if err := store.WriteFileAtomic(filepath.Join(c.dataDir, "endpoints.json"), append(ep, '\n'), 0o600); err != nil {
+		log.Warn("cannot write endpoints.json; make shell will not find this spid", "err", err)
+	}
 	log.Info("spid started", "version", version, "data-plane", dataAddr, "control-plane", adminURL, "data-dir", c.dataDir)
-	printReady(stdout, c, creds, dataL.Addr().(*net.TCPAddr), adminURL, mode == wire.TLSRequired)
+	printReady(stdout, c, creds, dataL.Addr().(*net.TCPAddr), adminURL, mode == wire.TLSRequired, others)
 
 	var failed error
 	select {
@@ -471,7 +511,7 @@ func initialize(st *store.Store, dataDir, dataAddr, adminURL string) (*admin.Ini
 
 // printReady tells the operator how to connect. On first start it shows the generated
 // credentials, once.
-func printReady(w io.Writer, c config, creds *admin.InitialCredentials, data *net.TCPAddr, adminURL string, tlsOn bool) {
+func printReady(w io.Writer, c config, creds *admin.InitialCredentials, data *net.TCPAddr, adminURL string, tlsOn bool, others []servedWorkspace) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "spid %s is ready.\n", version)
 	if creds != nil {
@@ -482,7 +522,11 @@ func printReady(w io.Writer, c config, creds *admin.InitialCredentials, data *ne
 		fmt.Fprintf(&b, "  Database user:     %s / %s (atlasAdmin)\n\n", creds.Username, creds.Password)
 		fmt.Fprintf(&b, "Control plane (Admin API at %s):\n", adminURL)
 		// The credentials file keeps the private key out of the shell history.
-		fmt.Fprintf(&b, "  bin/spictl --config %s workspaces list\n\n", credsPath)
+		caHint := ""
+		if strings.HasPrefix(adminURL, "https://") {
+			caHint = " --ca-file <CA of --admin-tls-cert>"
+		}
+		fmt.Fprintf(&b, "  bin/spictl --config %s%s workspaces list\n\n", credsPath, caHint)
 	} else {
 		fmt.Fprintf(&b, "Control plane (Admin API): %s\n", adminURL)
 	}
@@ -496,7 +540,62 @@ func printReady(w io.Writer, c config, creds *admin.InitialCredentials, data *ne
 		flags += " --username <user> --authenticationDatabase admin"
 	}
 	fmt.Fprintf(&b, "Data plane (workspace %q). Connect with:\n  mongosh %q%s\n", admin.DefaultWorkspace, mongoURI(data), flags)
+	if len(others) > 0 {
+		fmt.Fprintf(&b, "Other workspaces:\n")
+		for _, o := range others {
+			if o.err != nil {
+				fmt.Fprintf(&b, "  %-20s not served: %v\n", o.name, o.err)
+				continue
+			}
+			uri := "mongodb://" + o.addr + "/"
+			if ta, err := net.ResolveTCPAddr("tcp", o.addr); err == nil {
+				uri = mongoURI(ta)
+			}
+			fmt.Fprintf(&b, "  %-20s %s\n", o.name, uri)
+		}
+	}
+	if creds == nil {
+		fmt.Fprintf(&b, "Or, from the source tree: make shell\n")
+	} else {
+		fmt.Fprintf(&b, "Or, from the source tree (installs the pinned mongosh if needed): make shell\n")
+	}
 	_, _ = io.WriteString(w, b.String())
+}
+
+// servedWorkspace is a workspace other than default, with the address it is served on.
+type servedWorkspace struct {
+	name, addr string
+	err        error
+}
+
+// listenAdmin opens the control plane's listener: HTTPS with --admin-tls-cert, plain HTTP
+// only on a loopback address or with --allow-insecure (the API carries passwords in request
+// bodies, like the data plane's logins).
+func listenAdmin(c config) (net.Listener, string, error) {
+	if (c.adminTLSCert == "") != (c.adminTLSKey == "") {
+		return nil, "", errors.New("--admin-tls-cert and --admin-tls-key go together")
+	}
+	host, _, err := net.SplitHostPort(c.adminListen)
+	if err != nil {
+		return nil, "", fmt.Errorf("--admin-listen: %w", err)
+	}
+	if c.adminTLSCert == "" {
+		if !c.allowInsecure && !isLoopback(host) {
+			return nil, "", fmt.Errorf("%s is not a loopback address: serve the Admin API with TLS (--admin-tls-cert, --admin-tls-key) or pass --allow-insecure", c.adminListen)
+		}
+		l, err := net.Listen("tcp", c.adminListen)
+		return l, "http", err
+	}
+	cert, err := tls.LoadX509KeyPair(c.adminTLSCert, c.adminTLSKey)
+	if err != nil {
+		return nil, "", fmt.Errorf("loading --admin-tls-cert/--admin-tls-key: %w", err)
+	}
+	l, err := net.Listen("tcp", c.adminListen)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	return tls.NewListener(l, cfg), "https", nil
 }
 
 // tlsConfig builds the data plane's TLS configuration from the flags.
