@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -675,8 +676,11 @@ func readZstdReply(c net.Conn) (bson.Raw, error) {
 	dec, _ := zstd.NewReader(nil)
 	defer dec.Close()
 	out, err := dec.DecodeAll(body[9:], nil)
-	if err != nil || len(out) < 5 {
-		return nil, fmt.Errorf("decompressing the reply: %v", err)
+	if err != nil {
+		return nil, fmt.Errorf("decompressing the reply: %w", err)
+	}
+	if len(out) < 5 {
+		return nil, errors.New("the decompressed reply is too short")
 	}
 	return bson.Raw(out[5:]), nil
 }

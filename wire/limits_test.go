@@ -200,7 +200,9 @@ func TestMaxConnectionsRefusal(t *testing.T) {
 	go func() { done <- srv.Serve(l) }()
 	defer func() {
 		_ = srv.Shutdown(t.Context())
-		_ = <-done
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
 	}()
 	first, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
