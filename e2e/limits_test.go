@@ -786,3 +786,12 @@ func TestAuditLogBounded(t *testing.T) {
 		t.Errorf("more rotated files than --audit-keep 1")
 	}
 }
+
+// TestMemoryLimit: --memory-limit sets the Go runtime's soft memory limit, which the runtime
+// reports on /metrics.
+func TestMemoryLimit(t *testing.T) {
+	s := startSpid(t, "--memory-limit", "200MiB")
+	if v := metric(t, s, "go_gc_gomemlimit_bytes"); v != 200<<20 {
+		t.Errorf("go_gc_gomemlimit_bytes is %v, want %d", v, 200<<20)
+	}
+}

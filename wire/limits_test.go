@@ -244,3 +244,60 @@ func (msgHandler) Handle(_ context.Context, _ *Conn, _ *Request, dst []byte) []b
 func (msgHandler) HandleMessageError(_ *Conn, me *MessageError, dst []byte) []byte {
 	return append(dst, bsoncore.NewDocumentBuilder().AppendDouble("ok", 0).AppendString("errmsg", me.Msg).Build()...)
 }
+
+// flakyListener is a fake: a real listener cannot be made to fail on demand. It fails its
+// first accepts with errs, then accepts from the real listener.
+type flakyListener struct {
+	net.Listener
+	errs []error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		l.errs = l.errs[1:]
+		return nil, err
+	}
+	return l.Listener.Accept()
+}
+
+// Temporary accept errors (EMFILE and the like) are retried; a permanent one ends Serve with
+// the error, so that spid can stop loudly.
+func TestAcceptErrors(t *testing.T) {
+	real, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	srv := NewServer(msgHandler{}, nil)
+	l := &flakyListener{Listener: real, errs: []error{emfile, emfile, emfile}}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	c, err := net.Dial("tcp", real.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if _, err := c.Write(buildMsg(1, 0, pingDoc())); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := ReadMessage(c, nil, nil); err != nil {
+		t.Fatalf("no reply after three EMFILE accepts: %v", err)
+	}
+	_ = srv.Shutdown(t.Context())
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+
+	permanent := errors.New("listener broken for good")
+	real2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = real2.Close() }()
+	srv2 := NewServer(msgHandler{}, nil)
+	if err := srv2.Serve(&flakyListener{Listener: real2, errs: []error{permanent}}); !errors.Is(err, permanent) {
+		t.Errorf("Serve returned %v, want the permanent error", err)
+	}
+}
