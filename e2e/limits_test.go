@@ -340,6 +340,11 @@ func TestPreLoginAttacks(t *testing.T) {
 		if c := codeOf(sendRecv(t, s.Addr, true, message(7, 2012, compressed(2013, int32(len(big)), 3, zstdBytes(t, big, true))))); c != 10334 {
 			t.Errorf("before login: code %d, want 10334", c)
 		}
+		// Before login, 1,001 empty documents (5 KB) are refused whatever the size.
+		small := opMsg(0, body0(body), seq(1001))
+		if c := codeOf(sendRecv(t, s.Addr, false, message(7, 2013, small))); c != 16 {
+			t.Errorf("1,001 documents before login: code %d, want 16", c)
+		}
 		// After login, more than 100,000 entries in one message are refused.
 		rc := loginRaw(t, s)
 		over := opMsg(0, body0(body), seq(100_001))

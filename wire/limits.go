@@ -59,6 +59,10 @@ const (
 	// mongod's maxWriteBatchSize (100,000) bounds a write batch
 	// (https://www.mongodb.com/docs/manual/reference/limits/#mongodb-limit-Write-Command-Batch-Limit-Size).
 	MaxDocumentsPerMessage = 100_000
+	// PreAuthMaxDocuments bounds them before authentication, which needs none: each document
+	// costs a 24-byte index entry, so an unauthenticated message cannot make an index larger
+	// than its bytes by more than this many entries (24 KB).
+	PreAuthMaxDocuments = 1000
 	// LargeDecompression is the uncompressed size from which a decompression needs one of the
 	// MaxLargeDecompressions slots.
 	LargeDecompression = 1 << 20

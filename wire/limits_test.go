@@ -45,6 +45,10 @@ func TestDocumentSequenceBound(t *testing.T) {
 		Sequence{Identifier: "updates", Documents: [][]byte{empty}})
 	_, _, err = ReadMessage(bytes.NewReader(over), nil, nil)
 	_ = wantKind(t, err, KindTooManyDocuments)
+	// Before authentication, 1,000.
+	pre := buildMsg(1, 0, pingDoc(), Sequence{Identifier: "documents", Documents: docs[:PreAuthMaxDocuments+1]})
+	_, _, err = readMessage(bytes.NewReader(pre), nil, nil, &readLimits{maxMessage: 64 << 10, maxDocs: PreAuthMaxDocuments})
+	_ = wantKind(t, err, KindTooManyDocuments)
 }
 
 // Before authentication the limit applies to the declared length and to the uncompressed

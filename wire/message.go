@@ -160,6 +160,8 @@ func ReadMessage(r io.Reader, buf []byte, negotiated *Compressors) (*Request, []
 type readLimits struct {
 	// maxMessage bounds the message, header included, and its uncompressed size.
 	maxMessage int
+	// maxDocs bounds the documents in its sequences (0: MaxDocumentsPerMessage).
+	maxDocs int
 	// grow reserves n more bytes of buffer (from the pending-bytes budget); false refuses.
 	grow func(n int) bool
 	// beforeRead runs before the header and before each ReceiveChunk of the body (it sets the
@@ -167,6 +169,14 @@ type readLimits struct {
 	beforeRead func()
 	// gate waits for a slot to decompress size bytes and returns its release.
 	gate func(size int) func()
+}
+
+// maxDocuments is the bound on documents in a message's sequences.
+func (l *readLimits) maxDocuments() int {
+	if l.maxDocs > 0 {
+		return l.maxDocs
+	}
+	return MaxDocumentsPerMessage
 }
 
 func (l *readLimits) reserve(n int) bool { return l.grow == nil || l.grow(n) }
@@ -260,7 +270,7 @@ func decode(h Header, msg []byte, negotiated *Compressors, lim *readLimits) (*Re
 	}
 	switch req.OpCode {
 	case OpMsg:
-		return req, decodeMsg(req, body, msg)
+		return req, decodeMsg(req, body, msg, lim.maxDocuments())
 	case OpQuery:
 		return req, decodeQuery(req, body)
 	default:
@@ -272,7 +282,7 @@ func decode(h Header, msg []byte, negotiated *Compressors, lim *readLimits) (*Re
 
 // decodeMsg decodes an OP_MSG body (everything after the header). whole is the complete
 // uncompressed message, used for the checksum.
-func decodeMsg(req *Request, body, whole []byte) error {
+func decodeMsg(req *Request, body, whole []byte, maxDocs int) error {
 	h := req.Header
 	fail := func(kind ErrorKind, format string, args ...any) error {
 		e := msgErr(kind, h, format, args...)
@@ -335,8 +345,8 @@ func decodeMsg(req *Request, body, whole []byte) error {
 			}
 			docs := seq[idEnd+1:]
 			for len(docs) > 0 {
-				if docCount++; docCount > MaxDocumentsPerMessage {
-					return fail(KindTooManyDocuments, "OP_MSG document sequences hold more than %d documents; split the batch", MaxDocumentsPerMessage)
+				if docCount++; docCount > maxDocs {
+					return fail(KindTooManyDocuments, "OP_MSG document sequences hold more than %d documents; split the batch", maxDocs)
 				}
 				n, err := validateSectionDoc(docs)
 				if err != nil {

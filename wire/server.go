@@ -536,9 +536,9 @@ func (s *Server) serveConn(c *Conn) {
 		_, err := br.Peek(1)
 		var req *Request
 		if err == nil {
-			rl.maxMessage = MaxMessageSize
+			rl.maxMessage, rl.maxDocs = MaxMessageSize, MaxDocumentsPerMessage
 			if !c.authenticated {
-				rl.maxMessage = s.preAuthMax()
+				rl.maxMessage, rl.maxDocs = s.preAuthMax(), PreAuthMaxDocuments
 			}
 			var buf []byte
 			req, buf, err = readMessage(br, in, &c.compressors, rl)
