@@ -28,7 +28,7 @@ type Options struct {
 	// Metrics receives the login throttle's events; nil records nothing.
 	Metrics *metrics.Metrics
 	// LoginFailuresFree is how many authentication failures an address or a user may have
-	// (decaying by half every minute) before the login throttle slows it; 0 means 5.
+	// (decaying by half every minute) before the login throttle slows it; 0 means 30.
 	LoginFailuresFree int
 }
 

@@ -12,16 +12,17 @@ import (
 //
 //   - Each failure adds one to a score per address (an IPv6 address counts by its /64) and per
 //     user; scores halve every throttleHalfLife.
-//   - Past Options.LoginFailuresFree (default throttleFree) failures, attempts from an address are served one at a time, spaced by
-//     throttleAddrBase doubled per further failure, at most throttleAddrMax apart. An attempt
-//     that would wait more than throttleMaxWait is refused at once.
-//   - Past throttleFree failures, attempts for a user wait throttleUserBase doubled per further
+//   - Past Options.LoginFailuresFree (default throttleFree) failures, attempts from an address
+//     are served one at a time, spaced by throttleAddrBase doubled per further failure, at most
+//     throttleAddrMax apart. An attempt that would wait more than throttleMaxWait is refused at
+//     once. (A real user behind the same address as an attacker is slowed with it.)
+//   - Past the free failures, attempts for a user wait throttleUserBase doubled per further
 //     failure, at most throttleUserMax, but never queue: the real user, from another address,
 //     logs in at most throttleUserMax late however hard the user's name is attacked.
 //   - Failures of a throttled address are audited as samples: at most one record per address
 //     per throttleAuditEvery, carrying the count of failures since the previous record.
 const (
-	throttleFree       = 5
+	throttleFree       = 30
 	throttleHalfLife   = time.Minute
 	throttleAddrBase   = 100 * time.Millisecond
 	throttleAddrMax    = 5 * time.Second

@@ -693,7 +693,7 @@ func readZstdReply(c net.Conn) (bson.Raw, error) {
 // TestLoginThrottle: failures from one address slow that address, are audited as samples with
 // counts, and the real user still logs in from elsewhere.
 func TestLoginThrottle(t *testing.T) {
-	s := startSpid(t)
+	s := startSpid(t, "--login-failures-free", "5")
 	creds := s.Creds(t)
 	fail := func(src string) int32 {
 		c := dialFrom(t, src, s.Addr)

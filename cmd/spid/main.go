@@ -140,7 +140,7 @@ func limitFlags(fs *flag.FlagSet, c *config) error {
 	sizeVar(&preAuthPending, "preauth-pending-bytes", "SPI_PREAUTH_PENDING_BYTES", def.PreAuthPendingBytes, "share of --max-pending-bytes unauthenticated connections may hold")
 	intVar(&l.MaxLargeDecompressions, "max-large-decompressions", "SPI_MAX_LARGE_DECOMPRESSIONS", def.MaxLargeDecompressions, "decompressions of over 1 MiB that run at once")
 	sizeVar(&c.memoryLimit, "memory-limit", "SPI_MEMORY_LIMIT", 0, "soft memory limit of the Go runtime (debug.SetMemoryLimit); 0: none, or GOMEMLIMIT")
-	intVar(&c.loginFree, "login-failures-free", "SPI_LOGIN_FAILURES_FREE", 5, "authentication failures an address or user may have (halving every minute) before the login throttle slows it")
+	intVar(&c.loginFree, "login-failures-free", "SPI_LOGIN_FAILURES_FREE", 30, "authentication failures an address or user may have (halving every minute) before the login throttle slows it")
 	intVar(&c.auditKeep, "audit-keep", "SPI_AUDIT_KEEP", audit.DefaultKeep, "rotated audit log files kept beside the live one")
 	c.finishLimits = func() {
 		l.PreAuthMaxMessage = int(min(int64(preAuth), wire.MaxMessageSize))
