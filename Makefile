@@ -6,11 +6,12 @@
 GO        ?= go
 SPID_ARGS ?=
 FUZZTIME  ?= 5m
+SOAK_SCALE ?= 20
 BIN       := bin
 LINT      := $(BIN)/golangci-lint
 NPM_STAMP := e2e/node_modules/.spi-installed
 
-.PHONY: all build run shell test unit e2e lint fmt deps fuzz bench clean
+.PHONY: all build run shell test unit e2e lint fmt deps fuzz bench soak clean
 
 all: build
 
@@ -36,6 +37,11 @@ unit:
 
 e2e: $(NPM_STAMP)
 	cd e2e && $(GO) test -count=1 -timeout 15m ./...
+
+## soak: the data-plane attacks of e2e/limits_test.go at SOAK_SCALE (default 20) times the size
+## that `make test` runs them at
+soak: $(NPM_STAMP)
+	cd e2e && SPI_SOAK=$(SOAK_SCALE) $(GO) test -count=1 -timeout 60m -v -run 'TestPreLoginAttacks' .
 
 ## deps: Go modules, the pinned linter, mongosh, the Node driver's compressors and
 ## mongodb-data-service, curl, openssl, and Debian's pymongo with its snappy and zstd modules

@@ -31,6 +31,9 @@ type Options struct {
 	Processors *processor.Manager
 	// Metrics receives command and connection counts; nil records nothing.
 	Metrics *metrics.Metrics
+	// LoginFailuresFree is how many authentication failures an address or a user may have
+	// (decaying by half every minute) before the login throttle slows it; 0 means 30.
+	LoginFailuresFree int
 }
 
 // Dispatcher serves wire requests from the command table. It implements wire.Handler.
@@ -39,11 +42,17 @@ type Dispatcher struct {
 	log     *slog.Logger
 	started time.Time
 	byName  map[string]*Command
+	// throttle slows repeated authentication failures (throttle.go).
+	throttle throttle
 }
 
 // New returns a dispatcher over the command table.
 func New(opts Options) *Dispatcher {
 	d := &Dispatcher{opts: opts, log: opts.Logger, started: time.Now(), byName: map[string]*Command{}}
+	d.throttle.free = opts.LoginFailuresFree
+	if d.throttle.free <= 0 {
+		d.throttle.free = throttleFree
+	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -76,7 +85,7 @@ func (d *Dispatcher) Handle(ctx context.Context, c *wire.Conn, req *wire.Request
 	}
 	e, ok := err.(*Error)
 	if !ok {
-		d.log.Error("command failed with an internal error", "command", call.Name, "err", err)
+		d.log.Error("command failed with an internal error", "command", wire.Clip(call.Name), "err", err)
 		e = Errorf(CodeInternalError, "internal error running %s", call.Name)
 	}
 	d.record(call, cmd, e)
@@ -148,7 +157,7 @@ func (d *Dispatcher) check(call *Call, cmd *Command) *Error {
 func (d *Dispatcher) run(ctx context.Context, cmd *Command, call *Call, r *Reply) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			d.log.Error("command panicked", "command", call.Name, "panic", fmt.Sprint(p))
+			d.log.Error("command panicked", "command", wire.Clip(call.Name), "panic", fmt.Sprint(p))
 			err = Errorf(CodeInternalError, "internal error running %s", call.Name)
 		}
 	}()
@@ -178,7 +187,7 @@ func (d *Dispatcher) parse(c *wire.Conn, req *wire.Request) (*Call, *Command, er
 		if cmd == nil || !cmd.Handshake {
 			return call, nil, Errorf(CodeUnsupportedOpQueryCommand,
 				"Unsupported OP_QUERY command: %s. The client driver may require an upgrade. "+
-					"For more details see https://dochub.mongodb.org/core/legacy-opcode-removal", call.Name)
+					"For more details see https://dochub.mongodb.org/core/legacy-opcode-removal", wire.Clip(call.Name))
 		}
 		return call, cmd, nil
 	}
@@ -192,7 +201,7 @@ func (d *Dispatcher) parse(c *wire.Conn, req *wire.Request) (*Call, *Command, er
 	}
 	call.DB = db
 	if cmd == nil {
-		return call, nil, Errorf(CodeCommandNotFound, "no such command: '%s'", call.Name)
+		return call, nil, Errorf(CodeCommandNotFound, "no such command: '%s'", wire.Clip(call.Name))
 	}
 	return call, cmd, nil
 }
@@ -211,6 +220,10 @@ func (d *Dispatcher) HandleMessageError(_ *wire.Conn, me *wire.MessageError, dst
 		code = CodeTooManyDocumentSequences
 	case wire.KindTooLarge:
 		code = CodeBSONObjectTooLarge
+	case wire.KindTooManyDocuments:
+		code = CodeInvalidLength
+	case wire.KindResourceExhausted:
+		code = CodeExceededMemoryLimit
 	case wire.KindUnsupportedOpcode:
 		if me.OpCode == wire.OpQuery {
 			code = CodeUnsupportedOpQueryCommand

@@ -1,6 +1,9 @@
 package commands
 
-import "fmt"
+import (
+	"fmt"
+	"unicode/utf8"
+)
 
 // Code is a MongoDB error code. Every error a client sees carries one, with its codeName.
 type Code int32
@@ -13,11 +16,13 @@ const (
 	CodeFailedToParse             Code = 9
 	CodeUnauthorized              Code = 13
 	CodeTypeMismatch              Code = 14
+	CodeInvalidLength             Code = 16
 	CodeProtocolError             Code = 17
 	CodeAuthenticationFailed      Code = 18
 	CodeInvalidBSON               Code = 22
 	CodeCommandNotFound           Code = 59
 	CodeInvalidOptions            Code = 72
+	CodeExceededMemoryLimit       Code = 146
 	CodeIllegalOpMsgFlag          Code = 223
 	CodeTooManyDocumentSequences  Code = 233
 	CodeChecksumMismatch          Code = 288
@@ -32,11 +37,13 @@ var codeNames = map[Code]string{
 	CodeFailedToParse:             "FailedToParse",
 	CodeUnauthorized:              "Unauthorized",
 	CodeTypeMismatch:              "TypeMismatch",
+	CodeInvalidLength:             "InvalidLength",
 	CodeProtocolError:             "ProtocolError",
 	CodeAuthenticationFailed:      "AuthenticationFailed",
 	CodeInvalidBSON:               "InvalidBSON",
 	CodeCommandNotFound:           "CommandNotFound",
 	CodeInvalidOptions:            "InvalidOptions",
+	CodeExceededMemoryLimit:       "ExceededMemoryLimit",
 	CodeIllegalOpMsgFlag:          "IllegalOpMsgFlag",
 	CodeTooManyDocumentSequences:  "TooManyDocumentSequences",
 	CodeChecksumMismatch:          "ChecksumMismatch",
@@ -70,11 +77,23 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
 }
 
+// maxErrmsg bounds an error message, so that no client value echoed in one can make the
+// reply large; handlers cut each value they echo to wire.ClipLen as well.
+const maxErrmsg = 1024
+
 // appendError appends the reply document of a failed command.
 func appendError(dst []byte, e *Error) []byte {
 	r := startReply(dst)
 	r.Double("ok", 0)
-	r.String("errmsg", e.Msg)
+	msg := e.Msg
+	if len(msg) > maxErrmsg {
+		cut := maxErrmsg
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + fmt.Sprintf("...[+%d bytes]", len(msg)-cut)
+	}
+	r.String("errmsg", msg)
 	r.Int32("code", int32(e.Code))
 	name := e.Name
 	if name == "" {

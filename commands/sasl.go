@@ -8,6 +8,7 @@ import (
 	"github.com/spi-streams/spi/auth"
 	"github.com/spi-streams/spi/authz"
 	"github.com/spi-streams/spi/store"
+	"github.com/spi-streams/spi/wire"
 )
 
 // CodeMechanismUnavailable is returned for authentication mechanisms spid does not offer.
@@ -48,9 +49,12 @@ func (d *Dispatcher) startSASL(call *Call, doc bson.Raw, db string, r *Reply) *E
 	s := sessionOf(call.Conn)
 	s.conv = nil
 	mech, _ := doc.Lookup("mechanism").StringValueOK()
+	if e := d.throttleLogin(call, true, "", db, mech); e != nil {
+		return e
+	}
 	if mech != auth.MechSHA1 && mech != auth.MechSHA256 {
-		d.audit(call, auditRecord{Event: "authenticate", DB: db, Mechanism: mech, Outcome: "failure", Reason: "unsupported mechanism"})
-		return Errorf(CodeMechanismUnavailable, "Received authentication for mechanism %s which is not enabled; use SCRAM-SHA-256, SCRAM-SHA-1 or MONGODB-X509", mech)
+		d.authFailure(call, auditRecord{Event: "authenticate", DB: db, Mechanism: mech, Outcome: "failure", Reason: "unsupported mechanism"}, true)
+		return Errorf(CodeMechanismUnavailable, "Received authentication for mechanism %s which is not enabled; use SCRAM-SHA-256, SCRAM-SHA-1 or MONGODB-X509", wire.Clip(mech))
 	}
 	payload, ok := payloadOf(doc)
 	if !ok {
@@ -80,10 +84,13 @@ func (d *Dispatcher) startSASL(call *Call, doc bson.Raw, db string, r *Reply) *E
 		return d.loginFailed(call, "", db, mech, err.Error())
 	}
 	out, err := conv.Step(payload)
+	if e := d.throttleLogin(call, false, conv.Username(), db, mech); e != nil {
+		return e
+	}
 	if lacksMech {
 		// As mongod does: the driver then picks a mechanism from saslSupportedMechs.
-		d.audit(call, auditRecord{Event: "authenticate", User: conv.Username(), DB: db, Mechanism: mech, Outcome: "failure",
-			Reason: "the user has no credentials for this mechanism"})
+		d.authFailure(call, auditRecord{Event: "authenticate", User: conv.Username(), DB: db, Mechanism: mech, Outcome: "failure",
+			Reason: "the user has no credentials for this mechanism"}, false)
 		return Errorf(CodeMechanismUnavailable, "Unable to use %s based authentication for user without any %s credentials registered", mech, mech)
 	}
 	if err != nil {
@@ -201,14 +208,17 @@ func (d *Dispatcher) x509Login(call *Call, user string) (string, *Error) {
 func authenticate(_ context.Context, call *Call, r *Reply) error {
 	d := call.Server
 	mech, _ := call.Body.Lookup("mechanism").StringValueOK()
+	user, _ := call.Body.Lookup("user").StringValueOK()
+	if e := d.throttleLogin(call, true, user, "$external", mech); e != nil {
+		return e
+	}
 	if mech != auth.MechX509 {
-		d.audit(call, auditRecord{Event: "authenticate", DB: call.DB, Mechanism: mech, Outcome: "failure", Reason: "unsupported mechanism"})
-		return Errorf(CodeMechanismUnavailable, "Received authentication for mechanism %s which is not enabled; use SCRAM-SHA-256, SCRAM-SHA-1 or MONGODB-X509", mech)
+		d.authFailure(call, auditRecord{Event: "authenticate", DB: call.DB, Mechanism: mech, Outcome: "failure", Reason: "unsupported mechanism"}, true)
+		return Errorf(CodeMechanismUnavailable, "Received authentication for mechanism %s which is not enabled; use SCRAM-SHA-256, SCRAM-SHA-1 or MONGODB-X509", wire.Clip(mech))
 	}
 	if call.DB != "$external" {
 		return d.loginFailed(call, "", call.DB, mech, "MONGODB-X509 must authenticate on $external")
 	}
-	user, _ := call.Body.Lookup("user").StringValueOK()
 	subject, e := d.x509Login(call, user)
 	if e != nil {
 		return e
@@ -225,5 +235,6 @@ func logout(_ context.Context, call *Call, _ *Reply) error {
 		call.Server.audit(call, auditRecord{Event: "logout", User: s.user.name, DB: s.user.db})
 	}
 	s.user, s.conv = nil, nil
+	call.Conn.SetAuthenticated(false)
 	return nil
 }

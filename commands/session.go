@@ -112,6 +112,7 @@ func (d *Dispatcher) current(call *Call) (store.User, *Error) {
 		d.audit(call, auditRecord{Event: "sessionEnded", User: s.user.name, DB: s.user.db,
 			Reason: "the user was deleted or its credentials changed"})
 		s.user = nil
+		call.Conn.SetAuthenticated(false)
 		return store.User{}, Errorf(CodeUnauthorized, "command %s requires authentication: the user's credentials changed or the user was removed; authenticate again", call.Name)
 	}
 	s.user.cached, s.user.gen, s.user.valid = u, gen, true
@@ -167,6 +168,7 @@ func (d *Dispatcher) login(call *Call, u store.User, mech string) *Error {
 		reason = "re-authentication as the same user"
 	}
 	s.user = &principal{db: u.Database, name: u.Username, mech: mech, fingerprint: fingerprint(u, mech)}
+	call.Conn.SetAuthenticated(true)
 	d.audit(call, auditRecord{Event: "authenticate", User: u.Username, DB: u.Database, Mechanism: mech, Outcome: "success", Reason: reason})
 	return nil
 }
@@ -179,8 +181,55 @@ func (d *Dispatcher) loginFailed(call *Call, user, db, mech, reason string) *Err
 	default:
 		d.opts.Metrics.AuthFailure(workspaceOf(call.Conn), "other")
 	}
-	d.audit(call, auditRecord{Event: "authenticate", User: user, DB: db, Mechanism: mech, Outcome: "failure", Reason: reason})
+	d.authFailure(call, auditRecord{Event: "authenticate", User: user, DB: db, Mechanism: mech, Outcome: "failure", Reason: reason}, true)
 	return &Error{Code: CodeAuthenticationFailed, Msg: auth.ErrAuthFailed.Error()}
+}
+
+// authFailure audits a failed authentication step; scored ones count toward the login
+// throttle. A throttled address's failures are sampled (throttle.go): the record written
+// carries the number of failures it stands for.
+func (d *Dispatcher) authFailure(call *Call, r auditRecord, scored bool) {
+	addr := throttleAddr(call.Conn.RemoteAddr())
+	user := ""
+	if r.User != "" {
+		user = r.DB + "." + r.User
+	}
+	write, n := d.throttle.failed(addr, user, scored, time.Now())
+	if !write {
+		return
+	}
+	if n > 0 {
+		r.Count = n
+		r.Reason = "repeated failures from this address, sampled; last: " + r.Reason
+	}
+	d.audit(call, r)
+}
+
+// throttleLogin makes an authentication attempt wait as the login throttle says, or refuses
+// it when its address has failed too often (throttle.go). byAddr says whether to look at the
+// address (once per attempt); user, if not empty, is looked at too.
+func (d *Dispatcher) throttleLogin(call *Call, byAddr bool, user, db, mech string) *Error {
+	key, addr := "", ""
+	if user != "" {
+		key = db + "." + user
+	}
+	if byAddr {
+		addr = throttleAddr(call.Conn.RemoteAddr())
+	}
+	wait, refused, keys := d.throttle.wait(addr, key, time.Now())
+	ws := workspaceOf(call.Conn)
+	for _, k := range keys {
+		d.opts.Metrics.LoginThrottledEvent(ws, k)
+	}
+	if refused {
+		d.authFailure(call, auditRecord{Event: "authenticate", User: user, DB: db, Mechanism: mech, Outcome: "failure",
+			Reason: "throttled: too many failed attempts from this address"}, false)
+		return &Error{Code: CodeAuthenticationFailed, Msg: "Authentication failed: too many failed attempts from this address; retry in a few seconds"}
+	}
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+	return nil
 }
 
 // auditRecord is one line of the data-plane audit log.
@@ -197,6 +246,8 @@ type auditRecord struct {
 	ConnID    int64     `json:"connectionId"`
 	Outcome   string    `json:"outcome,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	// Count is set on a sampled record: the number of failures it stands for.
+	Count int `json:"count,omitempty"`
 }
 
 func (d *Dispatcher) audit(call *Call, r auditRecord) {

@@ -116,9 +116,20 @@ func startSpid(t *testing.T, args ...string) *spid {
 // startSpidIn is startSpid on a given data directory (to restart on the same data).
 func startSpidIn(t *testing.T, dataDir string, args ...string) *spid {
 	t.Helper()
+	return startSpidWrapped(t, dataDir, nil, args...)
+}
+
+// startSpidWrapped is startSpidIn with spid run by a wrapper command (e.g. a shell that lowers
+// `ulimit -n` and execs spid): wrap[0] runs with wrap[1:], then spid's path and arguments.
+func startSpidWrapped(t *testing.T, dataDir string, wrap []string, args ...string) *spid {
+	t.Helper()
 	s := &spid{DataDir: dataDir, Stdout: &lockedBuffer{}, Stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	base := []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dataDir}
-	s.cmd = exec.Command(spidBin, append(base, args...)...)
+	argv := append([]string{spidBin}, append(base, args...)...)
+	if len(wrap) > 0 {
+		argv = append(append([]string{}, wrap...), argv...)
+	}
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Stderr = s.Stderr
 	pr, pw := io.Pipe()
 	s.cmd.Stdout = io.MultiWriter(s.Stdout, pw)

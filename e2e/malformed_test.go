@@ -139,7 +139,9 @@ func closedByServer(conn net.Conn) bool {
 // Malformed frames each get the documented answer, and a second connection keeps working
 // throughout.
 func TestMalformedFrames(t *testing.T) {
-	s := startSpid(t)
+	// Framing is checked the same for every connection; the pre-authentication message limit,
+	// which would answer the large cases first, is TestPreAuthLimits' subject.
+	s := startSpid(t, "--preauth-max-message", "48000000", "--preauth-pending-bytes", "1GiB")
 	witness := connectGo(t, s.Admin(t, "", ""))
 
 	// hello needs no authentication, so these raw connections can use it.

@@ -64,7 +64,9 @@ func saslContinueCmd(id int32, payload string) bson.D {
 // Malformed SASL payloads, wrong conversation ids, replayed proofs, abandoned conversations and
 // a thousand failed logins each get the documented error, and the server keeps serving others.
 func TestSASLBadInput(t *testing.T) {
-	s := startSpid(t)
+	// The login throttle, which would slow the thousand failures below, is TestLoginThrottle's
+	// subject.
+	s := startSpid(t, "--login-failures-free", "1000000")
 	creds := s.Creds(t)
 	witness := connectGo(t, s.Admin(t, "", ""))
 	client, err := scram.SHA256.NewClient(creds.Username, creds.Password, "")

@@ -29,6 +29,32 @@ type Metrics struct {
 	// AuthFailures counts failed data-plane authentications by workspace and mechanism.
 	AuthFailures *prometheus.CounterVec
 
+	// Data-plane resource limits (README "Limits").
+	//
+	// ConnectionsRefused counts connections refused by workspace and reason
+	// ("max_connections").
+	ConnectionsRefused *prometheus.CounterVec
+	// ConnectionsTimedOut counts connections closed by a timeout, by workspace and timeout
+	// ("handshake", "unauthenticated_idle", "receive", "write").
+	ConnectionsTimedOut *prometheus.CounterVec
+	// MessagesOversized counts messages refused for their size, by workspace and whether the
+	// connection had authenticated ("false" or "true").
+	MessagesOversized *prometheus.CounterVec
+	// MessagesOverBudget counts messages refused because the server-wide pending-bytes budget
+	// was spent, by workspace.
+	MessagesOverBudget *prometheus.CounterVec
+	// LoginThrottled counts authentication attempts slowed by the login throttle, by workspace
+	// and key ("address" or "user").
+	LoginThrottled *prometheus.CounterVec
+	// ListenerUp is 1 while a data-plane listener accepts connections and 0 while it backs off
+	// after an accept error or after it failed for good, by workspace.
+	ListenerUp *prometheus.GaugeVec
+	// AcceptErrors counts failed accepts by workspace.
+	AcceptErrors *prometheus.CounterVec
+	// PendingBytes is the bytes currently held for incoming messages beyond the per-connection
+	// allowance (the budget --max-pending-bytes bounds).
+	PendingBytes prometheus.Gauge
+
 	// Processor metrics, labelled by workspace and processor name.
 	ProcessorInputMessages  *prometheus.CounterVec
 	ProcessorInputBytes     *prometheus.CounterVec
@@ -61,6 +87,15 @@ func New() *Metrics {
 	m.WireConnections = gauge(r, "spi_wire_connections", "Open data-plane connections.", "workspace")
 	m.Commands = counter(r, "spi_commands_total", "Data-plane commands by name and outcome (ok or the error's codeName).", "workspace", "command", "outcome")
 	m.AuthFailures = counter(r, "spi_authentication_failures_total", "Failed data-plane authentications.", "workspace", "mechanism")
+	m.ConnectionsRefused = counter(r, "spi_wire_connections_refused_total", "Data-plane connections refused, by reason (max_connections).", "workspace", "reason")
+	m.ConnectionsTimedOut = counter(r, "spi_wire_connections_timed_out_total", "Data-plane connections closed by a timeout (handshake, unauthenticated_idle, receive, write).", "workspace", "timeout")
+	m.MessagesOversized = counter(r, "spi_wire_messages_oversized_total", "Data-plane messages refused for their size, compressed or uncompressed.", "workspace", "authenticated")
+	m.MessagesOverBudget = counter(r, "spi_wire_messages_over_budget_total", "Data-plane messages refused because the server-wide pending-bytes budget was spent.", "workspace")
+	m.LoginThrottled = counter(r, "spi_login_throttled_total", "Authentication attempts slowed by the login throttle, by key (address or user).", "workspace", "key")
+	m.ListenerUp = gauge(r, "spi_wire_listener_up", "1 while a data-plane listener accepts connections, 0 while it backs off after an accept error or after it failed.", "workspace")
+	m.AcceptErrors = counter(r, "spi_wire_accept_errors_total", "Failed accepts on data-plane listeners (out of file descriptors and the like).", "workspace")
+	m.PendingBytes = prometheus.NewGauge(prometheus.GaugeOpts{Name: "spi_wire_pending_bytes", Help: "Bytes held for incoming data-plane messages beyond the per-connection allowance."})
+	r.MustRegister(m.PendingBytes)
 	m.ProcessorInputMessages = counter(r, "spi_processor_input_messages_total", "Documents read by the processor's $source (stats inputMessageCount).", pl...)
 	m.ProcessorInputBytes = counter(r, "spi_processor_input_bytes_total", "Bytes read by the processor's $source (stats inputMessageSize).", pl...)
 	m.ProcessorOutputMessages = counter(r, "spi_processor_output_messages_total", "Documents written by the processor's sink (stats outputMessageCount).", pl...)
@@ -145,4 +180,65 @@ func (m *Metrics) ConnectionClosed(workspace string) {
 		return
 	}
 	m.WireConnections.WithLabelValues(workspace).Dec()
+}
+
+func (m *Metrics) inc(pick func(*Metrics) *prometheus.CounterVec, labels ...string) {
+	if m == nil {
+		return
+	}
+	pick(m).WithLabelValues(labels...).Inc()
+}
+
+// ConnectionRefused counts one refused connection.
+func (m *Metrics) ConnectionRefused(workspace, reason string) {
+	m.inc(func(m *Metrics) *prometheus.CounterVec { return m.ConnectionsRefused }, workspace, reason)
+}
+
+// ConnectionTimedOut counts one connection closed by a timeout.
+func (m *Metrics) ConnectionTimedOut(workspace, timeout string) {
+	m.inc(func(m *Metrics) *prometheus.CounterVec { return m.ConnectionsTimedOut }, workspace, timeout)
+}
+
+// MessageOversized counts one message refused for its size.
+func (m *Metrics) MessageOversized(workspace string, authenticated bool) {
+	a := "false"
+	if authenticated {
+		a = "true"
+	}
+	m.inc(func(m *Metrics) *prometheus.CounterVec { return m.MessagesOversized }, workspace, a)
+}
+
+// MessageOverBudget counts one message refused for lack of pending-bytes budget.
+func (m *Metrics) MessageOverBudget(workspace string) {
+	m.inc(func(m *Metrics) *prometheus.CounterVec { return m.MessagesOverBudget }, workspace)
+}
+
+// LoginThrottledEvent counts one authentication attempt slowed by the throttle.
+func (m *Metrics) LoginThrottledEvent(workspace, key string) {
+	m.inc(func(m *Metrics) *prometheus.CounterVec { return m.LoginThrottled }, workspace, key)
+}
+
+// AcceptError counts one failed accept.
+func (m *Metrics) AcceptError(workspace string) {
+	m.inc(func(m *Metrics) *prometheus.CounterVec { return m.AcceptErrors }, workspace)
+}
+
+// SetListenerUp records whether a workspace's listener is accepting.
+func (m *Metrics) SetListenerUp(workspace string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.ListenerUp.WithLabelValues(workspace).Set(v)
+}
+
+// AddPendingBytes moves the pending-bytes gauge by n.
+func (m *Metrics) AddPendingBytes(n int64) {
+	if m == nil {
+		return
+	}
+	m.PendingBytes.Add(float64(n))
 }

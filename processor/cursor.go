@@ -51,8 +51,8 @@ type cursor struct {
 	lastUsed  time.Time
 	// polling is true while a getMore waits on the cursor: it is in use, not idle.
 	polling bool
-	ready     chan struct{}
-	space     chan struct{}
+	ready   chan struct{}
+	space   chan struct{}
 }
 
 func newCursor(p *proc, owner, limit int64, blocking bool) *cursor {

@@ -91,7 +91,7 @@ type innerMessage struct {
 }
 
 // decompressMessage unwraps an OP_COMPRESSED body (everything after the header).
-func decompressMessage(h Header, body []byte, negotiated *Compressors) (innerMessage, *Compressor, error) {
+func decompressMessage(h Header, body []byte, negotiated *Compressors, lim *readLimits) (innerMessage, *Compressor, error) {
 	if len(body) < 9 {
 		return innerMessage{}, nil, msgErr(KindProtocol, h, "OP_COMPRESSED is too short")
 	}
@@ -119,11 +119,42 @@ func decompressMessage(h Header, body []byte, negotiated *Compressors) (innerMes
 	if size < 0 || size > MaxMessageSize-HeaderSize {
 		return innerMessage{}, nil, fail(KindProtocol, "uncompressed size %d is outside 0..%d", size, MaxMessageSize-HeaderSize)
 	}
-	out, err := c.decompress(make([]byte, 0, size), body[9:], size)
+	if size > lim.maxMessage-HeaderSize {
+		e := fail(KindTooLarge, "uncompressed size %d exceeds the maximum of %d bytes before authentication; authenticate first", size, lim.maxMessage-HeaderSize).(*MessageError)
+		e.Oversized = true
+		return innerMessage{}, nil, e
+	}
+	if size > ReceiveChunk && !lim.reserve(size) {
+		return innerMessage{}, nil, fail(KindResourceExhausted, "%s", errBudget)
+	}
+	cost := decompressionCost(c, body[9:], size)
+	if cost > lim.maxMessage {
+		// A zstd stream whose window is larger than any message this connection may send.
+		e := fail(KindTooLarge, "zstd window of %d bytes exceeds the maximum message of %d bytes before authentication; authenticate first", cost, lim.maxMessage).(*MessageError)
+		e.Oversized = true
+		return innerMessage{}, nil, e
+	}
+	if cost > LargeDecompression && lim.gate != nil {
+		defer lim.gate(cost)()
+	}
+	out, err := c.decompress(nil, body[9:], size)
 	if err != nil {
 		return innerMessage{}, nil, fail(KindCompression, "%s: %v", c.Name, err)
 	}
 	return innerMessage{OpCode: orig, body: out}, c, nil
+}
+
+// decompressionCost is the memory a decompression may take: its output, or for a zstd frame
+// without a content size the larger of its output and its history window.
+func decompressionCost(c *Compressor, src []byte, size int) int {
+	if c != Zstd {
+		return size
+	}
+	var fh zstd.Header
+	if fh.Decode(src) == nil && !fh.HasFCS && fh.WindowSize > uint64(size) {
+		return int(min(fh.WindowSize, zstdMaxStreamWindow))
+	}
+	return size
 }
 
 // Decompress decompresses src, which must expand to exactly size bytes, with the compressor of
@@ -136,7 +167,7 @@ func Decompress(id uint8, src []byte, size int) ([]byte, error) {
 	if size < 0 || size > MaxMessageSize {
 		return nil, fmt.Errorf("size %d is out of range", size)
 	}
-	return c.decompress(make([]byte, 0, size), src, size)
+	return c.decompress(nil, src, size)
 }
 
 // Compress appends src compressed with c to dst.
@@ -161,7 +192,12 @@ func snappyDecompress(dst, src []byte, size int) ([]byte, error) {
 	if n != size {
 		return nil, errSizeMismatch
 	}
-	out, err := snappy.Decode(dst[:size], src)
+	// A snappy copy element expands at most 64 bytes out of 3 (about 21:1), so a larger
+	// declared size is a lie; refuse it before allocating for it.
+	if size > 22*len(src)+32 {
+		return nil, errSizeMismatch
+	}
+	out, err := snappy.Decode(growTo(dst[:0], size), src)
 	if err != nil {
 		return nil, err
 	}
@@ -180,13 +216,18 @@ func snappyCompress(dst, src []byte) ([]byte, error) {
 }
 
 func zlibDecompress(dst, src []byte, size int) ([]byte, error) {
+	// DEFLATE expands at most 258 bytes out of 2 bits (about 1032:1, RFC 1951 section 3.2.5),
+	// so a larger declared size is a lie; refuse it before inflating.
+	if size > 1032*len(src)+1024 {
+		return nil, errSizeMismatch
+	}
 	zr, err := zlib.NewReader(bytes.NewReader(src))
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = zr.Close() }()
 	// Read at most one byte more than declared, so a stream that lies about its size is caught
-	// without inflating it all.
+	// without inflating it all; the buffer grows with what comes out, not with the declared size.
 	buf := bytes.NewBuffer(dst)
 	n, err := io.Copy(buf, io.LimitReader(zr, int64(size)+1))
 	if err != nil {
@@ -219,7 +260,10 @@ func zlibCompress(dst, src []byte) ([]byte, error) {
 
 var (
 	// The cap limit stops DecodeAll at cap(dst), so a frame that expands past the declared size
-	// fails without being inflated.
+	// fails without being inflated. A frame with no content size decodes into a buffer that
+	// grows with its output up to the declared size; one that declares a content size (equal to
+	// the declared size, checked first) is decoded into that much memory, which the connection's
+	// message limit and Limits.MaxLargeDecompressions bound.
 	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxMessageSize),
 		zstd.WithDecodeAllCapLimit(true))
 	// Single-segment frames always carry their content size, as mongod's do (ZSTD_compress
@@ -231,17 +275,51 @@ var (
 func zstdDecompress(dst, src []byte, size int) ([]byte, error) {
 	// A frame may declare its content size; refuse one that disagrees before allocating for it.
 	var fh zstd.Header
-	if err := fh.Decode(src); err == nil && fh.HasFCS && fh.FrameContentSize != uint64(size) {
-		return nil, errSizeMismatch
+	if err := fh.Decode(src); err == nil && fh.HasFCS {
+		if fh.FrameContentSize != uint64(size) {
+			return nil, errSizeMismatch
+		}
+		out, err := zstdDecoder.DecodeAll(src, growTo(dst[:0], size)[:0])
+		if err != nil {
+			return nil, err
+		}
+		if len(out) != size {
+			return nil, errSizeMismatch
+		}
+		return out, nil
 	}
-	out, err := zstdDecoder.DecodeAll(src, dst[:0:size])
+	return zstdStream(dst, src, size)
+}
+
+// zstdStreams decode frames without a content size, whose output cannot be sized up front.
+var zstdStreams = sync.Pool{New: func() any {
+	d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(zstdMaxStreamWindow), zstd.WithDecoderMaxMemory(MaxMessageSize))
+	return d
+}}
+
+// zstdMaxStreamWindow bounds the history window of a frame without a content size; zstd's
+// levels up to 19 use at most 8 MiB (RFC 8878 section 3.1.1.1.2 lets a decoder set a limit).
+const zstdMaxStreamWindow = 8 << 20
+
+// zstdStream decodes into a buffer that grows with the output, reading at most size+1 bytes.
+func zstdStream(dst, src []byte, size int) ([]byte, error) {
+	d := zstdStreams.Get().(*zstd.Decoder)
+	defer zstdStreams.Put(d)
+	// Hiding the bytes.Reader keeps the decoder streaming instead of decoding all at once.
+	if err := d.Reset(struct{ io.Reader }{bytes.NewReader(src)}); err != nil {
+		return nil, err
+	}
+	defer func() { _ = d.Reset(struct{ io.Reader }{bytes.NewReader(nil)}) }()
+	buf := bytes.NewBuffer(dst[:0])
+	n, err := io.Copy(buf, io.LimitReader(d, int64(size)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(out) != size {
+	if int(n) != size {
 		return nil, errSizeMismatch
 	}
-	return out, nil
+	return buf.Bytes(), nil
 }
 
 func zstdCompress(dst, src []byte) ([]byte, error) {

@@ -114,6 +114,12 @@ const (
 	KindUnsupportedOpcode
 	// KindCompression is an OP_COMPRESSED that cannot be decompressed or was not negotiated.
 	KindCompression
+	// KindTooManyDocuments is an OP_MSG with more than MaxDocumentsPerMessage documents in
+	// its document sequences.
+	KindTooManyDocuments
+	// KindResourceExhausted is a message refused because a server-wide budget
+	// (Limits.MaxPendingBytes, Limits.MaxConnections) is spent.
+	KindResourceExhausted
 )
 
 // MessageError describes a message that cannot be served. After one, the connection closes.
@@ -127,7 +133,9 @@ type MessageError struct {
 	OpCode int32
 	// MoreToCome is set when the client asked for no reply.
 	MoreToCome bool
-	Msg        string
+	// Oversized is set when the message was refused for its declared or uncompressed size.
+	Oversized bool
+	Msg       string
 }
 
 func (e *MessageError) Error() string { return e.Msg }
@@ -142,11 +150,52 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the returned buffer must be passed to the next call. negotiated says which compressors the
 // client negotiated (nil: none, so OP_COMPRESSED is refused). A *MessageError describes a bad
 // message; any other error is the transport's (io.EOF at a message boundary is a clean close).
+// Messages may take MaxMessageSize bytes, compressed and uncompressed.
 func ReadMessage(r io.Reader, buf []byte, negotiated *Compressors) (*Request, []byte, error) {
+	return readMessage(r, buf, negotiated, &readLimits{maxMessage: MaxMessageSize})
+}
+
+// readLimits are the limits of one read, set by the connection loop from the server's Limits
+// and the connection's state.
+type readLimits struct {
+	// maxMessage bounds the message, header included, and its uncompressed size.
+	maxMessage int
+	// maxDocs bounds the documents in its sequences (0: MaxDocumentsPerMessage).
+	maxDocs int
+	// grow reserves n more bytes of buffer (from the pending-bytes budget); false refuses.
+	grow func(n int) bool
+	// beforeRead runs before the header and before each ReceiveChunk of the body (it sets the
+	// receive deadline that enforces the minimum rate).
+	beforeRead func()
+	// gate waits for a slot to decompress size bytes and returns its release.
+	gate func(size int) func()
+}
+
+// maxDocuments is the bound on documents in a message's sequences.
+func (l *readLimits) maxDocuments() int {
+	if l.maxDocs > 0 {
+		return l.maxDocs
+	}
+	return MaxDocumentsPerMessage
+}
+
+func (l *readLimits) reserve(n int) bool { return l.grow == nil || l.grow(n) }
+
+func (l *readLimits) before() {
+	if l.beforeRead != nil {
+		l.beforeRead()
+	}
+}
+
+// errBudget is the message of a refusal for lack of pending-bytes budget.
+const errBudget = "the server is holding as many bytes of incoming messages as its budget allows (--max-pending-bytes); retry later"
+
+func readMessage(r io.Reader, buf []byte, negotiated *Compressors, lim *readLimits) (*Request, []byte, error) {
 	if cap(buf) < HeaderSize {
 		buf = make([]byte, 4096)
 	}
 	buf = buf[:HeaderSize]
+	lim.before()
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, buf, &MessageError{Kind: KindProtocol, Msg: "connection closed inside a message header"}
@@ -158,18 +207,30 @@ func ReadMessage(r io.Reader, buf []byte, negotiated *Compressors) (*Request, []
 		return nil, buf, msgErr(KindProtocol, h, "message length %d is shorter than the %d-byte header", h.Length, HeaderSize)
 	}
 	if h.Length > MaxMessageSize {
-		return nil, buf, msgErr(KindProtocol, h, "message length %d exceeds the maximum of %d bytes", h.Length, MaxMessageSize)
+		e := msgErr(KindProtocol, h, "message length %d exceeds the maximum of %d bytes", h.Length, MaxMessageSize)
+		e.Oversized = true
+		return nil, buf, e
+	}
+	if int(h.Length) > lim.maxMessage {
+		e := msgErr(KindTooLarge, h, "message length %d exceeds the maximum of %d bytes before authentication; authenticate first", h.Length, lim.maxMessage)
+		e.Oversized = true
+		return nil, buf, e
 	}
 	n := int(h.Length)
 	// Grow the buffer as bytes arrive rather than trusting the declared length up front, so a
 	// client that announces 48 MB and sends little costs little memory.
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
-			nb := make([]byte, len(buf), min(n, max(2*cap(buf), 64<<10)))
+			nc := min(n, max(2*cap(buf), ReceiveChunk))
+			if !lim.reserve(nc - cap(buf)) {
+				return nil, buf, msgErr(KindResourceExhausted, h, "%s", errBudget)
+			}
+			nb := make([]byte, len(buf), nc)
 			copy(nb, buf)
 			buf = nb
 		}
-		end := min(cap(buf), n)
+		end := min(cap(buf), n, len(buf)+ReceiveChunk)
+		lim.before()
 		if _, err := io.ReadFull(r, buf[len(buf):end]); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 				return nil, buf, msgErr(KindProtocol, h, "connection closed inside a %d-byte message", n)
@@ -178,16 +239,16 @@ func ReadMessage(r io.Reader, buf []byte, negotiated *Compressors) (*Request, []
 		}
 		buf = buf[:end]
 	}
-	req, err := decode(h, buf, negotiated)
+	req, err := decode(h, buf, negotiated, lim)
 	return req, buf, err
 }
 
 // decode decodes a complete message (header included) whose header is h.
-func decode(h Header, msg []byte, negotiated *Compressors) (*Request, error) {
+func decode(h Header, msg []byte, negotiated *Compressors, lim *readLimits) (*Request, error) {
 	req := &Request{Header: h, OpCode: h.OpCode}
 	body := msg[HeaderSize:]
 	if h.OpCode == OpCompressed {
-		inner, c, err := decompressMessage(h, body, negotiated)
+		inner, c, err := decompressMessage(h, body, negotiated, lim)
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +270,7 @@ func decode(h Header, msg []byte, negotiated *Compressors) (*Request, error) {
 	}
 	switch req.OpCode {
 	case OpMsg:
-		return req, decodeMsg(req, body, msg)
+		return req, decodeMsg(req, body, msg, lim.maxDocuments())
 	case OpQuery:
 		return req, decodeQuery(req, body)
 	default:
@@ -221,7 +282,7 @@ func decode(h Header, msg []byte, negotiated *Compressors) (*Request, error) {
 
 // decodeMsg decodes an OP_MSG body (everything after the header). whole is the complete
 // uncompressed message, used for the checksum.
-func decodeMsg(req *Request, body, whole []byte) error {
+func decodeMsg(req *Request, body, whole []byte, maxDocs int) error {
 	h := req.Header
 	fail := func(kind ErrorKind, format string, args ...any) error {
 		e := msgErr(kind, h, format, args...)
@@ -247,6 +308,7 @@ func decodeMsg(req *Request, body, whole []byte) error {
 		}
 		sections = sections[:len(sections)-4]
 	}
+	docCount := 0
 	for len(sections) > 0 {
 		kind := sections[0]
 		sections = sections[1:]
@@ -278,14 +340,17 @@ func decodeMsg(req *Request, body, whole []byte) error {
 			s := Sequence{Identifier: string(seq[:idEnd])}
 			for _, prev := range req.Sequences {
 				if prev.Identifier == s.Identifier {
-					return fail(KindTooManySequences, "OP_MSG contains more than one document sequence named %q", s.Identifier)
+					return fail(KindTooManySequences, "OP_MSG contains more than one document sequence named %q", Clip(s.Identifier))
 				}
 			}
 			docs := seq[idEnd+1:]
 			for len(docs) > 0 {
+				if docCount++; docCount > maxDocs {
+					return fail(KindTooManyDocuments, "OP_MSG document sequences hold more than %d documents; split the batch", maxDocs)
+				}
 				n, err := validateSectionDoc(docs)
 				if err != nil {
-					return fail(errKind(err), "OP_MSG document sequence %q: %v", s.Identifier, err)
+					return fail(errKind(err), "OP_MSG document sequence %q: %v", Clip(s.Identifier), err)
 				}
 				s.Documents = append(s.Documents, docs[:n:n])
 				docs = docs[n:]
@@ -370,7 +435,7 @@ func decodeQuery(req *Request, body []byte) error {
 		}
 	}
 	if !strings.HasSuffix(req.Namespace, ".$cmd") {
-		return fail(KindUnsupportedOpcode, "OP_QUERY is only supported for commands, not on namespace %q", req.Namespace)
+		return fail(KindUnsupportedOpcode, "OP_QUERY is only supported for commands, not on namespace %q", Clip(req.Namespace))
 	}
 	return nil
 }

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spi-streams/spi/metrics"
 )
 
 // Handler turns requests into replies. Both methods append one BSON document, the reply body,
@@ -48,9 +51,33 @@ type Conn struct {
 	// compressors, only the connection's goroutine touches it.
 	value any
 
+	// authenticated selects the limits of a logged-in connection; the command layer sets it on
+	// the connection's goroutine.
+	authenticated bool
+	// allowance is what is left of this request's bytes outside the pending-bytes budget;
+	// held and heldPre are the bytes it took from the server-wide and pre-authentication
+	// budgets, returned when the request has been served.
+	allowance     int
+	held, heldPre int64
+
 	mu      sync.Mutex
 	busy    bool
 	closing bool
+}
+
+// SetAuthenticated tells the wire layer whether the connection has authenticated: before, it
+// gets the small pre-authentication limits (Limits.PreAuthMaxMessage, UnauthIdleTimeout).
+func (c *Conn) SetAuthenticated(on bool) { c.authenticated = on }
+
+// Authenticated reports what SetAuthenticated last said.
+func (c *Conn) Authenticated() bool { return c.authenticated }
+
+// workspace is the metrics label of the connection's listener.
+func (c *Conn) workspace() string {
+	if c.tag == "" {
+		return "default"
+	}
+	return c.tag
 }
 
 // Value returns the state the command layer attached to the connection.
@@ -85,6 +112,15 @@ func (c *Conn) Compressors() *Compressors { return &c.compressors }
 type Server struct {
 	handler Handler
 	log     *slog.Logger
+	limits  Limits
+	metrics *metrics.Metrics
+
+	pending, preAuthPending budget
+	// bigDecompressions holds one token per running decompression of over LargeDecompression.
+	bigDecompressions chan struct{}
+	refusing          atomic.Int32
+	acceptLog         logLimiter
+	malformedLog      logLimiter
 
 	baseCtx context.Context
 	cancel  context.CancelFunc
@@ -112,8 +148,26 @@ func NewServer(h Handler, log *slog.Logger) *Server {
 		cancel:    cancel,
 		listeners: map[net.Listener]string{},
 		conns:     map[*Conn]struct{}{},
+		limits:    DefaultLimits(),
+
+		bigDecompressions: make(chan struct{}, DefaultLimits().MaxLargeDecompressions),
+		acceptLog:         logLimiter{interval: 5 * time.Second, burst: 1},
+		malformedLog:      logLimiter{interval: time.Second, burst: 10},
 	}
 }
+
+// SetLimits replaces the DefaultLimits the server starts with. Call it before Serve.
+func (s *Server) SetLimits(l Limits) {
+	s.limits = l
+	s.bigDecompressions = make(chan struct{}, max(l.MaxLargeDecompressions, 1))
+}
+
+// SetMetrics makes the server report connections refused and timed out, oversized messages
+// and listener health into m. Call it before Serve.
+func (s *Server) SetMetrics(m *metrics.Metrics) { s.metrics = m }
+
+// Limits returns the limits in force.
+func (s *Server) Limits() Limits { return s.limits }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("wire: server closed")
@@ -141,6 +195,11 @@ func (s *Server) ServeTagged(l net.Listener, tag string) error {
 		s.mu.Unlock()
 	}()
 
+	ws := tag
+	if ws == "" {
+		ws = "default"
+	}
+	s.metrics.SetListenerUp(ws, true)
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -155,17 +214,25 @@ func (s *Server) ServeTagged(l net.Listener, tag string) error {
 			if !open {
 				return ErrListenerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			s.metrics.AcceptError(ws)
+			s.metrics.SetListenerUp(ws, false)
+			if temporaryAccept(err) {
 				// Out of file descriptors and the like: wait and try again, as net/http does.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				if ok, held := s.acceptLog.allow(time.Now()); ok {
+					s.log.Warn("accept failed; retrying", "workspace", ws, "err", err, "in", backoff, "similar_lines_suppressed", held)
+				}
 				time.Sleep(backoff)
 				continue
 			}
+			s.log.Error("listener failed and stopped accepting", "workspace", ws, "err", err)
 			return err
 		}
-		backoff = 0
+		if backoff != 0 {
+			backoff = 0
+			s.metrics.SetListenerUp(ws, true)
+			s.log.Info("accepting again", "workspace", ws)
+		}
 		c := &Conn{id: s.nextID.Add(1), nc: nc, server: s, tag: tag}
 		s.mu.Lock()
 		if s.shutdown {
@@ -173,11 +240,62 @@ func (s *Server) ServeTagged(l net.Listener, tag string) error {
 			_ = nc.Close()
 			return ErrServerClosed
 		}
+		if max := s.limits.MaxConnections; max > 0 && len(s.conns) >= max {
+			s.wg.Add(1)
+			s.mu.Unlock()
+			s.metrics.ConnectionRefused(ws, "max_connections")
+			go s.refuse(c)
+			continue
+		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.serveConn(c)
 	}
+}
+
+// refuse answers the first message of a connection over Limits.MaxConnections with an error
+// that names the limit, then closes it. At most MaxRefusing wait for their first message at
+// once; beyond that a connection is closed at once.
+func (s *Server) refuse(c *Conn) {
+	defer s.wg.Done()
+	defer func() { _ = c.nc.Close() }()
+	if ok, held := s.malformedLog.allow(time.Now()); ok {
+		s.log.Warn("refusing a connection: too many open connections", "remote", c.nc.RemoteAddr().String(),
+			"max_connections", s.limits.MaxConnections, "similar_lines_suppressed", held)
+	}
+	if s.refusing.Add(1) > MaxRefusing {
+		s.refusing.Add(-1)
+		return
+	}
+	defer s.refusing.Add(-1)
+	_ = c.nc.SetDeadline(time.Now().Add(RefusalTimeout))
+	br := bufio.NewReaderSize(c.nc, 4096)
+	req, _, err := readMessage(br, nil, nil, &readLimits{maxMessage: s.preAuthMax()})
+	var (
+		h  Header
+		op = OpMsg
+		me *MessageError
+	)
+	switch {
+	case err == nil && !req.MoreToCome():
+		h = req.Header
+		if req.OpCode == OpQuery {
+			op = OpQuery
+		}
+	case errors.As(err, &me) && me.HaveHeader && !me.MoreToCome:
+		h = me.Header
+		if me.OpCode == OpQuery {
+			op = OpQuery
+		}
+	default:
+		return
+	}
+	refusal := &MessageError{Kind: KindResourceExhausted, Header: h, HaveHeader: true, OpCode: op,
+		Msg: fmt.Sprintf("too many open connections: spid serves at most %d (--max-connections); retry later", s.limits.MaxConnections)}
+	out := s.handler.HandleMessageError(c, refusal, beginReply(nil, op))
+	out = finishReply(out, op, h.RequestID, s.nextReplyID())
+	_, _ = c.nc.Write(out)
 }
 
 // CloseTag stops the listeners with the given tag and closes their connections at once; a
@@ -269,6 +387,76 @@ const (
 	writeBufferSize = 16 << 10
 )
 
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
+)
+
+func (s *Server) preAuthMax() int {
+	if s.limits.PreAuthMaxMessage > 0 {
+		return min(s.limits.PreAuthMaxMessage, MaxMessageSize)
+	}
+	return MaxMessageSize
+}
+
+// preAuthAllowance is what an unauthenticated connection's request may hold outside the
+// pending-bytes budget: the initial read buffer.
+const preAuthAllowance = 4096
+
+// grow takes n bytes for the current request: first from its allowance, then from the
+// server-wide budgets.
+func (c *Conn) grow(n int) bool {
+	if n <= c.allowance {
+		c.allowance -= n
+		return true
+	}
+	need := int64(n - c.allowance)
+	s := c.server
+	if !c.authenticated {
+		if !s.preAuthPending.take(need, s.limits.PreAuthPendingBytes) {
+			return false
+		}
+		if !s.pending.take(need, s.limits.MaxPendingBytes) {
+			s.preAuthPending.give(need)
+			return false
+		}
+		c.heldPre += need
+	} else if !s.pending.take(need, s.limits.MaxPendingBytes) {
+		return false
+	}
+	c.allowance = 0
+	c.held += need
+	s.metrics.AddPendingBytes(need)
+	return true
+}
+
+// release returns the request's bytes to the budgets and renews its allowance.
+func (c *Conn) release() {
+	s := c.server
+	if c.held != 0 {
+		s.pending.give(c.held)
+		s.metrics.AddPendingBytes(-c.held)
+	}
+	if c.heldPre != 0 {
+		s.preAuthPending.give(c.heldPre)
+	}
+	c.held, c.heldPre = 0, 0
+	c.allowance = c.allowanceLimit()
+}
+
+func (c *Conn) allowanceLimit() int {
+	if c.authenticated {
+		return ReceiveChunk
+	}
+	return preAuthAllowance
+}
+
+// gate waits for a large-decompression slot.
+func (s *Server) gate(int) func() {
+	s.bigDecompressions <- struct{}{}
+	return func() { <-s.bigDecompressions }
+}
+
 func (s *Server) serveConn(c *Conn) {
 	defer s.wg.Done()
 	obs, _ := s.handler.(ConnObserver)
@@ -277,6 +465,7 @@ func (s *Server) serveConn(c *Conn) {
 	}
 	defer func() {
 		_ = c.nc.Close()
+		c.release()
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
@@ -286,33 +475,109 @@ func (s *Server) serveConn(c *Conn) {
 	}()
 	log := s.log.With("conn", c.id, "remote", c.nc.RemoteAddr().String())
 	log.Debug("connection accepted")
-	br := bufio.NewReaderSize(c.nc, readBufferSize)
-	bw := bufio.NewWriterSize(c.nc, writeBufferSize)
+	accepted := time.Now()
+	lim := s.limits
+	var handshakeBy time.Time
+	if lim.HandshakeTimeout > 0 {
+		handshakeBy = accepted.Add(lim.HandshakeTimeout)
+	}
+	if sc, ok := c.nc.(*sniffConn); ok {
+		// The TLS handshake runs under its own deadline, which it clears when done; run it
+		// before the loop sets the connection's deadlines.
+		sc.start()
+	}
+	// Buffers come from pools so that connection churn (a flood of short pre-login
+	// connections) does not turn into garbage for the collector.
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(c.nc)
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+		bw.Reset(nil)
+		writers.Put(bw)
+	}()
 	var (
-		in   []byte
-		out  []byte
-		zbuf []byte
+		in    []byte
+		out   []byte
+		zbuf  []byte
+		phase string // the deadline in force, for the timeout metric
+		first = true
 	)
+	c.allowance = c.allowanceLimit()
+	setRead := func(p string, d time.Time) {
+		phase = p
+		_ = c.nc.SetReadDeadline(d)
+	}
+	rl := &readLimits{grow: c.grow, gate: s.gate}
+	rl.beforeRead = func() {
+		var d time.Time
+		if lim.ReceiveTimeout > 0 {
+			d = time.Now().Add(lim.ReceiveTimeout)
+		}
+		if first && !handshakeBy.IsZero() && (d.IsZero() || handshakeBy.Before(d)) {
+			setRead("handshake", handshakeBy)
+			return
+		}
+		setRead("receive", d)
+	}
 	for {
-		req, buf, err := ReadMessage(br, in, &c.compressors)
-		in = buf
+		// Wait for the next message: without a deadline once authenticated, as mongod does,
+		// within the handshake or idle timeout before.
+		switch {
+		case first && !handshakeBy.IsZero():
+			setRead("handshake", handshakeBy)
+		case !c.authenticated && lim.UnauthIdleTimeout > 0:
+			setRead("unauthenticated_idle", time.Now().Add(lim.UnauthIdleTimeout))
+		default:
+			setRead("", time.Time{})
+		}
+		_, err := br.Peek(1)
+		var req *Request
+		if err == nil {
+			rl.maxMessage, rl.maxDocs = MaxMessageSize, MaxDocumentsPerMessage
+			if !c.authenticated {
+				rl.maxMessage, rl.maxDocs = s.preAuthMax(), PreAuthMaxDocuments
+			}
+			var buf []byte
+			req, buf, err = readMessage(br, in, &c.compressors, rl)
+			in = buf
+		}
 		if err != nil {
 			var me *MessageError
 			if !errors.As(err, &me) {
-				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				var ne net.Error
+				switch {
+				case errors.As(err, &ne) && ne.Timeout():
+					s.metrics.ConnectionTimedOut(c.workspace(), phase)
+					log.Debug("closing connection: timeout", "timeout", phase)
+				case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
 					log.Debug("connection read failed", "err", err)
 				}
 				return
 			}
-			log.Info("closing connection after a malformed message", "err", me.Msg)
+			switch {
+			case me.Oversized:
+				s.metrics.MessageOversized(c.workspace(), c.authenticated)
+			case me.Kind == KindResourceExhausted:
+				s.metrics.MessageOverBudget(c.workspace())
+			}
+			if ok, held := s.malformedLog.allow(time.Now()); ok {
+				log.Info("closing connection after a malformed message", "err", clipLog(me.Msg), "similar_lines_suppressed", held)
+			}
 			if me.HaveHeader && !me.MoreToCome {
 				out = s.handler.HandleMessageError(c, me, beginReply(out[:0], me.OpCode))
 				out = finishReply(out, me.OpCode, me.Header.RequestID, s.nextReplyID())
+				s.setWrite()(c)
 				_, _ = bw.Write(out)
 				_ = bw.Flush()
 			}
 			return
 		}
+		first = false
+		// The message is in; the handler may take as long as it needs.
+		setRead("", time.Time{})
 		if !c.begin() {
 			return
 		}
@@ -333,11 +598,16 @@ func (s *Server) serveConn(c *Conn) {
 					wire = zbuf
 				}
 			}
+			s.setWrite()(c)
 			_, err = bw.Write(wire)
 			if err == nil {
 				err = bw.Flush()
 			}
 			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					s.metrics.ConnectionTimedOut(c.workspace(), "write")
+				}
 				log.Debug("connection write failed", "err", err)
 				c.end()
 				return
@@ -346,8 +616,9 @@ func (s *Server) serveConn(c *Conn) {
 		if !c.end() {
 			return
 		}
-		// Release very large buffers rather than keeping them for the connection's lifetime.
-		if cap(in) > 1<<20 {
+		// Buffers over the allowance go back to the runtime with their budget.
+		c.release()
+		if cap(in) > c.allowance {
 			in = nil
 		}
 		if cap(out) > 1<<20 {
@@ -357,6 +628,24 @@ func (s *Server) serveConn(c *Conn) {
 			zbuf = nil
 		}
 	}
+}
+
+// setWrite returns the function that sets a connection's write deadline before a reply.
+func (s *Server) setWrite() func(*Conn) {
+	return func(c *Conn) {
+		if s.limits.WriteTimeout > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout))
+		}
+	}
+}
+
+// clipLog cuts a message for the operational log.
+func clipLog(m string) string {
+	const n = 512
+	if len(m) <= n {
+		return m
+	}
+	return m[:n] + fmt.Sprintf("...[+%d bytes]", len(m)-n)
 }
 
 func (s *Server) nextReplyID() int32 { return s.nextReply.Add(1) }

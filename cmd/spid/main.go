@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,9 +67,96 @@ type config struct {
 	metricsListen   string
 	checkpoint      time.Duration
 	maxProcessors   int
-	memoryLimit     int64
+	procMemLimit    int64
 	retryTimeout    time.Duration
 	sampleRate      float64
+	limits          wire.Limits
+	memoryLimit     byteSize
+	auditKeep       int
+	loginFree       int
+	finishLimits    func()
+}
+
+// byteSize is a flag value in bytes, written as a number with an optional KiB, MiB or GiB
+// (or KB, MB, GB: 1000-based) suffix.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a size in bytes (e.g. 65536, 64KiB, 256MiB, 1GiB)", s)
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+// limitFlags registers the data plane's resource limits (README "Limits"), each with its
+// SPI_* variable.
+func limitFlags(fs *flag.FlagSet, c *config) error {
+	def := wire.DefaultLimits()
+	var errs []error
+	intVar := func(p *int, name, envName string, v int, usage string) {
+		if e, ok := os.LookupEnv(envName); ok && e != "" {
+			n, err := strconv.Atoi(e)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName, err))
+			}
+			v = n
+		}
+		fs.IntVar(p, name, v, usage+" ["+envName+"]")
+	}
+	durVar := func(p *time.Duration, name, envName string, v time.Duration, usage string) {
+		if e, ok := os.LookupEnv(envName); ok && e != "" {
+			d, err := time.ParseDuration(e)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName, err))
+			}
+			v = d
+		}
+		fs.DurationVar(p, name, v, usage+" ["+envName+"]")
+	}
+	sizeVar := func(p *byteSize, name, envName string, v int64, usage string) {
+		*p = byteSize(v)
+		if e, ok := os.LookupEnv(envName); ok && e != "" {
+			if err := p.Set(e); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName, err))
+			}
+		}
+		fs.Var(p, name, usage+" ["+envName+"]")
+	}
+	l := &c.limits
+	intVar(&l.MaxConnections, "max-connections", "SPI_MAX_CONNECTIONS", def.MaxConnections, "most open data-plane connections; more are refused with an error (0: no limit)")
+	durVar(&l.HandshakeTimeout, "handshake-timeout", "SPI_HANDSHAKE_TIMEOUT", def.HandshakeTimeout, "time from accept to a connection's first complete message (TLS handshake and hello)")
+	durVar(&l.UnauthIdleTimeout, "unauth-idle-timeout", "SPI_UNAUTH_IDLE_TIMEOUT", def.UnauthIdleTimeout, "closes a connection idle this long before it authenticates")
+	durVar(&l.ReceiveTimeout, "receive-timeout", "SPI_RECEIVE_TIMEOUT", def.ReceiveTimeout, "minimum receive rate: a message's header and each 64 KiB of it must arrive within this")
+	durVar(&l.WriteTimeout, "write-timeout", "SPI_WRITE_TIMEOUT", def.WriteTimeout, "time a client may take to read one reply")
+	var preAuth, pending, preAuthPending byteSize
+	sizeVar(&preAuth, "preauth-max-message", "SPI_PREAUTH_MAX_MESSAGE", int64(def.PreAuthMaxMessage), "largest message, compressed or uncompressed, before authentication")
+	sizeVar(&pending, "max-pending-bytes", "SPI_MAX_PENDING_BYTES", def.MaxPendingBytes, "server-wide budget of bytes held for incoming messages beyond 64 KiB per connection")
+	sizeVar(&preAuthPending, "preauth-pending-bytes", "SPI_PREAUTH_PENDING_BYTES", def.PreAuthPendingBytes, "share of --max-pending-bytes unauthenticated connections may hold")
+	intVar(&l.MaxLargeDecompressions, "max-large-decompressions", "SPI_MAX_LARGE_DECOMPRESSIONS", def.MaxLargeDecompressions, "decompressions of over 1 MiB that run at once")
+	sizeVar(&c.memoryLimit, "memory-limit", "SPI_MEMORY_LIMIT", 0, "soft memory limit of the Go runtime (debug.SetMemoryLimit); 0: none, or GOMEMLIMIT")
+	intVar(&c.loginFree, "login-failures-free", "SPI_LOGIN_FAILURES_FREE", 30, "authentication failures an address or user may have (halving every minute) before the login throttle slows it")
+	intVar(&c.auditKeep, "audit-keep", "SPI_AUDIT_KEEP", audit.DefaultKeep, "rotated audit log files kept beside the live one")
+	c.finishLimits = func() {
+		l.PreAuthMaxMessage = int(min(int64(preAuth), wire.MaxMessageSize))
+		l.MaxPendingBytes = int64(pending)
+		l.PreAuthPendingBytes = int64(preAuthPending)
+	}
+	return errors.Join(errs...)
 }
 
 // parseConfig reads flags, falling back to SPI_* environment variables, then to defaults that
@@ -94,7 +182,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("SPI_AUDIT_MAX_BYTES must be a number of bytes, at least 1024, not %q", v)
 		}
 	}
-	fs.Int64Var(&c.auditMaxBytes, "audit-max-bytes", c.auditMaxBytes, "size at which an audit log file is rotated (3 older files are kept) [SPI_AUDIT_MAX_BYTES]")
+	fs.Int64Var(&c.auditMaxBytes, "audit-max-bytes", c.auditMaxBytes, "size at which an audit log file is rotated (--audit-keep older files are kept) [SPI_AUDIT_MAX_BYTES]")
 	idle, err := time.ParseDuration(env("SPI_ADMIN_IDLE_TIMEOUT", "2m"))
 	if err != nil {
 		return c, fmt.Errorf("SPI_ADMIN_IDLE_TIMEOUT: %w", err)
@@ -134,15 +222,25 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	if err != nil {
 		return c, fmt.Errorf("SPI_PROCESSOR_MEMORY_LIMIT: %w", err)
 	}
-	fs.Int64Var(&c.memoryLimit, "processor-memory-limit", memLimit, "operator-state limit of each processor in bytes; 0 follows the tier (80% of its RAM) [SPI_PROCESSOR_MEMORY_LIMIT]")
+	fs.Int64Var(&c.procMemLimit, "processor-memory-limit", memLimit, "operator-state limit of each processor in bytes; 0 follows the tier (80% of its RAM) [SPI_PROCESSOR_MEMORY_LIMIT]")
 	rate, err := strconv.ParseFloat(env("SPI_SAMPLE_RATE", "10"), 64)
 	if err != nil {
 		return c, fmt.Errorf("SPI_SAMPLE_RATE: %w", err)
 	}
 	fs.Float64Var(&c.sampleRate, "sample-rate", rate, "documents per second of sample_stream_solar when $source.config.rate is not set [SPI_SAMPLE_RATE]")
+	if err := limitFlags(fs, &c); err != nil {
+		return c, err
+	}
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	c.finishLimits()
+	if c.limits.MaxConnections < 0 || c.limits.MaxLargeDecompressions < 1 || c.auditKeep < 0 || c.loginFree < 1 {
+		return c, errors.New("--max-connections and --audit-keep must be 0 or more, --max-large-decompressions and --login-failures-free 1 or more")
+	}
+	if c.limits.PreAuthMaxMessage < 1024 {
+		return c, errors.New("--preauth-max-message must be at least 1KiB: authentication needs a few kilobytes")
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -194,6 +292,8 @@ type listeners struct {
 	mode          wire.TLSMode
 	allowInsecure bool
 	wg            sync.WaitGroup
+	// failed hears about a listener that stopped for good; spid then stops.
+	failed chan error
 }
 
 // bind listens on addr with the data plane's TLS settings. Plain TCP on a non-loopback address
@@ -228,7 +328,11 @@ func (ls *listeners) serve(name string, l net.Listener) {
 		defer ls.wg.Done()
 		err := ls.srv.ServeTagged(l, name)
 		if err != nil && !errors.Is(err, wire.ErrServerClosed) && !errors.Is(err, wire.ErrListenerClosed) {
-			ls.log.Error("workspace listener failed", "workspace", name, "err", err)
+			ls.log.Error("workspace listener failed for good; stopping spid", "workspace", name, "err", err)
+			select {
+			case ls.failed <- fmt.Errorf("data plane: the listener of workspace %s failed: %w", name, err):
+			default:
+			}
 		}
 	}()
 }
@@ -292,7 +396,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	auditOpts := []audit.Option{audit.MaxBytes(c.auditMaxBytes), audit.Logger(log)}
+	if c.memoryLimit > 0 {
+		debug.SetMemoryLimit(int64(c.memoryLimit))
+	}
+	auditOpts := []audit.Option{audit.MaxBytes(c.auditMaxBytes), audit.Keep(c.auditKeep), audit.Logger(log)}
 	dpAudit, err := audit.Open(filepath.Join(c.dataDir, "audit", "data-plane.jsonl"), auditOpts...)
 	if err != nil {
 		return err
@@ -303,9 +410,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	mets := metrics.New()
 	sample.DefaultRate = c.sampleRate
 	procs := processor.NewManager(processor.Config{Store: st, Logger: log, Metrics: mets, GroupID: project.ID,
-		CheckpointInterval: c.checkpoint, MaxProcessors: c.maxProcessors, MemoryLimit: c.memoryLimit, RetryTimeout: c.retryTimeout})
-	srv := wire.NewServer(commands.New(commands.Options{Version: version, Logger: log, Store: st, Audit: dpAudit, Processors: procs, Metrics: mets}), log)
-	ls := &listeners{srv: srv, log: log, tls: tlsCfg, mode: mode, allowInsecure: c.allowInsecure}
+		CheckpointInterval: c.checkpoint, MaxProcessors: c.maxProcessors, MemoryLimit: c.procMemLimit, RetryTimeout: c.retryTimeout})
+	srv := wire.NewServer(commands.New(commands.Options{Version: version, Logger: log, Store: st, Audit: dpAudit, Processors: procs,
+		Metrics: mets, LoginFailuresFree: c.loginFree}), log)
+	srv.SetLimits(c.limits)
+	srv.SetMetrics(mets)
+	ls := &listeners{srv: srv, log: log, tls: tlsCfg, mode: mode, allowInsecure: c.allowInsecure, failed: make(chan error, 1)}
 	dataL, err := ls.bind(c.listen)
 	if err != nil {
 		return fmt.Errorf("data plane: %w", err)
@@ -411,10 +521,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	log.Info("spid started", "version", version, "data-plane", dataAddr, "control-plane", adminURL, "data-dir", c.dataDir)
 	printReady(stdout, c, creds, dataL.Addr().(*net.TCPAddr), adminURL, mode == wire.TLSRequired, others)
 
+	var failed error
 	select {
 	case <-ctx.Done():
 	case err := <-adminDone:
 		return fmt.Errorf("control plane: %w", err)
+	case failed = <-ls.failed:
 	}
 	// A second signal during the grace period gets Go's default behaviour: exit at once.
 	stop()
@@ -428,6 +540,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		log.Warn("shutdown grace period ended; closed the remaining connections", "err", err)
 	}
 	ls.wg.Wait()
+	if failed != nil {
+		return failed
+	}
 	log.Info("stopped")
 	return nil
 }
