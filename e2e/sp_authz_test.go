@@ -145,7 +145,7 @@ for (const u of [` + strings.Join(js, ",\n") + `]) {
 	// command, the processor, the user and the outcome.
 	type rec struct{ user, command, processor, outcome string }
 	seen := map[rec]int{}
-	for _, e := range readAuditRaw(t, s) {
+	for _, e := range readAuditMaps(t, s) {
 		if e["event"] == "processorCommand" {
 			seen[rec{str(e["user"]), str(e["command"]), str(e["processor"]), str(e["outcome"])}]++
 		}
@@ -182,8 +182,8 @@ for (const u of [` + strings.Join(js, ",\n") + `]) {
 	t.Logf("%d cells over %d users", len(cells), len(users))
 }
 
-// readAuditRaw reads the data-plane audit log as generic records.
-func readAuditRaw(t *testing.T, s *spid) []map[string]any {
+// readAuditMaps reads the data-plane audit log as generic records.
+func readAuditMaps(t *testing.T, s *spid) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(mustRead(t, s.DataDir+"/audit/data-plane.jsonl")), "\n") {
