@@ -9,15 +9,25 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// bigCommandName is a 1 MiB command name of incompressible-looking letters. spid answers it
-// with CommandNotFound, whose errmsg echoes the name, as mongod's does: a reply of over 1 MB.
-func bigCommandName() string {
+// bigDocs is the number of inline documents of the processor "big", about 1 KiB each of
+// incompressible-looking letters: getStreamProcessor returns its pipeline at the top level and
+// under result, a reply of over 2 MiB.
+const bigDocs = 1100
+
+func bigPipeline() bson.A {
 	rng := rand.New(rand.NewPCG(1, 2))
-	var b strings.Builder
-	for b.Len() < 1<<20 {
-		b.WriteByte(byte('a' + rng.IntN(26)))
+	docs := bson.A{}
+	for i := range bigDocs {
+		var b strings.Builder
+		for b.Len() < 1<<10 {
+			b.WriteByte(byte('a' + rng.IntN(26)))
+		}
+		docs = append(docs, bson.D{{Key: "i", Value: i}, {Key: "s", Value: b.String()}})
 	}
-	return b.String()
+	return bson.A{
+		bson.D{{Key: "$source", Value: bson.D{{Key: "documents", Value: docs}}}},
+		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "__discard"}}}},
+	}
 }
 
 // uncompressedSizes lists the declared uncompressed size of every OP_COMPRESSED reply.
@@ -33,23 +43,24 @@ func uncompressedSizes(p *wireProxy) []int {
 
 // Every compressor's output is readable by every driver: pymongo (Debian's, with python-snappy
 // and python-zstandard), the Go driver and the Node driver each run ping (a reply of a few dozen
-// bytes), listStreamConnections (a few hundred) and a command whose reply is over 1 MB, over
-// snappy, zlib and zstd; a proxy checks the replies really were compressed.
+// bytes), listStreamConnections (a few hundred) and getStreamProcessor of a processor whose
+// pipeline holds 1 MiB of documents (a reply of over 2 MiB), over snappy, zlib and zstd; a proxy
+// checks the replies really were compressed.
 func TestCompressionEveryClient(t *testing.T) {
 	s := startSpid(t)
 	a := newAPI(t, s.Creds(t))
 	a.ok("POST", "/streams/default/connections", map[string]any{"name": "events", "type": "Kafka", "bootstrapServers": "kafka-1:9092,kafka-2:9092"})
 	a.ok("POST", "/streams/default/connections", map[string]any{"name": "webhook", "type": "Https", "url": "https://example.com/hook"})
 	const wantConns = 3 // with the built-in sample_stream_solar
-	big := bigCommandName()
-	bigFile := t.TempDir() + "/big.txt"
-	writeFile(t, bigFile, []byte(big))
+	if err := connectGo(t, s.Admin(t, s.Addr, "")).Database("admin").RunCommand(t.Context(),
+		bson.D{{Key: "createStreamProcessor", Value: "big"}, {Key: "pipeline", Value: bigPipeline()}}).Err(); err != nil {
+		t.Fatalf("creating the big processor: %v", err)
+	}
 
 	type outcome struct {
 		Ping      float64 `json:"ping"`
 		Conns     int     `json:"conns"`
-		BigCode   int     `json:"bigCode"`
-		BigErrLen int     `json:"bigErrLen"`
+		BigDocs   int     `json:"bigDocs"`
 	}
 	clients := map[string]func(t *testing.T, uri string) outcome{
 		"go": func(t *testing.T, uri string) outcome {
@@ -69,23 +80,32 @@ func TestCompressionEveryClient(t *testing.T) {
 				t.Fatalf("listStreamConnections: %v", err)
 			}
 			o.Conns = len(conns.Connections)
-			err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: big, Value: 1}}).Err()
-			code, msg, _ := commandError(err)
-			o.BigCode, o.BigErrLen = int(code), len(msg)
+			var big struct {
+				Pipeline []struct {
+					Source struct {
+						Documents []bson.Raw `bson:"documents"`
+					} `bson:"$source"`
+				} `bson:"pipeline"`
+			}
+			if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "getStreamProcessor", Value: "big"}}).Decode(&big); err != nil {
+				t.Fatalf("getStreamProcessor: %v", err)
+			}
+			if len(big.Pipeline) > 0 {
+				o.BigDocs = len(big.Pipeline[0].Source.Documents)
+			}
 			return o
 		},
 		"node": func(t *testing.T, uri string) outcome {
 			r := runNode(t, `
-const big = require('fs').readFileSync(argv[1], 'utf8');
 const c = new MongoClient(argv[0]);
 const admin = c.db('admin');
 const o = {};
 o.ping = (await admin.command({ping: 1})).ok;
 o.conns = (await admin.command({listStreamConnections: 1})).connections.length;
-try { await admin.command({[big]: 1}); } catch (e) { o.bigCode = e.code; o.bigErrLen = e.message.length; }
+o.bigDocs = (await admin.command({getStreamProcessor: 'big'})).pipeline[0].$source.documents.length;
 await c.close();
 console.log(JSON.stringify(o));
-`, uri, bigFile)
+`, uri)
 			var o outcome
 			lastJSON(t, r, &o)
 			return o
@@ -94,14 +114,10 @@ console.log(JSON.stringify(o));
 			r := runPython(t, `
 import json, sys, pymongo
 c = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=10000)
-big = open(sys.argv[2]).read()
 o = {"ping": c.admin.command("ping")["ok"], "conns": len(c.admin.command("listStreamConnections")["connections"])}
-try:
-    c.admin.command({big: 1})
-except pymongo.errors.OperationFailure as e:
-    o["bigCode"], o["bigErrLen"] = e.code, len(e.details["errmsg"])
+o["bigDocs"] = len(c.admin.command("getStreamProcessor", "big")["pipeline"][0]["$source"]["documents"])
 print(json.dumps(o))
-`, uri, bigFile)
+`, uri)
 			var o outcome
 			lastJSON(t, r, &o)
 			return o
@@ -112,7 +128,7 @@ print(json.dumps(o))
 			t.Run(client+"/"+comp, func(t *testing.T) {
 				p := startProxy(t, s.Addr)
 				o := clients[client](t, s.Admin(t, p.Addr, "&compressors="+comp))
-				want := outcome{Ping: 1, Conns: wantConns, BigCode: 59, BigErrLen: len("no such command: ''") + len(big)}
+				want := outcome{Ping: 1, Conns: wantConns, BigDocs: bigDocs}
 				if o != want {
 					t.Errorf("got %+v, want %+v", o, want)
 				}
