@@ -58,9 +58,9 @@ func TestCompressionEveryClient(t *testing.T) {
 	}
 
 	type outcome struct {
-		Ping      float64 `json:"ping"`
-		Conns     int     `json:"conns"`
-		BigDocs   int     `json:"bigDocs"`
+		Ping    float64 `json:"ping"`
+		Conns   int     `json:"conns"`
+		BigDocs int     `json:"bigDocs"`
 	}
 	clients := map[string]func(t *testing.T, uri string) outcome{
 		"go": func(t *testing.T, uri string) outcome {
