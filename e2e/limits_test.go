@@ -425,18 +425,28 @@ func TestPreLoginAttacks(t *testing.T) {
 				_ = c.Close()
 			}
 		}()
-		for range maxConns + 50 {
-			c, err := net.Dial("tcp", s.Addr)
-			if err != nil {
+		// Fill the server up to its limit; from a little below it on, each new connection says
+		// hello at once (so no refusal waits out RefusalTimeout and the refusals never pile up
+		// past MaxRefusing). Connections under the limit answer hello; the first one over it
+		// must get the refusal.
+		var r bson.Raw
+		var err error
+		for i := range maxConns + 50 {
+			c, derr := net.Dial("tcp", s.Addr)
+			if derr != nil {
 				break
 			}
 			conns = append(conns, c)
+			if i < maxConns-30 {
+				continue
+			}
+			if _, err = c.Write(helloMsg(t)); err != nil {
+				continue
+			}
+			if r, _, err = readReply(c); err == nil && codeOf(r) == 146 {
+				break
+			}
 		}
-		last := conns[len(conns)-1]
-		if _, err := last.Write(helloMsg(t)); err != nil {
-			t.Fatal(err)
-		}
-		r, _, err := readReply(last)
 		if msg, _ := r.Lookup("errmsg").StringValueOK(); err != nil || codeOf(r) != 146 || !strings.Contains(msg, "--max-connections") {
 			t.Errorf("connection over the limit: %v %v; want code 146 naming --max-connections", r, err)
 		}
