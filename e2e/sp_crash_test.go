@@ -61,7 +61,7 @@ func (w windowSet) starts() []string {
 func TestProcessorSurvivesKill9(t *testing.T) {
 	t.Parallel()
 	const name = "windows"
-	args := []string{"--checkpoint-interval", "200ms"}
+	args := []string{"--checkpoint-interval", "200ms", "--log-level", "debug"}
 	dir := t.TempDir()
 	s1 := startSpidIn(t, dir, args...)
 	ref := startSpid(t, "--checkpoint-interval", "200ms")
@@ -88,11 +88,27 @@ func TestProcessorSurvivesKill9(t *testing.T) {
 	// What the last checkpoint before the kill covers: every output logged before its line.
 	log1 := s1.Stderr.String()
 	before := testLogOutputs(t, log1, name)
-	lastCP := -1
-	for i, l := range strings.Split(log1, "\n") {
+	// The checkpoint is committed on its own goroutine while the sink goes on writing: what it
+	// covers is what the sink logged before its barrier line ("checkpoint barrier flushed",
+	// debug level), for the id of the last "checkpoint committed" line.
+	lines := strings.Split(log1, "\n")
+	lastID := ""
+	for _, l := range lines {
 		if strings.Contains(l, cpLine) {
+			if i := strings.Index(l, " checkpoint="); i >= 0 {
+				lastID = strings.Fields(l[i+1:])[0]
+			}
+		}
+	}
+	lastCP := -1
+	barrierLine := `msg="checkpoint barrier flushed" workspace=default processor=` + name + " " + lastID
+	for i, l := range lines {
+		if lastID != "" && strings.Contains(l+" ", barrierLine+" ") {
 			lastCP = i
 		}
+	}
+	if lastCP < 0 {
+		t.Fatalf("no barrier line for the last committed checkpoint (%q)", lastID)
 	}
 	covered := windowSet{}
 	for _, d := range before {

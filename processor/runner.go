@@ -56,6 +56,8 @@ type barrier struct {
 	positions []store.SplitPosition
 	state     []byte
 	watermark int64
+	// counters are the processor's counts when the sink flushed the barrier.
+	counters store.Counters
 	// committed receives the outcome once the sink flushed and the checkpoint is stored.
 	committed chan error
 }
@@ -502,17 +504,46 @@ func (l *loop) engineLoop(ctx context.Context) error {
 func (l *loop) sinkLoop(ctx context.Context) error {
 	r := l.r
 	st := r.p.stats
-	for o := range l.outs {
-		if b := o.barrier; b != nil {
+	// The store transaction of a checkpoint (an fsync) runs on the committer goroutine, so the
+	// sink goes on writing while it commits; checkpoints are still committed in order, each
+	// only after the sink flushed everything before its barrier.
+	commits := make(chan *barrier, 1)
+	committed := make(chan error, 1)
+	go func() {
+		defer close(committed)
+		for b := range commits {
 			err := l.commit(ctx, b)
 			if b.committed != nil {
 				b.committed <- err
 			}
 			if err != nil {
-				return err
+				committed <- err
+				for range commits { // drain: the sink returns at its next barrier
+				}
+				return
 			}
 			if b.final {
 				l.finalCommitted()
+			}
+		}
+	}()
+	defer func() {
+		close(commits)
+		<-committed
+	}()
+	for o := range l.outs {
+		if b := o.barrier; b != nil {
+			if err := l.flush(ctx, b); err != nil {
+				return err
+			}
+			select {
+			case err := <-committed:
+				return err
+			case commits <- b:
+			case <-ctx.Done():
+				return nil
+			}
+			if b.final {
 				return nil
 			}
 			continue
@@ -546,7 +577,9 @@ func (l *loop) sinkLoop(ctx context.Context) error {
 	return nil
 }
 
-func (l *loop) commit(ctx context.Context, b *barrier) error {
+// flush makes everything before barrier b durable in the sinks and takes the counters as of
+// the barrier.
+func (l *loop) flush(ctx context.Context, b *barrier) error {
 	if err := l.sink.Flush(ctx); err != nil {
 		return err
 	}
@@ -555,12 +588,20 @@ func (l *loop) commit(ctx context.Context, b *barrier) error {
 			return err
 		}
 	}
+	b.counters = l.r.p.stats.counters()
+	r := l.r
+	r.m.log.Debug("checkpoint barrier flushed", "workspace", r.rec.Workspace, "processor", r.rec.Name, "checkpoint", b.id)
+	return nil
+}
+
+// commit stores the checkpoint of a flushed barrier, then tells the source.
+func (l *loop) commit(ctx context.Context, b *barrier) error {
 	r := l.r
 	if r.p.ephemeral {
 		return nil
 	}
 	cp := store.Checkpoint{ProcessorID: r.rec.ID, ID: b.id, PipelineVersion: r.rec.PipelineVersion, Time: time.Now().UTC(),
-		Positions: b.positions, State: b.state, Watermark: b.watermark, Counters: r.p.stats.counters()}
+		Positions: b.positions, State: b.state, Watermark: b.watermark, Counters: b.counters}
 	if cp.Watermark == math.MinInt64 {
 		cp.Watermark = 0
 	}
