@@ -529,7 +529,8 @@ func (l *loop) sinkLoop(ctx context.Context) error {
 	}()
 	defer func() {
 		close(commits)
-		<-committed
+		for range committed { // until the committer has finished
+		}
 	}()
 	for o := range l.outs {
 		if b := o.barrier; b != nil {
