@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"math"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -61,7 +62,7 @@ func getStreamProcessorStats(_ context.Context, call *Call, r *Reply) error {
 	r.Int64("stateSize", s.StateSize/scale)
 	r.Int64("memoryTrackerBytes", s.StateSize/scale)
 	if s.Watermark != math.MinInt64 && s.Watermark != 0 {
-		r.Time("watermark", timeOrZero(s.Watermark))
+		r.Time("watermark", time.UnixMilli(s.Watermark))
 	}
 	if verbose {
 		// The source and the sink are operators too, as Atlas lists them.

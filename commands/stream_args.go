@@ -3,7 +3,8 @@ package commands
 import (
 	"fmt"
 	"math"
-	"time"
+	"slices"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -21,27 +22,13 @@ import (
 // so a misspelt option is an error rather than silently ignored. The generic arguments
 // (lsid, $db, apiVersion, ...) have already left the body (see generic.go).
 func checkOptions(call *Call, allowed ...string) error {
-	known := func(k string) bool {
-		for _, a := range allowed {
-			if a == k {
-				return true
-			}
-		}
-		return false
-	}
 	elems, err := call.Body.Elements()
 	if err != nil {
 		return Errorf(CodeFailedToParse, "%s: the command is not a valid document", call.Name)
 	}
-	list := func() string {
-		out := ""
-		for i, a := range allowed {
-			if i > 0 {
-				out += ", "
-			}
-			out += a
-		}
-		return out
+	unknown := func(field string) error {
+		return &Error{Code: 420, Name: "StreamProcessorInvalidOptions", Msg: fmt.Sprintf("%s.%s is not an option of %s (%s)",
+			call.Name, field, call.Name, strings.Join(allowed, ", "))}
 	}
 	for i, e := range elems {
 		k := e.Key()
@@ -58,14 +45,14 @@ func checkOptions(call *Call, allowed ...string) error {
 			}
 			inner, _ := doc.Elements()
 			for _, o := range inner {
-				if !known(o.Key()) {
-					return &Error{Code: 420, Name: "StreamProcessorInvalidOptions", Msg: fmt.Sprintf("%s.options.%s is not an option of %s (%s)", call.Name, o.Key(), call.Name, list())}
+				if !slices.Contains(allowed, o.Key()) {
+					return unknown("options." + o.Key())
 				}
 			}
 			continue
 		}
-		if !known(k) {
-			return &Error{Code: 420, Name: "StreamProcessorInvalidOptions", Msg: fmt.Sprintf("%s.%s is not an option of %s (%s)", call.Name, k, call.Name, list())}
+		if !slices.Contains(allowed, k) {
+			return unknown(k)
 		}
 	}
 	return nil
@@ -348,5 +335,3 @@ func appendInfo(call *Call, r *Reply, p store.Processor) {
 	r.Bool("errorRetryable", p.ErrorRetryable)
 	r.Int32("errorCode", p.ErrorCode)
 }
-
-func timeOrZero(ms int64) time.Time { return time.UnixMilli(ms) }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,27 +240,11 @@ func TestRuntimeReport(t *testing.T) {
 
 func verdict(ok bool) string { return map[bool]string{true: "met", false: "NOT met"}[ok] }
 
-func medianOf(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	return s[len(s)/2]
-}
+func medianOf(v []float64) float64 { return percentile(v, 0.5) }
 
 func percentile(v []float64, p float64) float64 {
-	s := append([]float64(nil), v...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
+	s := slices.Clone(v)
+	slices.Sort(s)
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 

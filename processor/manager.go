@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -300,19 +301,10 @@ func (m *Manager) Create(req CreateRequest) (store.Processor, error) {
 }
 
 func checkMetaField(f string) *Error {
-	if f == "" || f[0] == '$' || containsByte(f, 0) || containsByte(f, '.') {
+	if f == "" || f[0] == '$' || strings.ContainsAny(f, "\x00.") {
 		return Errorf(CodeBadValue, "streamMetaFieldName: %q is not a field name (no '$' prefix, no '.')", f)
 	}
 	return nil
-}
-
-func containsByte(s string, b byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return true
-		}
-	}
-	return false
 }
 
 // workspace reads a workspace record.
