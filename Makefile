@@ -44,12 +44,13 @@ soak: $(NPM_STAMP)
 	cd e2e && SPI_SOAK=$(SOAK_SCALE) $(GO) test -count=1 -timeout 60m -v -run 'TestPreLoginAttacks' .
 
 ## deps: Go modules, the pinned linter, mongosh, the Node driver's compressors and
-## mongodb-data-service, curl, openssl, and Debian's pymongo with its snappy and zstd modules
+## mongodb-data-service, curl, openssl, kcat (Debian's kafkacat), and Debian's pymongo with its snappy and zstd modules
 deps: $(NPM_STAMP) $(LINT)
 	$(GO) mod download
 	cd e2e && $(GO) mod download
 	@command -v curl >/dev/null || bash e2e/scripts/apt-install.sh curl
 	@command -v openssl >/dev/null || bash e2e/scripts/apt-install.sh openssl
+	@command -v kcat >/dev/null || command -v kafkacat >/dev/null || bash e2e/scripts/apt-install.sh kafkacat
 	@/usr/bin/python3 -c 'import pymongo, snappy, zstandard' 2>/dev/null || \
 	  bash e2e/scripts/apt-install.sh python3-pymongo python3-snappy python3-zstandard
 
