@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,10 +77,10 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 		}
 	}
 	opts := sink.Options
-	switch t := opts.Lookup("topic"); t.Type {
-	case bson.TypeString:
+	switch t := opts.Lookup("topic"); {
+	case t.Type == bson.TypeString && !strings.HasPrefix(t.StringValue(), "$"):
 		s.topic = t.StringValue()
-	case bson.TypeEmbeddedDocument:
+	case t.Type == bson.TypeString, t.Type == bson.TypeEmbeddedDocument: // "$field" or an expression
 		if s.topicExpr, err = expr.Compile(t); err != nil {
 			return nil, invalid("$emit.topic: %v", err)
 		}
