@@ -461,8 +461,14 @@ func (s *Source) quiet(b connectors.Batch) (connectors.Batch, error) {
 	since, msg := s.failSince, s.lastFail
 	s.errMu.Unlock()
 	if !since.IsZero() && now.Sub(since) >= stallTimeout {
-		return b, &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection,
-			Err: fmt.Errorf("the Kafka cluster %s is unreachable: no record for %s: %s", strings.Join(s.c.brokers, ","), now.Sub(since).Round(time.Second), msg)}
+		// The readers kept failing and nothing arrived: the topic may just be quiet after
+		// a blip, so ask a broker before reporting an outage.
+		if err := s.c.probe(s.ctx); err != nil {
+			return b, fmt.Errorf("%w (the partitions' readers have failed for %s: %s)", err, now.Sub(since).Round(time.Second), msg)
+		}
+		s.errMu.Lock()
+		s.failSince, s.lastFail = time.Time{}, ""
+		s.errMu.Unlock()
 	}
 	b.Idle = s.idleSplits(now)
 	return b, nil
