@@ -302,7 +302,7 @@ func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) erro
 		p.lastData = now
 		p.reader = kafka.NewReader(kafka.ReaderConfig{Brokers: s.c.brokers, Topic: p.topic, Partition: int(p.partition),
 			Dialer: s.c.dialer(), MinBytes: s.fetchMin, MaxBytes: s.fetchMax, MaxWait: fetchMaxWait, QueueCapacity: readerQueue,
-			IsolationLevel: s.isolation,
+			IsolationLevel:  s.isolation,
 			ReadLagInterval: -1, ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: time.Second,
 			ErrorLogger: kafka.LoggerFunc(s.readerFailed)})
 		if err := p.reader.SetOffset(p.next.Load()); err != nil {
