@@ -125,14 +125,16 @@ type parser struct {
 // expressions may not contain NUL (BSON cstrings).
 //
 // Type wrappers (the specification's "Conversion table") are recognized in any object but the
-// top-level one when the object's first key is a wrapper key ($oid, $date, $numberInt,
-// $numberLong, $numberDouble, $numberDecimal, $binary (canonical and legacy with $type),
-// $uuid, $regularExpression, $timestamp, $minKey, $maxKey, $undefined, $symbol, $code,
-// $code+$scope, $dbPointer); the wrapper must then have exactly its keys, with values of the
-// right types, or the payload is rejected with the field and the reason. A wrapper key that is
-// not first is rejected too (the specification's "any missing or extra keys constitute an
-// error"); other $-prefixed keys ($ref, $id, $regex, $type, ...) are ordinary field names, as
-// the specification and the driver have them.
+// top-level one when the object's first key is a wrapper key ($oid, $date (ISO-8601 string,
+// {"$numberLong": ...} or an integer), $numberInt, $numberLong, $numberDouble (with
+// "Infinity", "-Infinity", "NaN"), $numberDecimal, $binary (canonical, and legacy with
+// $type), $uuid, $regularExpression, $timestamp, $minKey, $maxKey, $undefined, $symbol,
+// $code, $code with $scope in either order, $dbPointer); the wrapper must then have exactly
+// its keys, with values of the right types, or the payload is rejected with the field and the
+// reason. A wrapper key that is not first is rejected too (the specification's "any missing
+// or extra keys constitute an error"); other $-prefixed keys ($ref, $id, $regex, $type, ...)
+// are ordinary field names, as the specification and the driver have them. The top-level
+// object's keys are always field names (the specification and the driver agree).
 //
 // The output is limited to MaxSize bytes and the nesting to MaxDepth levels.
 func AppendBSON(dst []byte, src []byte) ([]byte, error) {

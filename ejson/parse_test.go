@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -62,7 +63,8 @@ var errorCases = []struct {
 	{`{"c":{"$code":1}}`, 14, "c", `$code must be a string`},
 	{`{"c":{"$code":"x","$scope":1}}`, 27, "c", `$scope must be an object`},
 	{`{"c":{"$code":"x","y":{}}}`, 18, "c", `$code may only be followed by "$scope"`},
-	{`{"c":{"$scope":{},"$code":"x"}}`, 6, "c", `$scope must follow "$code"`},
+	{`{"c":{"$scope":{"x":1}}}`, 22, "c", `$scope must come with "$code"`},
+	{`{"c":{"$scope":{},"$cod":"x"}}`, 18, "c", `$scope must come with "$code"`},
 	{`{"p":{"$dbPointer":{"$ref":"a","$id":"5f1d7a3b9c1e4b2a3c4d5e6f"}}}`, 37, "p", `$dbPointer must be`},
 	{strings.Repeat(`{"a":`, MaxDepth+1) + `1` + strings.Repeat(`}`, MaxDepth+1), 5 * MaxDepth, strings.TrimSuffix(strings.Repeat("a.", MaxDepth), "."), "nesting exceeds the maximum depth of 100"},
 }
@@ -124,5 +126,111 @@ func TestStripConfluentHeader(t *testing.T) {
 		if p, _, ok := StripConfluentHeader([]byte(in)); ok || string(p) != in {
 			t.Errorf("%q: got %q %v", in, p, ok)
 		}
+	}
+}
+
+// TestAppendBSONTypes checks the number rules and a few wrappers by the BSON types they give.
+func TestAppendBSONTypes(t *testing.T) {
+	doc, err := AppendBSON(nil, []byte(`{"i":1,"neg":-2147483648,"l":3000000000,"d":1.0,"e":2e3,"big":99999999999999999999,"z":-0,"oid":{"$oid":"5f1d7a3b9c1e4b2a3c4d5e6f"},"dt":{"$date":"1970-01-01T00:00:01.5Z"},"u":{"$uuid":"c8edabc3-f738-4ca3-b68d-ab92a91478a3"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bson.Type{"i": bson.TypeInt32, "neg": bson.TypeInt32, "l": bson.TypeInt64, "d": bson.TypeDouble, "e": bson.TypeDouble, "big": bson.TypeDouble, "z": bson.TypeInt32, "oid": bson.TypeObjectID, "dt": bson.TypeDateTime, "u": bson.TypeBinary}
+	for k, ty := range want {
+		if v := bson.Raw(doc).Lookup(k); v.Type != ty {
+			t.Errorf("%s: type %v, want %v", k, v.Type, ty)
+		}
+	}
+	if ms := bson.Raw(doc).Lookup("dt").DateTime(); ms != 1500 {
+		t.Errorf("dt = %d ms", ms)
+	}
+	if sub, data := bson.Raw(doc).Lookup("u").Binary(); sub != 4 || len(data) != 16 {
+		t.Errorf("uuid: subtype %d, %d bytes", sub, len(data))
+	}
+}
+
+// TestScopeBeforeCode: key order in a wrapper has no significance (Extended JSON spec,
+// "Parsers"), so $scope may come before $code; the driver refuses that order, so the result is
+// compared with the usual order's.
+func TestScopeBeforeCode(t *testing.T) {
+	a, err := AppendBSON(nil, []byte(`{"c":{"$scope":{"x":{"$numberLong":"1"},"y":[1]},"$code":"f(x)"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := AppendBSON(nil, []byte(`{"c":{"$code":"f(x)","$scope":{"x":{"$numberLong":"1"},"y":[1]}}}`))
+	if err != nil || !bytes.Equal(a, b) {
+		t.Fatalf("%v %v %v", bson.Raw(a), bson.Raw(b), err)
+	}
+}
+
+func TestAppendBSONMaxDepthAccepted(t *testing.T) {
+	in := strings.Repeat(`{"a":[`, MaxDepth/2-1) + `{"b":1}` + strings.Repeat(`]}`, MaxDepth/2-1)
+	in = `{"x":` + in + `}`
+	if _, err := AppendBSON(nil, []byte(in)); err != nil {
+		t.Fatalf("%d levels: %v", MaxDepth, err)
+	}
+}
+
+// TestTranscoderAllocs holds the "allocates little" rule: with a reused buffer, AppendBSON and
+// AppendJSON allocate nothing per ~1 KB payload.
+func TestTranscoderAllocs(t *testing.T) {
+	var buf []byte
+	for _, set := range [][][]byte{benchSet.relaxed, benchSet.canonical} {
+		i := 0
+		if n := testing.AllocsPerRun(200, func() {
+			buf, _ = AppendBSON(buf[:0], set[i%len(set)])
+			i++
+		}); n != 0 {
+			t.Errorf("AppendBSON: %.1f allocations per document", n)
+		}
+	}
+	for _, f := range []Format{RelaxedJSON, CanonicalJSON, BasicJSON} {
+		i := 0
+		if n := testing.AllocsPerRun(200, func() {
+			buf, _ = AppendJSON(buf[:0], benchSet.docs[i%len(benchSet.docs)], Options{Format: f})
+			i++
+		}); n != 0 {
+			t.Errorf("AppendJSON %s: %.1f allocations per document", f, n)
+		}
+	}
+}
+
+// TestFastISODateMatchesTimeParse holds the hand-written $date parser to time.Parse with the
+// driver's layouts over dates near the edges of each field.
+func TestFastISODateMatchesTimeParse(t *testing.T) {
+	years := []string{"0000", "0001", "1900", "1969", "1970", "2000", "2024", "2100", "9999"}
+	monthDays := []string{"01-01", "01-31", "02-28", "02-29", "02-30", "04-30", "04-31", "12-31", "13-01", "00-10", "06-00"}
+	times := []string{"00:00:00", "23:59:59", "24:00:00", "12:60:00", "12:00:60", "07:08:09"}
+	fracs := []string{"", ".1", ".12", ".123", ".999999999", ".1234567891", "."}
+	zones := []string{"Z", "+00:00", "-00:00", "+05:30", "-23:59", "+24:00", "+25:00", "+01:61", "+0130", "-1200", "z", "+1:00"}
+	n := 0
+	for _, y := range years {
+		for _, md := range monthDays {
+			for _, tm := range times {
+				for _, f := range fracs {
+					for _, z := range zones {
+						s := y + "-" + md + "T" + tm + f + z
+						got, gotOK := parseISODate([]byte(s))
+						var want int64
+						wantOK := false
+						for _, layout := range dateLayouts {
+							if tt, err := time.Parse(layout, s); err == nil {
+								want, wantOK = tt.Unix()*1e3+int64(tt.Nanosecond())/1e6, true
+								break
+							}
+						}
+						if got != want || gotOK != wantOK {
+							t.Fatalf("%s: got %d %v, time.Parse %d %v", s, got, gotOK, want, wantOK)
+						}
+						if _, fast := fastISODate([]byte(s)); fast {
+							n++
+						}
+					}
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("the fast path took no input")
 	}
 }

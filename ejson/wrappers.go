@@ -106,7 +106,7 @@ const (
 	msgCode      = `$code must be a string`
 	msgScope     = `$scope must be an object`
 	msgScopeOnly = `$code may only be followed by "$scope"`
-	msgScope1st  = `$scope must follow "$code"`
+	msgScopeCode = `$scope must come with "$code"`
 	msgDBPointer = `$dbPointer must be {"$ref": <string>, "$id": {"$oid": <24 hex digits>}}`
 )
 
@@ -268,7 +268,11 @@ func (p *parser) wrapper(w wrapper, typeOff, keyPos int) error {
 		p.dst[typeOff] = t
 		return nil
 	case wScope:
-		return p.extErr(keyPos, msgScope1st)
+		if err := p.scopeFirstValue(); err != nil {
+			return err
+		}
+		p.dst[typeOff] = tCodeScope
+		return nil
 	case wDBPointer:
 		if err := p.dbPointerValue(); err != nil {
 			return err
@@ -774,6 +778,58 @@ func (p *parser) codeValue() (byte, error) {
 	return tCodeScope, nil
 }
 
+// scopeFirstValue reads {"$scope": {...}, "$code": "..."}, the order the specification allows
+// beside the usual one ("Parsers MUST NOT consider key order as having significance"; the
+// driver refuses it), and appends the code with scope with its code string first.
+func (p *parser) scopeFirstValue() error {
+	if p.src[p.pos] != '{' {
+		return p.extErr(p.pos, msgScope)
+	}
+	p.pos++
+	vStart := len(p.dst)
+	p.dst = append(p.dst, 0, 0, 0, 0)
+	if err := p.object(-1, true); err != nil {
+		return err
+	}
+	scopeLen := len(p.dst) - vStart - 4
+	p.skipWS()
+	if p.pos >= len(p.src) || p.src[p.pos] != ',' {
+		if p.pos < len(p.src) && p.src[p.pos] == '}' {
+			return p.extErr(p.pos, msgScopeCode)
+		}
+		return p.syntaxErr("expected ',' or '}'")
+	}
+	p.pos++
+	p.skipWS()
+	if p.pos >= len(p.src) || p.src[p.pos] != '"' {
+		return p.syntaxErr("expected a field name in double quotes")
+	}
+	keyPos := p.pos
+	key, mark, err := p.strArg()
+	if err != nil {
+		return err
+	}
+	isCode := string(key) == "$code"
+	p.dst = p.dst[:mark]
+	if !isCode {
+		return p.extErr(keyPos, msgScopeCode)
+	}
+	if err := p.expect(':', "':' after the field name"); err != nil {
+		return err
+	}
+	p.skipWS()
+	if p.pos >= len(p.src) || p.src[p.pos] != '"' {
+		return p.extErr(p.pos, msgCode)
+	}
+	p.pos++
+	if err := p.bsonString(); err != nil {
+		return err
+	}
+	rotateLeft(p.dst[vStart+4:], scopeLen)
+	binary.LittleEndian.PutUint32(p.dst[vStart:], uint32(len(p.dst)-vStart))
+	return p.closeWrapper(wScope)
+}
+
 // dbPointerValue reads {"$ref": <string>, "$id": {"$oid": <hex>}} in any order and appends the
 // BSON DBPointer (namespace string, 12-byte ObjectId).
 func (p *parser) dbPointerValue() error {
@@ -911,7 +967,7 @@ func fastISODate(b []byte) (int64, bool) {
 	h, ok5 := digits2(b[11:])
 	mi, ok6 := digits2(b[14:])
 	s, ok7 := digits2(b[17:])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 || !ok7 {
 		return 0, false
 	}
 	year := y1*100 + y2
