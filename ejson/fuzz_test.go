@@ -33,6 +33,8 @@ var seedDocs = []string{
 	`{"p":{"$dbPointer":{"$ref":"db.coll","$id":{"$oid":"5f1d7a3b9c1e4b2a3c4d5e6f"}}},"p2":{"$dbPointer":{"$id":{"$oid":"5f1d7a3b9c1e4b2a3c4d5e6f"},"$ref":"x"}}}`,
 	`{"dbref":{"$ref":"coll","$id":{"$oid":"5f1d7a3b9c1e4b2a3c4d5e6f"},"$db":"db"},"q":{"$regex":"^a","$options":"i"},"t":{"$type":"string"},"x":{"$foo":1}}`,
 	`{"$oid":"top-level keys are field names","$date":1}`,
+	`{"a":[{},{}],"b":[{},1],"c":{"d":{}},"e":[[],[{}]],"f":{"$code":"x","$scope":{}},"g":1}`,
+	`{"a":{"$code":"x","$scope":{"$code":"y","$scope":{"k":{"$code":"z","$scope":{}}}}},"z":[{"$minKey":1},{"$date":"2020-01-01T00:00:00Z"},{}]}`,
 	"  {\"ws\" :\t[ 1 ,\n2 ] , \"k\"\r: { } }  ",
 	`{"sensor":"s-17","ts":{"$date":"2024-05-01T10:00:00.250Z"},"reading":{"temp":21.5,"hum":0.43,"ok":true},"tags":["a","b"],"seq":{"$numberLong":"77"}}`,
 }
