@@ -61,6 +61,11 @@ var benchSet = func() *benchPayloads {
 			{Key: "tags", Value: bson.A{word(), word(), word()}},
 			{Key: "note", Value: "Leave at the door \"please\" — merci ✓"},
 			{Key: "shippedAt", Value: nil},
+			{Key: "client", Value: bson.D{
+				{Key: "ip", Value: fmt.Sprintf("10.%d.%d.%d", r.IntN(256), r.IntN(256), r.IntN(256))},
+				{Key: "userAgent", Value: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"},
+				{Key: "session", Value: fmt.Sprintf("%016x", r.Uint64())},
+			}},
 		}
 		raw, err := bson.Marshal(d)
 		if err != nil {
