@@ -77,7 +77,7 @@ fmt:
 ## fuzz: run every fuzz target for FUZZTIME each (default 5m)
 FUZZ_TARGETS := wire:FuzzReadMessage bsoncheck:FuzzValidate wire:FuzzSnappy wire:FuzzZlib wire:FuzzZstd \
 	pipeline:FuzzParse pipeline:FuzzPush pipeline/expr:FuzzCompileEval pipeline/match:FuzzCompileMatch \
-	pipeline/value:FuzzIter pipeline/pcre:FuzzRegex
+	pipeline/value:FuzzIter pipeline/pcre:FuzzRegex ejson:FuzzAppendBSON ejson:FuzzAppendJSON
 fuzz:
 	@for pt in $(FUZZ_TARGETS); do \
 	  pkg=$${pt%%:*}; t=$${pt##*:}; \
@@ -88,11 +88,13 @@ fuzz:
 ## bench: ping round trips per second, spid against a reference server, measured in one run;
 ## then the pipeline engine's documents per second on one core beside a bson.D baseline; then
 ## the processor runtime's throughput beside the bare engine, its latency at 10,000 docs/s and
-## its memory per processor
+## its memory per processor; then the JSON/Extended JSON transcoder (ejson) beside the driver's
+## bson.UnmarshalExtJSON and bson.MarshalExtJSON on the same ~1 KB payloads
 bench: build
 	cd e2e && $(GO) run ./cmd/spibench -spid ../$(BIN)/spid
 	SPI_BENCH=1 GOMAXPROCS=1 $(GO) test -run TestThroughputReport -count=1 -v ./pipeline/ | grep -v '^=== RUN'
 	SPI_BENCH=1 $(GO) test -run TestRuntimeReport -count=1 -timeout 20m -v ./processor/ | grep -v '^=== RUN'
+	SPI_BENCH=1 GOMAXPROCS=1 $(GO) test -run TestTranscoderReport -count=1 -v ./ejson/ | grep -v '^=== RUN'
 
 clean:
 	rm -rf $(BIN) $(NPM_STAMP)
