@@ -102,6 +102,9 @@ func (e *Engine) outBuf(n int) []byte {
 type partition struct {
 	max  int64
 	idle bool
+	// held marks a partition the source announced (AddPartitions): until it sends a record or
+	// goes idle it holds the watermark back, as Flink's split-aware watermarks do.
+	held bool
 }
 
 // pane is one open tumbling or hopping window.
@@ -163,6 +166,21 @@ func (e *Engine) chain(stages []Stage, next func(*Doc)) func(*Doc) {
 		}
 	}
 	return next
+}
+
+// AddPartitions announces the source's partitions (Input.Partition values) before their first
+// records: each holds the watermark back until it sends a record or goes idle (Idle), so a
+// partition read late (a backlog read partition by partition) does not find its on-time records
+// late. Sources that announce nothing keep the default: a partition counts from its first record.
+func (e *Engine) AddPartitions(ids []int32) {
+	for _, id := range ids {
+		p, ok := e.partitions[id]
+		if !ok {
+			p = &partition{max: math.MinInt64}
+			e.partitions[id] = p
+		}
+		p.held = true
+	}
 }
 
 // PartitionWatermark is the latest event time seen on partition p (Input.Partition) and whether
@@ -496,7 +514,13 @@ func (e *Engine) advance() {
 	wm := int64(math.MaxInt64)
 	active := false
 	for _, p := range e.partitions {
-		if p.idle || p.max == math.MinInt64 {
+		if p.idle {
+			continue
+		}
+		if p.max == math.MinInt64 {
+			if p.held {
+				return // an announced partition has sent nothing yet
+			}
 			continue
 		}
 		active = true

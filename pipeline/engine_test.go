@@ -182,3 +182,25 @@ func TestMalformedInputIsADeadLetter(t *testing.T) {
 		}
 	}
 }
+
+// Announced partitions hold the watermark back until they send a record or go idle, so a
+// backlog read one partition ahead of another leaves the other's records on time.
+func TestAnnouncedPartitionsHoldTheWatermark(t *testing.T) {
+	plan := mustPlan(t, countWindow(bson.E{Key: "allowedLateness", Value: 0}))
+	eng := NewEngine(plan, Options{})
+	eng.AddPartitions([]int32{0, 1})
+	doc := mustDoc(bson.D{{Key: "a", Value: 1}})
+	// Partition 0 runs 30 s ahead: nothing closes while partition 1 has sent nothing.
+	if r := eng.Push([]Input{{Doc: doc, Time: 1_000, Partition: 0}, {Doc: doc, Time: 31_000, Partition: 0}}); len(r.Out)+len(r.DLQ) != 0 {
+		t.Fatalf("closed while partition 1 was silent: %v %v", r.Out, r.DLQ)
+	}
+	// Partition 1's record at 2 s is on time, and the watermark is now 2 s.
+	if r := eng.Push([]Input{{Doc: doc, Time: 2_000, Partition: 1}}); len(r.Out)+len(r.DLQ) != 0 {
+		t.Fatalf("partition 1's record: %v %v", r.Out, r.DLQ)
+	}
+	// Partition 1 goes idle: the watermark follows partition 0 and [0, 10 s) closes with 2.
+	r := eng.Idle(1)
+	if len(r.Out) != 1 || bson.Raw(r.Out[0]).Lookup("n").Int32() != 2 {
+		t.Fatalf("after idle: %v", r.Out)
+	}
+}

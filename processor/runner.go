@@ -231,6 +231,13 @@ func (r *runner) attempt() (err error) {
 	if err := src.Open(ctx, positions); err != nil {
 		return err
 	}
+	if pr, ok := src.(connectors.PartitionReporter); ok {
+		var splits []int32
+		for _, p := range pr.Partitions() {
+			splits = append(splits, p.Split)
+		}
+		eng.AddPartitions(splits)
+	}
 
 	limit, why := r.m.stateLimit(rec)
 	l := &loop{r: r, eng: eng, src: src, sink: sink, dlq: dlq, limit: limit, limitWhy: why,

@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/spi-streams/spi/connectors"
+	"github.com/spi-streams/spi/ejson"
 	"github.com/spi-streams/spi/pipeline"
 	"github.com/spi-streams/spi/pipeline/expr"
 )
@@ -45,7 +46,7 @@ type Sink struct {
 	keyFormat string
 	headers   expr.Expr
 	tombstone expr.Expr
-	format    outputFormat
+	format    ejson.Options
 	maxBytes  int
 	metaField string
 
@@ -157,17 +158,17 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 				switch str, _ := v.StringValueOK(); str {
 				case "default":
 				case "ISO8601":
-					s.format.isoDates = true
+					s.format.ISODates = true
 				default:
 					return nil, invalid("%s: must be default or ISO8601", field)
 				}
 			case "outputFormat":
 				str, _ := v.StringValueOK()
-				f, err := parseFormat(str)
+				f, err := ejson.ParseFormat(str)
 				if err != nil {
 					return nil, invalid("%s: must be relaxedJson, canonicalJson or basicJson", field)
 				}
-				s.format.kind = f
+				s.format.Format = f
 			case "keyFormat":
 				switch str, _ := v.StringValueOK(); str {
 				case "binData", "string", "json", "int", "long":
@@ -370,7 +371,7 @@ func (s *Sink) message(buf []byte, d bson.Raw) (kafka.Message, []byte, error) {
 		start := len(buf)
 		out, err := appendJSON(buf, d, s.format)
 		if err != nil {
-			return m, buf, fmt.Errorf("the document cannot be written as %s: %w", s.format.kind, err)
+			return m, buf, fmt.Errorf("the document cannot be written as %s: %w", s.format.Format, err)
 		}
 		buf = out
 		m.Value = buf[start:len(buf):len(buf)]
@@ -491,10 +492,10 @@ func headers(v bson.RawValue) ([]kafka.Header, error) {
 // valueJSON is the relaxed Extended JSON text of any value.
 func valueJSON(v bson.RawValue) ([]byte, error) {
 	if v.Type == bson.TypeEmbeddedDocument {
-		return appendJSON(nil, v.Document(), outputFormat{})
+		return appendJSON(nil, v.Document(), ejson.Options{})
 	}
 	doc := bsoncore.NewDocumentBuilder().AppendValue("v", bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value}).Build()
-	j, err := appendJSON(nil, bson.Raw(doc), outputFormat{})
+	j, err := appendJSON(nil, bson.Raw(doc), ejson.Options{})
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -598,7 +599,7 @@ func (s *Source) key(k []byte) (bson.RawValue, error) {
 	}
 	switch s.keyFormat {
 	case "string":
-		if !utf8Valid(k) {
+		if !utf8.Valid(k) {
 			return bson.RawValue{}, errors.New("the Kafka record's key is not UTF-8, as keyFormat string requires")
 		}
 		return bson.RawValue{Type: bson.TypeString, Value: bsoncore.AppendString(nil, string(k))}, nil
