@@ -172,9 +172,15 @@ func (c *conn) probe(ctx context.Context) error {
 	for _, b := range c.brokers {
 		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		kc, err := c.dialer().DialContext(ctx, "tcp", b)
+		if err == nil {
+			// With TLS 1.3 a broker refuses a client certificate only after the client's
+			// handshake is done: one request makes the refusal show here.
+			_ = kc.SetDeadline(time.Now().Add(dialTimeout))
+			_, err = kc.ApiVersions()
+			_ = kc.Close()
+		}
 		cancel()
 		if err == nil {
-			_ = kc.Close()
 			return nil
 		}
 		err = c.explain(err, b)
@@ -218,7 +224,8 @@ func (c *conn) explain(err error, addr string) error {
 		return authFailed(fmt.Errorf("%s: authentication failed: the broker closed the connection during SASL %s authentication of user %q (wrong username or password?)", where, c.mechName, c.user))
 	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr):
 		return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: fmt.Errorf("%s: TLS failed: the broker's certificate is not trusted (check security.brokerPublicCertificate): %w", where, err)}
-	case errors.As(err, &alert):
+	case errors.As(err, &alert), strings.Contains(err.Error(), "remote error: tls: "):
+		// kafka-go wraps some errors as text, so the TLS alert is matched by its text too.
 		if c.protocol == "SSL" {
 			return authFailed(fmt.Errorf("%s: authentication failed: the broker refused spid's client certificate (%w)", where, err))
 		}
