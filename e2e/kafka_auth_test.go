@@ -121,7 +121,7 @@ func TestKafkaAuthentication(t *testing.T) {
 		kfake.Superuser("SCRAM-SHA-256", "u256", pw["s256"]),
 		kfake.Superuser("SCRAM-SHA-512", "u512", pw["s512"]),
 		kfake.SeedTopics(1, "in-plain", "out-plain", "in-s256", "out-s256", "in-s512", "out-s512"))
-	saslTLSK := startKafka(t, 1, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "utls", pw["tls"]),
+	saslTLSK := startKafka(t, 1, kfake.DataDir(t.TempDir()), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "utls", pw["tls"]),
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12}),
 		kfake.SeedTopics(1, "in-saslssl", "out-saslssl"))
 	mtlsK := startKafka(t, 1, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12,
@@ -173,6 +173,24 @@ func TestKafkaAuthentication(t *testing.T) {
 	tlsOf := map[string]*tls.Config{"saslssl": pki.tlsConfig(nil), "mtls": pki.tlsConfig(&pki.Client)}
 	clusterOf := map[string]*kafkaCluster{"plain": saslK, "s256": saslK, "s512": saslK, "saslssl": saslTLSK, "mtls": mtlsK}
 	good := []string{"plain", "s256", "s512", "saslssl", "mtls"}
+	// Wrong credentials first: while the runtime retries (10 s here), the processor is STARTED
+	// and already says why.
+	bad := []string{"bad-plain", "bad-scram", "bad-cert"}
+	createKafkaCopy(t, c, "bad-plain", "badPlain", "in-plain", "out-bad")
+	createKafkaCopy(t, c, "bad-scram", "badScram", "in-s256", "out-bad")
+	createKafkaCopy(t, c, "bad-cert", "badCert", "in-mtls", "out-bad")
+	for _, name := range bad {
+		var msg string
+		waitUntil(t, name+" to report its authentication failure while retrying", func() bool {
+			st, m := listed(t, c, name)
+			if st == "FAILED" {
+				t.Fatalf("%s FAILED before its error was seen while it retried: %s", name, m)
+			}
+			msg = m
+			return st == "STARTED" && strings.Contains(m, "authentication failed")
+		})
+		t.Logf("%s while retrying: %s", name, msg)
+	}
 	for _, name := range good {
 		var msgs []kafkaMsg
 		for i := range 3 {
@@ -181,9 +199,6 @@ func TestKafkaAuthentication(t *testing.T) {
 		produce(t, clusterOf[name], "in-"+name, msgs, tlsOf[name], mech(name))
 		createKafkaCopy(t, c, "copy-"+name, name, "in-"+name, "out-"+name)
 	}
-	createKafkaCopy(t, c, "bad-plain", "badPlain", "in-plain", "out-bad")
-	createKafkaCopy(t, c, "bad-scram", "badScram", "in-s256", "out-bad")
-	createKafkaCopy(t, c, "bad-cert", "badCert", "in-mtls", "out-bad")
 
 	for _, name := range good {
 		waitUntil(t, "copy-"+name+" to write 3 documents", func() bool {
@@ -210,18 +225,32 @@ func TestKafkaAuthentication(t *testing.T) {
 		}
 	}
 
-	for _, name := range []string{"bad-plain", "bad-scram", "bad-cert"} {
+	// The SASL_SSL broker restarts (on its data): the processor connects and authenticates
+	// again, and copies what is produced after (at least once).
+	saslTLSK.restart(t, 500*time.Millisecond)
+	var more []kafkaMsg
+	for i := 3; i < 6; i++ {
+		more = append(more, kafkaMsg{Key: fmt.Appendf(nil, "%d", i), Value: fmt.Appendf(nil, `{"i":%d,"via":"saslssl"}`, i)})
+	}
+	produce(t, saslTLSK, "in-saslssl", more, tlsOf["saslssl"], mech("saslssl"))
+	waitUntil(t, "copy-saslssl to copy what was produced after the broker's restart", func() bool {
+		if st, msg := listed(t, c, "copy-saslssl"); st != "STARTED" {
+			t.Fatalf("copy-saslssl is %s after the broker's restart: %s", st, msg)
+		}
+		return outputCount(t, c, "copy-saslssl") >= 6
+	})
+	copied := map[int]bool{}
+	for _, m := range readTopic(t, saslTLSK, "out-saslssl", 6, time.Minute, tlsOf["saslssl"], mech("saslssl")) {
+		var d struct{ I int }
+		_ = json.Unmarshal(m.Value, &d)
+		copied[d.I] = true
+	}
+	if len(copied) != 6 {
+		t.Errorf("after the broker's restart, out-saslssl has documents %v, want 0 to 5", copied)
+	}
+
+	for _, name := range bad {
 		var msg string
-		// While the runtime retries, the processor is STARTED and already says why.
-		waitUntil(t, name+" to report its authentication failure while retrying", func() bool {
-			st, m := listed(t, c, name)
-			if st == "FAILED" {
-				t.Fatalf("%s FAILED before its error was seen while it retried: %s", name, m)
-			}
-			msg = m
-			return st == "STARTED" && strings.Contains(m, "authentication failed")
-		})
-		t.Logf("%s while retrying: %s", name, msg)
 		waitUntil(t, name+" to be FAILED after the retry window", func() bool {
 			st, m := listed(t, c, name)
 			msg = m
@@ -247,7 +276,7 @@ func TestKafkaAuthentication(t *testing.T) {
 	}
 	reply(bson.D{{Key: "listStreamConnections", Value: int32(1)}})
 	reply(bson.D{{Key: "listStreamProcessors", Value: int32(1)}})
-	procs := []string{"bad-plain", "bad-scram", "bad-cert"}
+	procs := slices.Clone(bad)
 	for _, name := range good {
 		procs = append(procs, "copy-"+name)
 	}

@@ -89,7 +89,7 @@ const tourEmits = `{
 
 const tourKafkaScript = `
 const emits = EMITS;
-const src = {$source: {connectionName: "kafkaTour", topic: "k2k-in", timeField: {$toDate: "$when"}, config: {auto_offset_reset: "earliest"}}};
+const src = SOURCE;
 const match = {$match: {kind: "keep"}};
 const add = {$addFields: {total: {$multiply: ["$n", 10]}, topicSeen: {$meta: "stream.source.topic"}}};
 const num = (v) => Number(String(v));
@@ -224,7 +224,8 @@ func TestMongoshKafkaToKafka(t *testing.T) {
 		t.Fatalf("inputs landed at %v", inputs)
 	}
 
-	out := mongoshScript(t, s.Admin(t, "", ""), strings.Replace(tourKafkaScript, "EMITS", tourEmits, 1))
+	out := mongoshScript(t, s.Admin(t, "", ""), strings.NewReplacer("EMITS", tourEmits,
+		"SOURCE", kafkaSource("kafkaTour", "k2k-in", `, timeField: {$toDate: "$when"}`)).Replace(tourKafkaScript))
 	formats := []string{"relaxed", "canonical", "basic", "iso"}
 	stats := markedLines(out, "STATS")
 	if len(stats) != len(formats) {
