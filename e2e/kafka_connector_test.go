@@ -16,7 +16,7 @@ import (
 // offsets, and a missing topic is an error that says so.
 func TestKafkaConnectorRoundTrip(t *testing.T) {
 	t.Parallel()
-	k := startKafka(t, 1, kfake.SeedTopics(3, "in", "out"))
+	k := startKafka(t, 1, kfake.SeedTopics(3, "in", "out"), kfake.SeedTopics(33, "wide"))
 	s := startSpid(t, "--checkpoint-interval", "300ms", "--processor-retry-timeout", "3s")
 	a := newAPI(t, s.Creds(t))
 	a.ok("POST", "/streams/default/connections", kafkaConnection("k", k))
@@ -102,5 +102,15 @@ func TestKafkaConnectorRoundTrip(t *testing.T) {
 	waitUntil(t, "FAILED", func() bool {
 		state, _, msg := processorState(t, c, "missing")
 		return state == "FAILED" && strings.Contains(msg, `topic "nope" does not exist`)
+	})
+
+	// The tier's partition limit (spec §10): an SP2 processor reads at most 32 partitions; the
+	// failure is permanent, so the processor fails at once, with code 420.
+	pipe[0] = bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "wide"}}}}
+	mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: "wide"}, {Key: "pipeline", Value: pipe}, {Key: "options", Value: bson.D{{Key: "tier", Value: "SP2"}}}})
+	mustAdmin(t, c, bson.D{{Key: "startStreamProcessor", Value: "wide"}})
+	waitUntil(t, "FAILED on the partition limit", func() bool {
+		state, code, msg := processorState(t, c, "wide")
+		return state == "FAILED" && code == 420 && strings.Contains(msg, "33 partitions, more than the 32 a processor of tier SP2 may read")
 	})
 }

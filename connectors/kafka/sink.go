@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -87,8 +88,45 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	default:
 		return nil, invalid("$emit.topic: is required: a topic name or an expression")
 	}
+	// The connection's config (Atlas's allow-list, Kafka's property names) sets the producer's
+	// defaults; the stage's config overrides acks and the compression.
 	acks := kafka.RequireAll
 	var codec compress.Compression
+	timeout, linger, maxBytes, attempts := 10*time.Second, batchTimeout, int64(batchBytes), 5
+	cc := env.Connection.Kafka.Config
+	if v, ok := cc["acks"]; ok {
+		if acks, err = parseAcks(v); err != nil {
+			return nil, invalid("connection %q config.acks: %v", env.Connection.Name, err)
+		}
+	}
+	if v, ok := cc["compression.type"]; ok {
+		if codec, err = parseCodec(v); err != nil {
+			return nil, invalid("connection %q config.compression.type: %v", env.Connection.Name, err)
+		}
+	}
+	for key, dst := range map[string]*time.Duration{"linger.ms": &linger, "request.timeout.ms": &timeout} {
+		if v, ok := cc[key]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, invalid("connection %q config.%s: %q is not a number of milliseconds", env.Connection.Name, key, v)
+			}
+			*dst = time.Duration(n) * time.Millisecond
+		}
+	}
+	if v, ok := cc["batch.size"]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, invalid("connection %q config.batch.size: %q is not a number of bytes", env.Connection.Name, v)
+		}
+		maxBytes = n
+	}
+	if v, ok := cc["retries"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, invalid("connection %q config.retries: %q is not a count", env.Connection.Name, v)
+		}
+		attempts = min(n, 100) + 1
+	}
 	if v, err := opts.LookupErr("config"); err == nil {
 		cfg, ok := v.DocumentOK()
 		if !ok {
@@ -100,29 +138,20 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 			field := "$emit.config." + e.Key()
 			switch e.Key() {
 			case "acks":
-				switch n, isNum := v.AsInt64OK(); {
-				case isNum && n == -1, v.Type == bson.TypeString && v.StringValue() == "all":
-					acks = kafka.RequireAll
-				case isNum && n == 1:
-					acks = kafka.RequireOne
-				case isNum && n == 0:
-					acks = kafka.RequireNone
-				default:
+				str, isStr := v.StringValueOK()
+				if n, isNum := v.AsInt64OK(); isNum {
+					str, isStr = strconv.FormatInt(n, 10), true
+				}
+				if !isStr {
 					return nil, invalid("%s: must be -1, 0, 1 or \"all\"", field)
 				}
+				if acks, err = parseAcks(str); err != nil {
+					return nil, invalid("%s: %v", field, err)
+				}
 			case "compression_type":
-				switch str, _ := v.StringValueOK(); str {
-				case "none":
-				case "gzip":
-					codec = compress.Gzip
-				case "snappy":
-					codec = compress.Snappy
-				case "lz4":
-					codec = compress.Lz4
-				case "zstd":
-					codec = compress.Zstd
-				default:
-					return nil, invalid("%s: must be none, gzip, snappy, lz4 or zstd", field)
+				str, _ := v.StringValueOK()
+				if codec, err = parseCodec(str); err != nil {
+					return nil, invalid("%s: %v", field, err)
 				}
 			case "dateFormat":
 				switch str, _ := v.StringValueOK(); str {
@@ -167,10 +196,40 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 		return nil, invalid("$emit.schemaRegistry: Avro with a schema registry is not supported by spid yet")
 	}
 	s.w = &kafka.Writer{Addr: kafka.TCP(c.brokers...), Transport: c.transport(), Balancer: &kafka.Murmur2Balancer{},
-		BatchTimeout: batchTimeout, BatchSize: batchSize, BatchBytes: batchBytes, RequiredAcks: acks, Compression: codec,
-		Async: true, Completion: s.completed, AllowAutoTopicCreation: true, MaxAttempts: 5,
-		WriteBackoffMin: 100 * time.Millisecond, WriteBackoffMax: time.Second, WriteTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second}
+		BatchTimeout: linger, BatchSize: batchSize, BatchBytes: maxBytes, RequiredAcks: acks, Compression: codec,
+		Async: true, Completion: s.completed, AllowAutoTopicCreation: true, MaxAttempts: attempts,
+		WriteBackoffMin: 100 * time.Millisecond, WriteBackoffMax: time.Second, WriteTimeout: timeout, ReadTimeout: timeout}
 	return s, nil
+}
+
+// parseAcks reads acks: -1 or "all" (every in-sync replica), 1 (the leader) or 0 (none).
+func parseAcks(v string) (kafka.RequiredAcks, error) {
+	switch v {
+	case "all", "-1":
+		return kafka.RequireAll, nil
+	case "1":
+		return kafka.RequireOne, nil
+	case "0":
+		return kafka.RequireNone, nil
+	}
+	return 0, fmt.Errorf("must be -1, 0, 1 or \"all\", not %q", v)
+}
+
+// parseCodec reads a compression type: none, gzip, snappy, lz4 or zstd.
+func parseCodec(v string) (compress.Compression, error) {
+	switch v {
+	case "none":
+		return 0, nil
+	case "gzip":
+		return compress.Gzip, nil
+	case "snappy":
+		return compress.Snappy, nil
+	case "lz4":
+		return compress.Lz4, nil
+	case "zstd":
+		return compress.Zstd, nil
+	}
+	return 0, fmt.Errorf("must be none, gzip, snappy, lz4 or zstd, not %q", v)
 }
 
 // completed is the writer's acknowledgement of a batch.

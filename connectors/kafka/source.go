@@ -50,6 +50,9 @@ type Source struct {
 	keyFormat string
 	keyDLQ    bool
 	idle      time.Duration
+	fetchMin  int
+	fetchMax  int
+	isolation kafka.IsolationLevel
 
 	parts []*part
 	recs  chan fetched
@@ -100,6 +103,32 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 	}
 	s := &Source{env: env, c: c, reset: kafka.LastOffset, keyFormat: "binData", keyDLQ: true,
 		idle: time.Duration(src.PartitionIdleTimeout.Millis()) * time.Millisecond}
+	// The connection's config (Kafka's property names) sets the consumer's defaults; the
+	// stage's config overrides them.
+	cc := env.Connection.Kafka.Config
+	if v, ok := cc["auto.offset.reset"]; ok {
+		if s.reset, err = parseReset(v); err != nil {
+			return nil, invalid("connection %q config.auto.offset.reset: %v", env.Connection.Name, err)
+		}
+	}
+	s.group = cc["group.id"]
+	s.fetchMin, s.fetchMax = 1, fetchMaxBytes
+	for key, dst := range map[string]*int{"fetch.min.bytes": &s.fetchMin, "fetch.max.bytes": &s.fetchMax, "max.partition.fetch.bytes": &s.fetchMax} {
+		if v, ok := cc[key]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return nil, invalid("connection %q config.%s: %q is not a number of bytes", env.Connection.Name, key, v)
+			}
+			*dst = n
+		}
+	}
+	switch v := cc["isolation.level"]; v {
+	case "", "read_uncommitted":
+	case "read_committed":
+		s.isolation = kafka.ReadCommitted
+	default:
+		return nil, invalid("connection %q config.isolation.level: must be read_committed or read_uncommitted, not %q", env.Connection.Name, v)
+	}
 	opts := src.Options
 	switch t := opts.Lookup("topic"); t.Type {
 	case bson.TypeString:
@@ -141,13 +170,9 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 			field := "$source.config." + e.Key()
 			switch e.Key() {
 			case "auto_offset_reset":
-				switch str, _ := v.StringValueOK(); str {
-				case "earliest", "beginning", "smallest":
-					s.reset = kafka.FirstOffset
-				case "latest", "end", "largest":
-					s.reset = kafka.LastOffset
-				default:
-					return nil, invalid("%s: must be earliest, beginning, smallest, latest, end or largest", field)
+				str, _ := v.StringValueOK()
+				if s.reset, err = parseReset(str); err != nil {
+					return nil, invalid("%s: %v", field, err)
 				}
 			case "group_id":
 				g, ok := v.StringValueOK()
@@ -200,6 +225,18 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 		s.commit = true
 	}
 	return s, nil
+}
+
+// parseReset reads auto_offset_reset (spec §3.1.1): earliest, beginning or smallest; latest, end
+// or largest.
+func parseReset(v string) (int64, error) {
+	switch v {
+	case "earliest", "beginning", "smallest":
+		return kafka.FirstOffset, nil
+	case "latest", "end", "largest":
+		return kafka.LastOffset, nil
+	}
+	return 0, fmt.Errorf("must be earliest, beginning, smallest, latest, end or largest, not %q", v)
 }
 
 // splitName is a split's name in the checkpoint: "<topic>/<partition>" (topic names cannot
@@ -264,7 +301,8 @@ func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) erro
 	for _, p := range s.parts {
 		p.lastData = now
 		p.reader = kafka.NewReader(kafka.ReaderConfig{Brokers: s.c.brokers, Topic: p.topic, Partition: int(p.partition),
-			Dialer: s.c.dialer(), MinBytes: 1, MaxBytes: fetchMaxBytes, MaxWait: fetchMaxWait, QueueCapacity: readerQueue,
+			Dialer: s.c.dialer(), MinBytes: s.fetchMin, MaxBytes: s.fetchMax, MaxWait: fetchMaxWait, QueueCapacity: readerQueue,
+			IsolationLevel:  s.isolation,
 			ReadLagInterval: -1, ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: time.Second,
 			ErrorLogger: kafka.LoggerFunc(s.readerFailed)})
 		if err := p.reader.SetOffset(p.next.Load()); err != nil {
