@@ -16,7 +16,9 @@ import (
 //	{ok: 1, ns: "<groupId>.<workspace>.<name>", name, state, tier, pipeline,
 //	 stats: {name, processorId, status, scaleFactor, inputMessageCount, inputMessageSize,
 //	         outputMessageCount, outputMessageSize, dlqMessageCount, dlqMessageSize, stateSize,
-//	         memoryTrackerBytes, watermark, [operatorStats, latency with verbose], ok: 1}}
+//	         memoryTrackerBytes, watermark, [kafkaPartitions: [{topic, partition, currentOffset,
+//	         checkpointOffset, isIdle, watermark, consumerGroupLag}] for a Kafka source],
+//	         [operatorStats, latency with verbose], ok: 1}}
 //
 // Sizes are in bytes divided by scale (spec §5.1). Counts are longs, as Atlas sends them.
 func getStreamProcessorStats(_ context.Context, call *Call, r *Reply) error {
@@ -63,6 +65,23 @@ func getStreamProcessorStats(_ context.Context, call *Call, r *Reply) error {
 	r.Int64("memoryTrackerBytes", s.StateSize/scale)
 	if s.Watermark != math.MinInt64 && s.Watermark != 0 {
 		r.Time("watermark", time.UnixMilli(s.Watermark))
+	}
+	if len(s.KafkaPartitions) > 0 {
+		r.Array("kafkaPartitions")
+		for i, kp := range s.KafkaPartitions {
+			r.Doc(arrayKey(i))
+			r.String("topic", kp.Topic)
+			r.Int32("partition", kp.Partition)
+			r.Int64("currentOffset", kp.CurrentOffset)
+			r.Int64("checkpointOffset", kp.CheckpointOffset)
+			r.Bool("isIdle", kp.IsIdle)
+			if kp.Watermark != math.MinInt64 {
+				r.Time("watermark", time.UnixMilli(kp.Watermark))
+			}
+			r.Int64("consumerGroupLag", kp.ConsumerGroupLag)
+			r.EndDoc()
+		}
+		r.EndDoc()
 	}
 	if verbose {
 		// The source and the sink are operators too, as Atlas lists them.

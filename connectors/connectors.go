@@ -63,11 +63,38 @@ type Source interface {
 // far durable (acknowledged), as at a checkpoint barrier.
 type Sink interface {
 	// WriteBatch writes output documents; the documents are owned by the sink from here on.
-	WriteBatch(ctx context.Context, docs []bson.Raw) error
+	// The documents it cannot deliver for a reason of their own (a key that does not
+	// serialize, a dynamic target that is not a string, a message over the size limit) are
+	// returned as dead-letter records (pipeline.DeadLetter) and not counted as output; an
+	// error fails the whole attempt.
+	WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson.Raw, err error)
 	// Flush returns once every document written before it is acknowledged.
 	Flush(ctx context.Context) error
 	// Close flushes nothing: the runtime flushes at its last barrier before closing.
 	Close() error
+}
+
+// PartitionReporter is implemented by sources with partitions (Kafka): the runtime samples it
+// for stats (kafkaPartitions) and metrics. It may be called from another goroutine than
+// ReadBatch.
+type PartitionReporter interface {
+	Partitions() []PartitionStats
+}
+
+// PartitionStats is one partition of a source as stats show it (spec §5.1 kafkaPartitions).
+type PartitionStats struct {
+	Topic     string
+	Partition int32
+	// Split is the partition's Input.Partition, which the engine keys its watermarks by.
+	Split int32
+	// CurrentOffset is the offset after the last record read; CheckpointOffset is the offset
+	// of the last committed checkpoint (-1: none yet).
+	CurrentOffset, CheckpointOffset int64
+	// ConsumerGroupLag is the partition's high watermark minus the consumer group's committed
+	// offset (-1: unknown).
+	ConsumerGroupLag int64
+	// IsIdle says the partition has had no record for partitionIdleTimeout.
+	IsIdle bool
 }
 
 // Error is a connector failure that says whether retrying may help: a network error, a broker
@@ -84,6 +111,19 @@ type Error struct {
 func (e *Error) Error() string { return e.Err.Error() }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Atlas error codes a connector may report in Error.Code; the runtime sends them as the
+// processor's errorCode (spec §1.2 and §4.5).
+const (
+	// CodeKafkaConnection is StreamProcessorKafkaConnectionError: a broker that cannot be
+	// reached, a TLS failure, failed authentication, a missing topic.
+	CodeKafkaConnection int32 = 419
+	// CodeInvalidOptions is StreamProcessorInvalidOptions: an option the connector cannot use.
+	CodeInvalidOptions int32 = 420
+	// CodeAtlasConnection is StreamProcessorAtlasConnectionError: a MongoDB deployment that
+	// cannot be reached or refuses the connection's credentials.
+	CodeAtlasConnection int32 = 421
+)
 
 // Retryable wraps err as a retryable connector error.
 func Retryable(err error) error { return &Error{Retryable: true, Err: err} }
@@ -111,6 +151,14 @@ type Env struct {
 	Logger *slog.Logger
 	// Ephemeral is true for sp.process(): nothing is committed anywhere.
 	Ephemeral bool
+	// MaxPartitions is the processor tier's limit on source partitions (spec §10: SP2 32,
+	// SP5 64); 0 is no limit.
+	MaxPartitions int
+	// Tier is the processor's tier, for messages.
+	Tier string
+	// StreamMetaField is the field outputs carry their stream metadata in (default
+	// "_stream_meta"), which sinks read for {$meta: ...} and their dead letters.
+	StreamMetaField string
 }
 
 // Type is one connection type in the table: its name, what it can do, and its constructors.

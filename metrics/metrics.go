@@ -73,7 +73,23 @@ type Metrics struct {
 	ProcessorState *prometheus.GaugeVec
 	// ProcessorCheckpoints counts committed checkpoints.
 	ProcessorCheckpoints *prometheus.CounterVec
+
+	// Kafka source partitions, labelled by workspace, processor, topic and partition (stats
+	// kafkaPartitions).
+	//
+	// KafkaCurrentOffset is the offset after the last record read.
+	KafkaCurrentOffset *prometheus.GaugeVec
+	// KafkaCheckpointOffset is the offset of the last committed checkpoint.
+	KafkaCheckpointOffset *prometheus.GaugeVec
+	// KafkaConsumerGroupLag is the partition's high watermark minus the consumer group's
+	// committed offset, in records.
+	KafkaConsumerGroupLag *prometheus.GaugeVec
+	// KafkaPartitionIdle is 1 while the partition is idle (partitionIdleTimeout), else 0.
+	KafkaPartitionIdle *prometheus.GaugeVec
 }
+
+// KafkaLabels are the labels of the Kafka partition metrics.
+var KafkaLabels = []string{"workspace", "processor", "topic", "partition"}
 
 // ProcessorLabels are the labels of every per-processor metric.
 var ProcessorLabels = []string{"workspace", "processor"}
@@ -112,6 +128,11 @@ func New() *Metrics {
 	m.ProcessorWatermarkLag = gauge(r, "spi_processor_watermark_lag_seconds", "Wall-clock time minus the processor's watermark.", pl...)
 	m.ProcessorState = gauge(r, "spi_processor_state", "1 for the processor's current state (CREATED, STARTED, STOPPED, FAILED), 0 otherwise.", append(pl, "state")...)
 	m.ProcessorCheckpoints = counter(r, "spi_processor_checkpoints_total", "Committed checkpoints.", pl...)
+	kl := KafkaLabels
+	m.KafkaCurrentOffset = gauge(r, "spi_processor_kafka_current_offset", "Offset after the last record the processor read from the partition (stats kafkaPartitions.currentOffset).", kl...)
+	m.KafkaCheckpointOffset = gauge(r, "spi_processor_kafka_checkpoint_offset", "Offset of the partition in the processor's last checkpoint (stats kafkaPartitions.checkpointOffset).", kl...)
+	m.KafkaConsumerGroupLag = gauge(r, "spi_processor_kafka_consumer_group_lag", "High watermark minus the consumer group's committed offset, in records (stats kafkaPartitions.consumerGroupLag).", kl...)
+	m.KafkaPartitionIdle = gauge(r, "spi_processor_kafka_partition_idle", "1 while the partition is idle for partitionIdleTimeout (stats kafkaPartitions.isIdle).", kl...)
 	return m
 }
 
@@ -145,6 +166,7 @@ func (m *Metrics) ForgetProcessor(workspace, name string) {
 		m.ProcessorInputMessages, m.ProcessorInputBytes, m.ProcessorOutputMessages, m.ProcessorOutputBytes,
 		m.ProcessorDLQMessages, m.ProcessorDLQBytes, m.ProcessorLatency, m.ProcessorStateBytes,
 		m.ProcessorWatermarkLag, m.ProcessorState, m.ProcessorCheckpoints,
+		m.KafkaCurrentOffset, m.KafkaCheckpointOffset, m.KafkaConsumerGroupLag, m.KafkaPartitionIdle,
 	} {
 		v.DeletePartialMatch(l)
 	}

@@ -30,15 +30,6 @@ type Doc struct {
 	env expr.Env
 }
 
-// DeadLetter is a document an operator could not process, with the reason.
-type DeadLetter struct {
-	Operator string
-	Reason   string
-	Doc      bson.Raw
-	Meta     bson.Raw
-	Time     int64
-}
-
 // Duration is a {size, unit} option such as interval, gap or allowedLateness.
 type Duration struct {
 	Size int64

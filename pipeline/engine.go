@@ -34,6 +34,10 @@ type Input struct {
 	Time int64
 	// Partition identifies the source partition the watermark is tracked for.
 	Partition int32
+	// Err is set when the source could not turn a record into a document (invalid JSON, a key
+	// that fails keyFormat): the record becomes a dead-letter record of $source with Err as its
+	// reason and Meta as its stream metadata (spec §4.5). Doc, if any, goes in its doc field.
+	Err error
 }
 
 // Result is what a call produced: output documents (with stream metadata embedded) and
@@ -161,6 +165,16 @@ func (e *Engine) chain(stages []Stage, next func(*Doc)) func(*Doc) {
 	return next
 }
 
+// PartitionWatermark is the latest event time seen on partition p (Input.Partition) and whether
+// the partition is idle; ok is false for a partition that has sent nothing.
+func (e *Engine) PartitionWatermark(p int32) (maxTime int64, idle, ok bool) {
+	part, ok := e.partitions[p]
+	if !ok {
+		return 0, false, false
+	}
+	return part.max, part.idle, true
+}
+
 // Watermark is the event time up to which the engine considers input complete.
 func (e *Engine) Watermark() int64 { return e.watermark }
 
@@ -229,23 +243,38 @@ func (e *Engine) dead(stage string, err error, d *Doc) {
 	if errors.As(err, &ee) {
 		stage, reason = ee.stage, ee.err.Error()
 	}
-	idx, b := bsoncore.AppendDocumentStart(nil)
-	b = bsoncore.AppendStringElement(b, "processorName", e.opts.ProcessorName)
-	b = bsoncore.AppendDateTimeElement(b, "dlqTime", e.opts.Now().UnixMilli())
-	b = bsoncore.AppendStringElement(b, "operatorName", stage)
+	var doc, meta bson.Raw
+	if d != nil {
+		doc, meta = d.Raw, d.Meta
+	}
+	e.res.DLQ = append(e.res.DLQ, DeadLetter(nil, e.opts.ProcessorName, e.opts.Now().UnixMilli(), stage, reason, doc, meta, e.opts.StreamMetaField))
+}
+
+// DeadLetter appends a dead-letter record in Atlas's shape (spec §4.5) to dst:
+//
+//	{processorName, dlqTime: <date>, operatorName, errInfo: {reason}, doc, <metaField>}
+//
+// doc and meta are left out when nil. Sinks use it for the documents they cannot deliver
+// (a key that cannot be serialized, a dynamic target that evaluates to a non-string).
+func DeadLetter(dst []byte, processor string, dlqTime int64, operator, reason string, doc, meta bson.Raw, metaField string) bson.Raw {
+	idx, b := bsoncore.AppendDocumentStart(dst)
+	b = bsoncore.AppendStringElement(b, "processorName", processor)
+	b = bsoncore.AppendDateTimeElement(b, "dlqTime", dlqTime)
+	b = bsoncore.AppendStringElement(b, "operatorName", operator)
 	eidx, b := bsoncore.AppendDocumentElementStart(b, "errInfo")
 	b = bsoncore.AppendStringElement(b, "reason", reason)
 	b, _ = bsoncore.AppendDocumentEnd(b, eidx)
-	if d != nil {
-		if d.Raw != nil {
-			b = bsoncore.AppendDocumentElement(b, "doc", d.Raw)
+	if doc != nil {
+		b = bsoncore.AppendDocumentElement(b, "doc", doc)
+	}
+	if meta != nil {
+		if metaField == "" {
+			metaField = "_stream_meta"
 		}
-		if d.Meta != nil {
-			b = bsoncore.AppendDocumentElement(b, e.opts.StreamMetaField, d.Meta)
-		}
+		b = bsoncore.AppendDocumentElement(b, metaField, meta)
 	}
 	b, _ = bsoncore.AppendDocumentEnd(b, idx)
-	e.res.DLQ = append(e.res.DLQ, b)
+	return b[len(dst):]
 }
 
 // emitOut finishes an output document in a buffer of its own: its stream metadata goes in
@@ -271,6 +300,16 @@ func (d *Doc) retain() *Doc {
 func (e *Engine) ingest(in Input, now time.Time) {
 	d := &e.doc
 	d.Raw, d.Meta, d.Time = in.Doc, in.Meta, in.Time
+	if in.Err != nil {
+		if d.Raw != nil && bsoncheck.Validate(d.Raw) != nil {
+			d.Raw = nil
+		}
+		if d.Meta != nil && bsoncheck.Validate(d.Meta) != nil {
+			d.Meta = nil
+		}
+		e.dead("$source", in.Err, d)
+		return
+	}
 	src := e.plan.Source
 	tsField := "_ts"
 	if src != nil {

@@ -183,8 +183,8 @@ type cursorSink struct {
 	dlq bool
 }
 
-func (s *cursorSink) WriteBatch(ctx context.Context, docs []bson.Raw) error {
-	return s.c.push(ctx, docs, s.dlq)
+func (s *cursorSink) WriteBatch(ctx context.Context, docs []bson.Raw) ([]bson.Raw, error) {
+	return nil, s.c.push(ctx, docs, s.dlq)
 }
 func (s *cursorSink) Flush(context.Context) error { return nil }
 func (s *cursorSink) Close() error                { return nil }

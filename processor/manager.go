@@ -634,9 +634,17 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 		if !ok {
 			return nil, Errorf(CodeStreamProcessorInvalidOption, "pipeline.0.$source.connectionName: no connection named %q in workspace %s", name, ws)
 		}
-		if t, ok := connectors.Lookup(c.Type); !ok || t.NewSource == nil {
+		t, ok := connectors.Lookup(c.Type)
+		if !ok || t.NewSource == nil {
 			return nil, Errorf(CodeStreamProcessorInvalidOption, "pipeline.0.$source.connectionName: connection %q is of type %s, which this spid cannot read from yet", name, c.Type)
 		}
+		// A constructor only reads options (connecting is Open's work): building the source
+		// here refuses bad options at create rather than at start.
+		src, err := t.NewSource(connectors.Env{Workspace: ws, Connection: &c}, plan.Source)
+		if err != nil {
+			return nil, classify(err)
+		}
+		_ = src.Close()
 	}
 	if s := plan.Sink; s != nil {
 		switch s.ConnectionName {
@@ -649,9 +657,15 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 			if c.Type == store.TypeSample {
 				return nil, Errorf(CodeStreamProcessorInvalidOption, "%s: connection %q is a Sample connection, which can only be a $source", s.Stage, s.ConnectionName)
 			}
-			if t, ok := connectors.Lookup(c.Type); !ok || t.NewSink == nil {
+			t, ok := connectors.Lookup(c.Type)
+			if !ok || t.NewSink == nil {
 				return nil, Errorf(CodeStreamProcessorInvalidOption, "%s: connection %q is of type %s, which this spid cannot write to yet", s.Stage, s.ConnectionName, c.Type)
 			}
+			sink, err := t.NewSink(connectors.Env{Workspace: ws, Connection: &c}, s)
+			if err != nil {
+				return nil, classify(err)
+			}
+			_ = sink.Close()
 		}
 	}
 	if dlq != nil {
@@ -733,7 +747,17 @@ func (m *Manager) Get(ws, name string) (Info, error) {
 	if p.ephemeral {
 		return Info{}, notFound(name)
 	}
-	return Info{Processor: p.rec, Stats: p.stats.snapshot()}, nil
+	return p.info(), nil
+}
+
+// info is the processor's record and stats; a processor that is retrying after an error shows
+// the error in errorMsg while it is still STARTED (spec §4.5). Call with p.mu held.
+func (p *proc) info() Info {
+	in := Info{Processor: p.rec, Stats: p.stats.snapshot()}
+	if e := p.stats.retry.Load(); e != nil && in.State == store.StateStarted {
+		in.ErrorMsg, in.ErrorCode, in.ErrorRetryable = e.Msg, int32(e.Code), true
+	}
+	return in
 }
 
 // List returns a workspace's processors sorted by name (sp.process() runs are not listed).
@@ -749,7 +773,7 @@ func (m *Manager) List(ws string) []Info {
 	out := make([]Info, 0, len(ps))
 	for _, p := range ps {
 		p.mu.Lock()
-		out = append(out, Info{Processor: p.rec, Stats: p.stats.snapshot()})
+		out = append(out, p.info())
 		p.mu.Unlock()
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -764,7 +788,7 @@ func (m *Manager) StatsOf(ws, name string) (Info, []pipeline.OperatorStats, erro
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Info{Processor: p.rec, Stats: p.stats.snapshot()}, p.stats.operators(), nil
+	return p.info(), p.stats.operators(), nil
 }
 
 // GroupID is the project id the manager reports in stats' ns.
@@ -820,9 +844,15 @@ func (m *Manager) launch(p *proc, fresh bool) *runner {
 
 // stateLimit is the operator-state limit of a processor.
 func (m *Manager) stateLimit(rec store.Processor) (int64, string) {
+	t := m.tierOf(rec)
 	if m.cfg.MemoryLimit > 0 {
 		return m.cfg.MemoryLimit, "spid --processor-memory-limit"
 	}
+	return t.StateLimit(), fmt.Sprintf("80%% of tier %s's %d MiB", t.Name, t.RAM>>20)
+}
+
+// tierOf is the tier a processor runs at: its own, else its workspace's, else SP10.
+func (m *Manager) tierOf(rec store.Processor) Tier {
 	tier := rec.Tier
 	if tier == "" {
 		var ws store.Workspace
@@ -833,7 +863,7 @@ func (m *Manager) stateLimit(rec store.Processor) (int64, string) {
 	if !ok {
 		t, _, _ = TierByName("SP10")
 	}
-	return t.StateLimit(), fmt.Sprintf("80%% of tier %s's %d MiB", t.Name, t.RAM>>20)
+	return t
 }
 
 // newCursorID returns a random positive cursor id.

@@ -39,7 +39,8 @@ var (
 
 func init() {
 	connectors.Register(connectors.Type{Name: "Flaky", NewSource: func(connectors.Env, *pipeline.Source) (connectors.Source, error) {
-		return &flaky{failures: &flakyFailures, err: flakyErr.Load().(error)}, nil
+		err, _ := flakyErr.Load().(error) // nil when the runtime builds it to check options
+		return &flaky{failures: &flakyFailures, err: err}, nil
 	}})
 }
 

@@ -146,6 +146,7 @@ func (r *runner) supervise() {
 			return
 		}
 		log.Warn("processor error; retrying from the last checkpoint", "err", e.Msg, "backoff", backoff)
+		r.p.stats.retry.Store(e)
 		select {
 		case <-time.After(backoff):
 		case <-r.ctx.Done():
@@ -180,7 +181,9 @@ func classify(err error) *Error {
 // was committed, or the first error of any of its goroutines.
 func (r *runner) attempt() (err error) {
 	rec := r.rec
-	env := connectors.Env{Workspace: rec.Workspace, Processor: rec.Name, ProcessorID: rec.ID, Logger: r.m.log, Ephemeral: r.p.ephemeral}
+	tier := r.m.tierOf(rec)
+	env := connectors.Env{Workspace: rec.Workspace, Processor: rec.Name, ProcessorID: rec.ID, Logger: r.m.log, Ephemeral: r.p.ephemeral,
+		MaxPartitions: tier.MaxKafkaPartitions, Tier: tier.Name, StreamMetaField: rec.StreamMetaFieldName}
 	plan, err := pipeline.Parse(rec.Pipeline, pipeline.ParseOptions{RequireSink: !r.p.ephemeral})
 	if err != nil {
 		return &Error{Code: CodeFailedToParse, Msg: err.Error()}
@@ -432,6 +435,21 @@ func (l *loop) readLoop(ctx context.Context) error {
 	}
 }
 
+// partitions samples a partitioned source's partitions with the engine's watermark of each.
+func (l *loop) partitions(pr connectors.PartitionReporter) []KafkaPartition {
+	ps := pr.Partitions()
+	out := make([]KafkaPartition, len(ps))
+	for i, p := range ps {
+		wm, _, ok := l.eng.PartitionWatermark(p.Split)
+		if !ok {
+			wm = math.MinInt64
+		}
+		out[i] = KafkaPartition{Topic: p.Topic, Partition: p.Partition, CurrentOffset: p.CurrentOffset, CheckpointOffset: p.CheckpointOffset,
+			ConsumerGroupLag: p.ConsumerGroupLag, IsIdle: p.IsIdle, Watermark: wm}
+	}
+	return out
+}
+
 func send[T any](ctx context.Context, ch chan<- T, v T) error {
 	select {
 	case ch <- v:
@@ -484,6 +502,9 @@ func (l *loop) engineLoop(ctx context.Context) error {
 			st.setStateSize(size)
 			st.setWatermark(l.eng.Watermark())
 			st.setOperators(l.eng.Operators())
+			if pr, ok := l.src.(connectors.PartitionReporter); ok {
+				st.setPartitions(l.partitions(pr))
+			}
 			if size > l.limit {
 				return &Error{Code: CodeStreamProcessorOutOfMemory, Msg: fmt.Sprintf(
 					"Worker out of memory: the processor's operator state is %d bytes, over its limit of %d bytes (%s)", size, l.limit, l.limitWhy)}
@@ -550,15 +571,27 @@ func (l *loop) sinkLoop(ctx context.Context) error {
 			continue
 		}
 		if len(o.docs) > 0 {
-			if err := l.sink.WriteBatch(ctx, o.docs); err != nil {
+			rejected, err := l.sink.WriteBatch(ctx, o.docs)
+			if err != nil {
 				return err
 			}
 			var bytes int64
 			for _, d := range o.docs {
 				bytes += int64(len(d))
 			}
-			st.output(int64(len(o.docs)), bytes)
-			st.observe(time.Since(o.readAt), len(o.docs))
+			n := int64(len(o.docs) - len(rejected))
+			if len(rejected) > 0 {
+				// A rejected document is not output: take its share of the bytes back out
+				// by its dead-letter record's doc field.
+				for _, d := range rejected {
+					if v, err := d.LookupErr("doc"); err == nil {
+						bytes -= int64(len(v.Value))
+					}
+				}
+				o.dlq = append(o.dlq, rejected...)
+			}
+			st.output(n, max(bytes, 0))
+			st.observe(time.Since(o.readAt), int(n))
 			r.m.tap(r.p, o.docs, false)
 		}
 		if len(o.dlq) > 0 {
@@ -567,8 +600,13 @@ func (l *loop) sinkLoop(ctx context.Context) error {
 				bytes += int64(len(d))
 			}
 			if l.dlq != nil {
-				if err := l.dlq.WriteBatch(ctx, o.dlq); err != nil {
+				rejected, err := l.dlq.WriteBatch(ctx, o.dlq)
+				if err != nil {
 					return err
+				}
+				if len(rejected) > 0 {
+					r.m.log.Warn("dead-letter records the dead-letter queue refused are dropped", "workspace", r.rec.Workspace,
+						"processor", r.rec.Name, "count", len(rejected))
 				}
 			}
 			st.dlq(int64(len(o.dlq)), bytes)

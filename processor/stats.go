@@ -2,6 +2,7 @@ package processor
 
 import (
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,13 @@ type stats struct {
 	ops   []pipeline.OperatorStats
 
 	lat latency
+
+	partsMu sync.Mutex
+	parts   []KafkaPartition
+
+	// retry is the error the runner is retrying after, shown as errorMsg while the processor
+	// is still STARTED; a committed checkpoint clears it.
+	retry atomic.Pointer[Error]
 
 	m                                         *metrics.Metrics
 	ws, name                                  string
@@ -90,8 +98,43 @@ func (s *stats) dlq(n, bytes int64) {
 }
 
 func (s *stats) checkpointed() {
+	s.retry.Store(nil)
 	if s.pCkp != nil {
 		s.pCkp.Inc()
+	}
+}
+
+// KafkaPartition is one partition of a Kafka source in stats (spec §5.1 kafkaPartitions).
+type KafkaPartition struct {
+	Topic     string
+	Partition int32
+	// CurrentOffset is the offset after the last record read; CheckpointOffset the offset in
+	// the last committed checkpoint (-1 before the first).
+	CurrentOffset, CheckpointOffset int64
+	// ConsumerGroupLag is the high watermark minus the group's committed offset (-1 unknown).
+	ConsumerGroupLag int64
+	IsIdle           bool
+	// Watermark is the partition's latest event time in ms (math.MinInt64: none yet).
+	Watermark int64
+}
+
+func (s *stats) setPartitions(parts []KafkaPartition) {
+	s.partsMu.Lock()
+	s.parts = parts
+	s.partsMu.Unlock()
+	if s.m == nil {
+		return
+	}
+	for _, p := range parts {
+		l := prometheus.Labels{"workspace": s.ws, "processor": s.name, "topic": p.Topic, "partition": strconv.Itoa(int(p.Partition))}
+		s.m.KafkaCurrentOffset.With(l).Set(float64(p.CurrentOffset))
+		s.m.KafkaCheckpointOffset.With(l).Set(float64(p.CheckpointOffset))
+		s.m.KafkaConsumerGroupLag.With(l).Set(float64(p.ConsumerGroupLag))
+		idle := 0.0
+		if p.IsIdle {
+			idle = 1
+		}
+		s.m.KafkaPartitionIdle.With(l).Set(idle)
 	}
 }
 
@@ -165,10 +208,16 @@ type Snapshot struct {
 	Watermark int64
 	// Latency is the source-to-sink latency over the last 30 s.
 	Latency LatencySummary
+	// KafkaPartitions are the partitions of a Kafka source, as last sampled.
+	KafkaPartitions []KafkaPartition
 }
 
 func (s *stats) snapshot() Snapshot {
-	return Snapshot{Counters: s.counters(), StateSize: s.stateSize.Load(), Watermark: s.watermark.Load(), Latency: s.lat.summary()}
+	s.partsMu.Lock()
+	parts := s.parts
+	s.partsMu.Unlock()
+	return Snapshot{Counters: s.counters(), StateSize: s.stateSize.Load(), Watermark: s.watermark.Load(), Latency: s.lat.summary(),
+		KafkaPartitions: parts}
 }
 
 // LatencySummary is stats.latency in verbose stats: percentiles in microseconds over a window.

@@ -9,17 +9,20 @@ type Tier struct {
 	RAM int64
 	// MaxParallelism is the tier's parallelism limit.
 	MaxParallelism int
+	// MaxKafkaPartitions is the most Kafka partitions a $source of this tier reads (spec §9
+	// and §10); 0 is unlimited.
+	MaxKafkaPartitions int
 }
 
 const gib = 1 << 30
 
 // Tiers lists the tiers from smallest to largest (spec §10).
 var Tiers = []Tier{
-	{"SP2", gib / 2, 1},
-	{"SP5", 1 * gib, 2},
-	{"SP10", 2 * gib, 8},
-	{"SP30", 8 * gib, 16},
-	{"SP50", 32 * gib, 64},
+	{"SP2", gib / 2, 1, 32},
+	{"SP5", 1 * gib, 2, 64},
+	{"SP10", 2 * gib, 8, 0},
+	{"SP30", 8 * gib, 16, 0},
+	{"SP50", 32 * gib, 64, 0},
 }
 
 // TierByName returns the tier and its rank (0 = smallest).

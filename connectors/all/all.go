@@ -4,6 +4,7 @@ package all
 import (
 	// Each package registers its connection type in connectors' table.
 	_ "github.com/spi-streams/spi/connectors/inline"
+	_ "github.com/spi-streams/spi/connectors/kafka"
 	_ "github.com/spi-streams/spi/connectors/sample"
 	_ "github.com/spi-streams/spi/connectors/testlog"
 )

@@ -38,15 +38,15 @@ func NewLog(env connectors.Env, _ *pipeline.Sink) (connectors.Sink, error) {
 }
 
 // WriteBatch logs each document.
-func (s *Log) WriteBatch(ctx context.Context, docs []bson.Raw) error {
+func (s *Log) WriteBatch(ctx context.Context, docs []bson.Raw) ([]bson.Raw, error) {
 	for _, d := range docs {
 		j, err := bson.MarshalExtJSON(d, false, false)
 		if err != nil {
-			return connectors.Permanent(err)
+			return nil, connectors.Permanent(err)
 		}
 		s.log.InfoContext(ctx, Message, "doc", string(j))
 	}
-	return nil
+	return nil, nil
 }
 
 // Flush has nothing to wait for: a log line is written when WriteBatch returns.
@@ -62,7 +62,7 @@ type Discard struct{}
 func NewDiscard(connectors.Env, *pipeline.Sink) (connectors.Sink, error) { return Discard{}, nil }
 
 // WriteBatch drops the documents.
-func (Discard) WriteBatch(context.Context, []bson.Raw) error { return nil }
+func (Discard) WriteBatch(context.Context, []bson.Raw) ([]bson.Raw, error) { return nil, nil }
 
 // Flush does nothing.
 func (Discard) Flush(context.Context) error { return nil }

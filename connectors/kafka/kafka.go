@@ -1,0 +1,251 @@
+// Package kafka is the Kafka connection type: a $source that reads topics partition by
+// partition, and an $emit that produces to a topic, both with segmentio/kafka-go.
+//
+// The connection (spec §7): bootstrapServers; security.protocol PLAINTEXT, SASL_PLAINTEXT,
+// SASL_SSL or SSL (mutual TLS with authentication.sslCertificate and sslKey); SASL
+// mechanisms PLAIN, SCRAM-256 and SCRAM-512; brokerPublicCertificate, the CA that signed the
+// brokers' certificates (the system pool when empty).
+//
+// Offsets live in the processor's checkpoint: a split per (topic, partition), whose position
+// is the offset of the next record to read. A restart resumes from the checkpoint; the
+// consumer group's committed offsets are only written, after each checkpoint, so that Kafka
+// tooling sees the group's lag (spec §4.4), and read at a processor's first start.
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+	"github.com/youmark/pkcs8"
+
+	"github.com/spi-streams/spi/connectors"
+	"github.com/spi-streams/spi/store"
+)
+
+func init() {
+	connectors.Register(connectors.Type{Name: store.TypeKafka, NewSource: NewSource, NewSink: NewSink})
+}
+
+// Timeouts of the connection.
+const (
+	// dialTimeout bounds one TCP connection, its TLS handshake and SASL exchange.
+	dialTimeout = 10 * time.Second
+	// stallTimeout is how long readers may fail to reach a broker before the source reports
+	// the error to the runtime, which retries from the checkpoint (Atlas's Kafka timeout is
+	// 30 s, spec §11).
+	stallTimeout = 30 * time.Second
+)
+
+// conn is a registry entry turned into what kafka-go needs. It holds secrets: it is never
+// logged and no error prints it.
+type conn struct {
+	brokers  []string
+	protocol string
+	tls      *tls.Config
+	mech     sasl.Mechanism
+	mechName string
+	user     string
+	clientID string
+}
+
+// newConn reads a Kafka connection. Its errors name the field and never a secret.
+func newConn(c *store.Connection) (*conn, error) {
+	if c == nil || c.Kafka == nil {
+		return nil, invalid("connection has no Kafka settings")
+	}
+	k := c.Kafka
+	out := &conn{protocol: k.Security.Protocol, clientID: "spi"}
+	if id := k.Config["client.id"]; id != "" {
+		out.clientID = id
+	}
+	for _, b := range strings.Split(k.BootstrapServers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out.brokers = append(out.brokers, b)
+		}
+	}
+	if len(out.brokers) == 0 {
+		return nil, invalid("connection %q: bootstrapServers is empty", c.Name)
+	}
+	if out.protocol == "" {
+		out.protocol = "PLAINTEXT"
+	}
+	if out.protocol == "SASL_SSL" || out.protocol == "SSL" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if pemCA := k.Security.BrokerPublicCertificate; pemCA != "" {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM([]byte(pemCA)) {
+				return nil, invalid("connection %q: security.brokerPublicCertificate holds no PEM certificate", c.Name)
+			}
+			cfg.RootCAs = pool
+		}
+		if out.protocol == "SSL" {
+			cert, err := clientCertificate(k.Auth)
+			if err != nil {
+				return nil, invalid("connection %q: %v", c.Name, err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		out.tls = cfg
+	}
+	if strings.HasPrefix(out.protocol, "SASL_") {
+		out.user, out.mechName = k.Auth.Username, k.Auth.Mechanism
+		var err error
+		switch k.Auth.Mechanism {
+		case "PLAIN":
+			out.mech = plain.Mechanism{Username: k.Auth.Username, Password: k.Auth.Password.Reveal()}
+		case "SCRAM-256":
+			out.mech, err = scram.Mechanism(scram.SHA256, k.Auth.Username, k.Auth.Password.Reveal())
+		case "SCRAM-512":
+			out.mech, err = scram.Mechanism(scram.SHA512, k.Auth.Username, k.Auth.Password.Reveal())
+		default:
+			return nil, invalid("connection %q: authentication.mechanism %s is not supported by spid's Kafka client (PLAIN, SCRAM-256, SCRAM-512)", c.Name, k.Auth.Mechanism)
+		}
+		if err != nil {
+			return nil, invalid("connection %q: authentication: %v", c.Name, err)
+		}
+	}
+	return out, nil
+}
+
+// clientCertificate is the client certificate of mutual TLS: authentication.sslCertificate and
+// sslKey (PEM), the key optionally encrypted PKCS #8 under sslKeyPassword.
+func clientCertificate(a store.KafkaAuth) (tls.Certificate, error) {
+	if a.SSLCertificate == "" || a.SSLKey == "" {
+		return tls.Certificate{}, errors.New("security.protocol SSL needs authentication.sslCertificate and authentication.sslKey")
+	}
+	keyPEM := []byte(a.SSLKey.Reveal())
+	if pw := a.SSLKeyPassword.Reveal(); pw != "" {
+		block, _ := pem.Decode(keyPEM)
+		if block == nil {
+			return tls.Certificate{}, errors.New("authentication.sslKey is not a PEM key")
+		}
+		key, err := pkcs8.ParsePKCS8PrivateKey(block.Bytes, []byte(pw))
+		if err != nil {
+			return tls.Certificate{}, errors.New("authentication.sslKey cannot be decrypted with authentication.sslKeyPassword")
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return tls.Certificate{}, errors.New("authentication.sslKey: unsupported key type")
+		}
+		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	cert, err := tls.X509KeyPair([]byte(a.SSLCertificate), keyPEM)
+	if err != nil {
+		// The parser's message may quote the key's bytes: say only what is wrong.
+		return tls.Certificate{}, errors.New("authentication.sslCertificate and sslKey are not a matching PEM certificate and private key")
+	}
+	return cert, nil
+}
+
+// dialer is what a kafka-go Reader connects with.
+func (c *conn) dialer() *kafka.Dialer {
+	return &kafka.Dialer{ClientID: c.clientID, Timeout: dialTimeout, DualStack: true, TLS: c.tls, SASLMechanism: c.mech}
+}
+
+// transport is what a kafka-go Client or Writer connects with.
+func (c *conn) transport() *kafka.Transport {
+	return &kafka.Transport{ClientID: c.clientID, DialTimeout: dialTimeout, TLS: c.tls, SASL: c.mech, IdleTimeout: time.Minute, MetadataTTL: 10 * time.Second}
+}
+
+func (c *conn) client() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(c.brokers...), Timeout: dialTimeout, Transport: c.transport()}
+}
+
+// probe connects to the first broker that answers, with TLS and SASL as configured, so that an
+// unreachable cluster, a TLS failure and bad credentials each get a message of their own
+// before any reader starts (kafka-go itself reports a wrong password only as "unexpected EOF").
+func (c *conn) probe(ctx context.Context) error {
+	var first error
+	for _, b := range c.brokers {
+		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		kc, err := c.dialer().DialContext(ctx, "tcp", b)
+		cancel()
+		if err == nil {
+			_ = kc.Close()
+			return nil
+		}
+		err = c.explain(err, b)
+		var ae *authError
+		if errors.As(err, &ae) {
+			return err // the credentials are wrong everywhere
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// explain turns a kafka-go or network error into a retryable connector error that says
+// which failure it is: the broker is unreachable, TLS failed, or authentication failed.
+// addr is the broker concerned, if known.
+func (c *conn) explain(err error, addr string) error {
+	if err == nil {
+		return nil
+	}
+	var ce *connectors.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	where := "Kafka cluster " + strings.Join(c.brokers, ",")
+	if addr != "" {
+		where = "Kafka broker " + addr
+	}
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var recordErr tls.RecordHeaderError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	switch {
+	case errors.Is(err, kafka.SASLAuthenticationFailed):
+		return authFailed(fmt.Errorf("%s: authentication failed: the broker rejected SASL %s for user %q", where, c.mechName, c.user))
+	case c.mech != nil && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
+		return authFailed(fmt.Errorf("%s: authentication failed: the broker closed the connection during SASL %s authentication of user %q (wrong username or password?)", where, c.mechName, c.user))
+	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr):
+		return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: fmt.Errorf("%s: TLS failed: the broker's certificate is not trusted (check security.brokerPublicCertificate): %w", where, err)}
+	case errors.As(err, &alert):
+		if c.protocol == "SSL" {
+			return authFailed(fmt.Errorf("%s: authentication failed: the broker refused spid's client certificate (%w)", where, err))
+		}
+		return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: fmt.Errorf("%s: TLS failed: %w", where, err)}
+	case errors.As(err, &recordErr):
+		return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: fmt.Errorf("%s: TLS failed: the broker does not speak TLS (check security.protocol)", where)}
+	case c.protocol == "SSL" && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "bad certificate")):
+		return authFailed(fmt.Errorf("%s: authentication failed: the broker closed the TLS connection, refusing spid's client certificate", where))
+	case errors.As(err, &dnsErr), errors.As(err, &opErr) && opErr.Op == "dial", errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, kafka.BrokerNotAvailable):
+		return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: fmt.Errorf("%s is unreachable: %w", where, err)}
+	}
+	return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: fmt.Errorf("%s: %w", where, err)}
+}
+
+// authError marks a failed authentication (SASL or the client certificate of mutual TLS).
+type authError struct{ error }
+
+func (e *authError) Unwrap() error { return e.error }
+
+// authFailed is retryable, as Atlas retries bad credentials within its retry window (spec §4.5):
+// an administrator may fix the registry entry meanwhile.
+func authFailed(err error) error {
+	return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: &authError{err}}
+}
+
+// invalid is an option error: not retryable, code 420 (StreamProcessorInvalidOptions).
+func invalid(format string, args ...any) error {
+	return &connectors.Error{Code: connectors.CodeInvalidOptions, Err: fmt.Errorf(format, args...)}
+}

@@ -1,0 +1,472 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/compress"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/spi-streams/spi/connectors"
+	"github.com/spi-streams/spi/pipeline"
+	"github.com/spi-streams/spi/pipeline/expr"
+)
+
+// Tuning of the producer. kafka-go's defaults (a batch waits up to 1 s to fill) cap a producer
+// near 1,000 records/s; Atlas buffers 5 ms (spec §3.8).
+const (
+	batchTimeout = 5 * time.Millisecond
+	batchSize    = 1000
+	batchBytes   = 16 << 20
+	// maxInFlight bounds the records handed to the writer and not yet acknowledged: past it
+	// WriteBatch waits, so a slow broker slows the processor instead of filling memory.
+	maxInFlight = 20_000
+	// defaultMaxMessageBytes is Kafka's default message.max.bytes (1 MiB); the connection's
+	// config may raise it.
+	defaultMaxMessageBytes = 1 << 20
+)
+
+// Sink is a Kafka $emit: an asynchronous kafka-go Writer whose acknowledgements Flush waits for.
+type Sink struct {
+	env       connectors.Env
+	c         *conn
+	w         *kafka.Writer
+	topic     string
+	topicExpr expr.Expr
+	key       expr.Expr
+	keyFormat string
+	headers   expr.Expr
+	tombstone expr.Expr
+	format    outputFormat
+	maxBytes  int
+	metaField string
+
+	mu       sync.Mutex
+	inFlight int
+	err      error
+	changed  chan struct{}
+
+	env2 expr.Env
+}
+
+// emitConfig lists the options of $emit.config for Kafka (spec §3.8).
+var emitConfig = []string{"acks", "compression_type", "dateFormat", "headers", "key", "keyFormat", "outputFormat", "tombstoneWhen"}
+
+// NewSink reads the $emit options; like NewSource it does not connect.
+func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
+	c, err := newConn(env.Connection)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{env: env, c: c, keyFormat: "binData", maxBytes: defaultMaxMessageBytes, metaField: env.StreamMetaField,
+		changed: make(chan struct{}, 1)}
+	if s.metaField == "" {
+		s.metaField = "_stream_meta"
+	}
+	if mb := env.Connection.Kafka.Config["message.max.bytes"]; mb != "" {
+		var n int
+		if _, err := fmt.Sscan(mb, &n); err == nil && n > 0 {
+			s.maxBytes = n
+		}
+	}
+	opts := sink.Options
+	switch t := opts.Lookup("topic"); {
+	case t.Type == bson.TypeString && !strings.HasPrefix(t.StringValue(), "$"):
+		s.topic = t.StringValue()
+	case t.Type == bson.TypeString, t.Type == bson.TypeEmbeddedDocument: // "$field" or an expression
+		if s.topicExpr, err = expr.Compile(t); err != nil {
+			return nil, invalid("$emit.topic: %v", err)
+		}
+	default:
+		return nil, invalid("$emit.topic: is required: a topic name or an expression")
+	}
+	acks := kafka.RequireAll
+	var codec compress.Compression
+	if v, err := opts.LookupErr("config"); err == nil {
+		cfg, ok := v.DocumentOK()
+		if !ok {
+			return nil, invalid("$emit.config: must be a document")
+		}
+		elems, _ := cfg.Elements()
+		for _, e := range elems {
+			v := e.Value()
+			field := "$emit.config." + e.Key()
+			switch e.Key() {
+			case "acks":
+				switch n, isNum := v.AsInt64OK(); {
+				case isNum && n == -1, v.Type == bson.TypeString && v.StringValue() == "all":
+					acks = kafka.RequireAll
+				case isNum && n == 1:
+					acks = kafka.RequireOne
+				case isNum && n == 0:
+					acks = kafka.RequireNone
+				default:
+					return nil, invalid("%s: must be -1, 0, 1 or \"all\"", field)
+				}
+			case "compression_type":
+				switch str, _ := v.StringValueOK(); str {
+				case "none":
+				case "gzip":
+					codec = compress.Gzip
+				case "snappy":
+					codec = compress.Snappy
+				case "lz4":
+					codec = compress.Lz4
+				case "zstd":
+					codec = compress.Zstd
+				default:
+					return nil, invalid("%s: must be none, gzip, snappy, lz4 or zstd", field)
+				}
+			case "dateFormat":
+				switch str, _ := v.StringValueOK(); str {
+				case "default":
+				case "ISO8601":
+					s.format.isoDates = true
+				default:
+					return nil, invalid("%s: must be default or ISO8601", field)
+				}
+			case "outputFormat":
+				str, _ := v.StringValueOK()
+				f, err := parseFormat(str)
+				if err != nil {
+					return nil, invalid("%s: must be relaxedJson, canonicalJson or basicJson", field)
+				}
+				s.format.kind = f
+			case "keyFormat":
+				switch str, _ := v.StringValueOK(); str {
+				case "binData", "string", "json", "int", "long":
+					s.keyFormat = str
+				default:
+					return nil, invalid("%s: must be binData, string, json, int or long", field)
+				}
+			case "key":
+				if s.key, err = expr.Compile(v); err != nil {
+					return nil, invalid("%s: %v", field, err)
+				}
+			case "headers":
+				if s.headers, err = expr.Compile(v); err != nil {
+					return nil, invalid("%s: %v", field, err)
+				}
+			case "tombstoneWhen":
+				if s.tombstone, err = expr.Compile(v); err != nil {
+					return nil, invalid("%s: %v", field, err)
+				}
+			default:
+				return nil, invalid("%s: is not an option of a Kafka $emit (%v)", field, emitConfig)
+			}
+		}
+	}
+	if _, err := opts.LookupErr("schemaRegistry"); err == nil {
+		return nil, invalid("$emit.schemaRegistry: Avro with a schema registry is not supported by spid yet")
+	}
+	s.w = &kafka.Writer{Addr: kafka.TCP(c.brokers...), Transport: c.transport(), Balancer: &kafka.Murmur2Balancer{},
+		BatchTimeout: batchTimeout, BatchSize: batchSize, BatchBytes: batchBytes, RequiredAcks: acks, Compression: codec,
+		Async: true, Completion: s.completed, AllowAutoTopicCreation: true, MaxAttempts: 5,
+		WriteBackoffMin: 100 * time.Millisecond, WriteBackoffMax: time.Second, WriteTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// completed is the writer's acknowledgement of a batch.
+func (s *Sink) completed(msgs []kafka.Message, err error) {
+	s.mu.Lock()
+	s.inFlight -= len(msgs)
+	if err != nil && s.err == nil {
+		topic := s.topic
+		if len(msgs) > 0 {
+			topic = msgs[0].Topic
+		}
+		s.err = s.c.explain(fmt.Errorf("$emit: producing %d records to topic %q failed: %w", len(msgs), topic, err), "")
+	}
+	s.mu.Unlock()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// wait blocks until cond holds (under s.mu) or the writer failed.
+func (s *Sink) wait(ctx context.Context, cond func() bool) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		ok, err := cond(), s.err
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-s.changed:
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// WriteBatch turns documents into records and hands them to the writer. A document whose
+// topic, key, headers or tombstoneWhen cannot be evaluated or serialized, or whose record
+// would exceed message.max.bytes, becomes a dead-letter record.
+func (s *Sink) WriteBatch(ctx context.Context, docs []bson.Raw) ([]bson.Raw, error) {
+	msgs := make([]kafka.Message, 0, len(docs))
+	var rejected []bson.Raw
+	var buf []byte
+	for _, d := range docs {
+		m, out, err := s.message(buf, d)
+		if err != nil {
+			rejected = append(rejected, s.dead(d, err))
+			continue
+		}
+		buf = out
+		msgs = append(msgs, m)
+	}
+	if len(msgs) == 0 {
+		return rejected, nil
+	}
+	if err := s.wait(ctx, func() bool { return s.inFlight+len(msgs) <= maxInFlight || s.inFlight == 0 }); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.inFlight += len(msgs)
+	s.mu.Unlock()
+	if err := s.w.WriteMessages(ctx, msgs...); err != nil {
+		s.mu.Lock()
+		s.inFlight -= len(msgs)
+		s.mu.Unlock()
+		return nil, s.c.explain(fmt.Errorf("$emit: %w", err), "")
+	}
+	return rejected, nil
+}
+
+// dead is the dead-letter record of a document $emit could not send.
+func (s *Sink) dead(d bson.Raw, err error) bson.Raw {
+	var meta bson.Raw
+	if v, e := d.LookupErr(s.metaField); e == nil {
+		meta, _ = v.DocumentOK()
+	}
+	return pipeline.DeadLetter(nil, s.env.Processor, time.Now().UnixMilli(), "$emit", err.Error(), d, meta, s.metaField)
+}
+
+// message builds the record of one output document; its value is appended to buf.
+func (s *Sink) message(buf []byte, d bson.Raw) (kafka.Message, []byte, error) {
+	env := &s.env2
+	env.Root, env.Meta, env.MetaDoc = d, nil, nil
+	if v, err := d.LookupErr(s.metaField); err == nil {
+		env.MetaDoc, _ = v.DocumentOK()
+	}
+	var m kafka.Message
+	m.Topic = s.topic
+	if s.topicExpr != nil {
+		v, err := s.topicExpr.Eval(env)
+		if err != nil {
+			return m, buf, fmt.Errorf("topic: %w", err)
+		}
+		t, ok := v.StringValueOK()
+		if !ok || t == "" {
+			return m, buf, fmt.Errorf("topic must evaluate to a non-empty string, not %s", typeName(v))
+		}
+		m.Topic = t
+	}
+	if s.key != nil {
+		v, err := s.key.Eval(env)
+		if err != nil {
+			return m, buf, fmt.Errorf("key: %w", err)
+		}
+		if m.Key, err = serialize(v, s.keyFormat); err != nil {
+			return m, buf, fmt.Errorf("key: %w", err)
+		}
+	}
+	if s.headers != nil {
+		v, err := s.headers.Eval(env)
+		if err != nil {
+			return m, buf, fmt.Errorf("headers: %w", err)
+		}
+		if m.Headers, err = headers(v); err != nil {
+			return m, buf, fmt.Errorf("headers: %w", err)
+		}
+	}
+	tomb := false
+	if s.tombstone != nil {
+		v, err := s.tombstone.Eval(env)
+		if err != nil {
+			return m, buf, fmt.Errorf("tombstoneWhen: %w", err)
+		}
+		b, ok := v.BooleanOK()
+		if !ok {
+			return m, buf, fmt.Errorf("tombstoneWhen must evaluate to a boolean, not %s", typeName(v))
+		}
+		tomb = b
+	}
+	if !tomb {
+		start := len(buf)
+		out, err := appendJSON(buf, d, s.format)
+		if err != nil {
+			return m, buf, fmt.Errorf("the document cannot be written as %s: %w", s.format.kind, err)
+		}
+		buf = out
+		m.Value = buf[start:len(buf):len(buf)]
+	}
+	if size := len(m.Value) + len(m.Key); size > s.maxBytes {
+		return m, buf, fmt.Errorf("the record is %d bytes, over the %d-byte message.max.bytes of the connection", size, s.maxBytes)
+	}
+	return m, buf, nil
+}
+
+// serialize writes a key in keyFormat (spec §3.8): binData the bytes, string UTF-8, json the
+// relaxed Extended JSON text, int 4 bytes and long 8 bytes big-endian.
+func serialize(v bson.RawValue, format string) ([]byte, error) {
+	switch format {
+	case "binData":
+		if _, b, ok := v.BinaryOK(); ok {
+			return b, nil
+		}
+		if str, ok := v.StringValueOK(); ok {
+			return []byte(str), nil
+		}
+		return nil, fmt.Errorf("keyFormat binData needs binData or a string, not %s", typeName(v))
+	case "string":
+		if str, ok := v.StringValueOK(); ok {
+			return []byte(str), nil
+		}
+		return nil, fmt.Errorf("keyFormat string needs a string, not %s", typeName(v))
+	case "int":
+		n, ok := exactInt(v)
+		if !ok || n < math.MinInt32 || n > math.MaxInt32 {
+			return nil, fmt.Errorf("keyFormat int needs a 32-bit integer, not %s", typeName(v))
+		}
+		return binary.BigEndian.AppendUint32(nil, uint32(int32(n))), nil
+	case "long":
+		n, ok := exactInt(v)
+		if !ok {
+			return nil, fmt.Errorf("keyFormat long needs an integer, not %s", typeName(v))
+		}
+		return binary.BigEndian.AppendUint64(nil, uint64(n)), nil
+	case "json":
+		return valueJSON(v)
+	}
+	return nil, fmt.Errorf("unknown keyFormat %s", format)
+}
+
+// exactInt is v as an int64 if it is an integer of any numeric type.
+func exactInt(v bson.RawValue) (int64, bool) {
+	switch v.Type {
+	case bson.TypeInt32:
+		return int64(v.Int32()), true
+	case bson.TypeInt64:
+		return v.Int64(), true
+	case bson.TypeDouble:
+		f := v.Double()
+		if f == math.Trunc(f) && f >= math.MinInt64 && f < math.MaxInt64 {
+			return int64(f), true
+		}
+	}
+	return 0, false
+}
+
+// headers reads config.headers' value: a document {name: value} or an array [{k, v}]. Values
+// are serialized by type (spec §3.8): binData the bytes, string UTF-8, int 4 and long 8 bytes
+// big-endian, double 8 bytes IEEE 754 big-endian, a document as relaxed JSON, null empty.
+func headers(v bson.RawValue) ([]kafka.Header, error) {
+	var out []kafka.Header
+	add := func(k string, v bson.RawValue) error {
+		var b []byte
+		switch v.Type {
+		case bson.TypeBinary:
+			_, b = v.Binary()
+		case bson.TypeString:
+			b = []byte(v.StringValue())
+		case bson.TypeInt32:
+			b = binary.BigEndian.AppendUint32(nil, uint32(v.Int32()))
+		case bson.TypeInt64:
+			b = binary.BigEndian.AppendUint64(nil, uint64(v.Int64()))
+		case bson.TypeDouble:
+			b = binary.BigEndian.AppendUint64(nil, math.Float64bits(v.Double()))
+		case bson.TypeEmbeddedDocument:
+			var err error
+			if b, err = valueJSON(v); err != nil {
+				return err
+			}
+		case bson.TypeNull:
+		default:
+			return fmt.Errorf("header %q: a header value must be binData, a string, an int, a long, a double, a document or null, not %s", k, typeName(v))
+		}
+		out = append(out, kafka.Header{Key: k, Value: b})
+		return nil
+	}
+	switch v.Type {
+	case bson.TypeEmbeddedDocument:
+		elems, _ := v.Document().Elements()
+		for _, e := range elems {
+			if err := add(e.Key(), e.Value()); err != nil {
+				return nil, err
+			}
+		}
+	case bson.TypeArray:
+		vals, _ := v.Array().Values()
+		for i, h := range vals {
+			d, ok := h.DocumentOK()
+			k, kok := d.Lookup("k").StringValueOK()
+			if !ok || !kok {
+				return nil, fmt.Errorf("element %d must be {k: <string>, v: <value>}", i)
+			}
+			if err := add(k, d.Lookup("v")); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("must evaluate to a document or an array of {k, v}, not %s", typeName(v))
+	}
+	return out, nil
+}
+
+// valueJSON is the relaxed Extended JSON text of any value.
+func valueJSON(v bson.RawValue) ([]byte, error) {
+	if v.Type == bson.TypeEmbeddedDocument {
+		return appendJSON(nil, v.Document(), outputFormat{})
+	}
+	doc := bsoncore.NewDocumentBuilder().AppendValue("v", bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value}).Build()
+	j, err := appendJSON(nil, bson.Raw(doc), outputFormat{})
+	if err != nil {
+		return nil, err
+	}
+	// {"v":<value>} → <value>
+	return j[5 : len(j)-1], nil
+}
+
+func typeName(v bson.RawValue) string {
+	if v.Type == 0 {
+		return "missing"
+	}
+	return v.Type.String()
+}
+
+// Flush waits until the broker acknowledged every record written so far.
+func (s *Sink) Flush(ctx context.Context) error {
+	return s.wait(ctx, func() bool { return s.inFlight == 0 })
+}
+
+// Close stops the writer; records not yet acknowledged are abandoned, as the checkpoint they
+// belong to was never committed.
+func (s *Sink) Close() error {
+	done := make(chan struct{})
+	go func() {
+		_ = s.w.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		logger(s.env).Warn("the Kafka producer did not close within 15s")
+	}
+	return nil
+}

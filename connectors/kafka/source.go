@@ -1,0 +1,704 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/spi-streams/spi/connectors"
+	"github.com/spi-streams/spi/pipeline"
+	"github.com/spi-streams/spi/store"
+)
+
+// MaxMessageBytes is the largest record value the source turns into a document: BSON's 16 MiB
+// document limit. A larger record becomes a dead-letter record.
+const MaxMessageBytes = 16 << 20
+
+// Tuning of the readers.
+const (
+	// fetchMaxBytes bounds one fetch of one partition.
+	fetchMaxBytes = 8 << 20
+	// fetchMaxWait is how long a broker may hold a fetch open for new records.
+	fetchMaxWait = 250 * time.Millisecond
+	// readerQueue is the records a partition's reader buffers ahead.
+	readerQueue = 1024
+	// mergeQueue is the records buffered between the partitions' readers and ReadBatch.
+	mergeQueue = 4096
+)
+
+// Source reads a Kafka $source: one kafka-go Reader per partition, merged in arrival order.
+type Source struct {
+	env       connectors.Env
+	c         *conn
+	topics    []string
+	group     string
+	commit    bool // commit offsets to the group after each checkpoint
+	autoRead  bool // sp.process() with a group: commit as records pass (enable_auto_commit)
+	reset     int64
+	keyFormat string
+	keyDLQ    bool
+	idle      time.Duration
+
+	parts []*part
+	recs  chan fetched
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	commitMu   sync.Mutex // one commit at a time
+	lastCommit time.Time
+
+	errMu     sync.Mutex
+	failSince time.Time // readers have been failing since, with no record arriving
+	lastFail  string
+}
+
+// part is one topic partition: a split of the source.
+type part struct {
+	topic     string
+	partition int32
+	split     int32
+	reader    *kafka.Reader
+
+	next       atomic.Int64 // the offset after the last record ReadBatch returned
+	checkpoint atomic.Int64 // the offset of the last committed checkpoint (-1: none)
+	committed  atomic.Int64 // the consumer group's committed offset (-1: none)
+	hwm        atomic.Int64 // the partition's high watermark as last seen (-1: unknown)
+	isIdle     atomic.Bool
+	lastData   time.Time // owned by ReadBatch
+}
+
+type fetched struct {
+	p   *part
+	m   kafka.Message
+	err error
+}
+
+// sourceConfig lists the options of $source.config (spec §3.1.1).
+var sourceConfig = []string{"auto_offset_reset", "group_id", "enable_auto_commit", "keyFormat", "keyFormatError"}
+
+// NewSource reads the $source options; it does not connect (that is Open's work), so the
+// runtime also calls it to check a pipeline when a processor is created. Errors are option
+// errors (code 420) naming the field.
+func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, error) {
+	c, err := newConn(env.Connection)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{env: env, c: c, reset: kafka.LastOffset, keyFormat: "binData", keyDLQ: true,
+		idle: time.Duration(src.PartitionIdleTimeout.Millis()) * time.Millisecond}
+	opts := src.Options
+	switch t := opts.Lookup("topic"); t.Type {
+	case bson.TypeString:
+		s.topics = []string{t.StringValue()}
+	case bson.TypeArray:
+		vals, _ := t.Array().Values()
+		for i, v := range vals {
+			name, ok := v.StringValueOK()
+			if !ok || name == "" {
+				return nil, invalid("$source.topic.%d: must be a topic name", i)
+			}
+			if !slices.Contains(s.topics, name) {
+				s.topics = append(s.topics, name)
+			}
+		}
+	case 0:
+		return nil, invalid("$source.topic: is required for a Kafka connection")
+	default:
+		return nil, invalid("$source.topic: must be a topic name or an array of topic names")
+	}
+	if len(s.topics) == 0 || s.topics[0] == "" {
+		return nil, invalid("$source.topic: must name at least one topic")
+	}
+	if v, err := opts.LookupErr("partitions"); err == nil {
+		return nil, invalid("$source.partitions: is not supported by spid yet (%s)", v.Type)
+	}
+	if _, err := opts.LookupErr("schemaRegistry"); err == nil {
+		return nil, invalid("$source.schemaRegistry: Avro with a schema registry is not supported by spid yet")
+	}
+	autoCommit := -1
+	if v, err := opts.LookupErr("config"); err == nil {
+		cfg, ok := v.DocumentOK()
+		if !ok {
+			return nil, invalid("$source.config: must be a document")
+		}
+		elems, _ := cfg.Elements()
+		for _, e := range elems {
+			v := e.Value()
+			field := "$source.config." + e.Key()
+			switch e.Key() {
+			case "auto_offset_reset":
+				switch str, _ := v.StringValueOK(); str {
+				case "earliest", "beginning", "smallest":
+					s.reset = kafka.FirstOffset
+				case "latest", "end", "largest":
+					s.reset = kafka.LastOffset
+				default:
+					return nil, invalid("%s: must be earliest, beginning, smallest, latest, end or largest", field)
+				}
+			case "group_id":
+				g, ok := v.StringValueOK()
+				if !ok || g == "" {
+					return nil, invalid("%s: must be a non-empty string", field)
+				}
+				s.group = g
+			case "enable_auto_commit":
+				b, ok := v.BooleanOK()
+				if !ok {
+					return nil, invalid("%s: must be a boolean", field)
+				}
+				autoCommit = 0
+				if b {
+					autoCommit = 1
+				}
+			case "keyFormat":
+				switch str, _ := v.StringValueOK(); str {
+				case "binData", "string", "json", "int", "long":
+					s.keyFormat = str
+				default:
+					return nil, invalid("%s: must be binData, string, json, int or long", field)
+				}
+			case "keyFormatError":
+				switch str, _ := v.StringValueOK(); str {
+				case "dlq":
+					s.keyDLQ = true
+				case "passThrough":
+					s.keyDLQ = false
+				default:
+					return nil, invalid("%s: must be dlq or passThrough", field)
+				}
+			default:
+				return nil, invalid("%s: is not an option of a Kafka $source (%s)", field, strings.Join(sourceConfig, ", "))
+			}
+		}
+	}
+	switch {
+	case env.Ephemeral:
+		// sp.process() commits only to a group it names, and then as records pass, unless
+		// enable_auto_commit is false (spec §3.1.1).
+		s.autoRead = s.group != "" && autoCommit != 0
+	default:
+		if autoCommit == 1 && s.group == "" {
+			return nil, invalid("$source.config.enable_auto_commit: needs config.group_id")
+		}
+		if s.group == "" {
+			s.group = "asp-" + env.ProcessorID + "-consumer"
+		}
+		s.commit = true
+	}
+	return s, nil
+}
+
+// splitName is a split's name in the checkpoint: "<topic>/<partition>" (topic names cannot
+// hold a "/").
+func splitName(topic string, partition int32) string {
+	return topic + "/" + strconv.Itoa(int(partition))
+}
+
+// Open finds the topics' partitions, seeks each to its checkpointed offset (else the group's
+// committed offset, else auto_offset_reset) and starts a reader per partition.
+func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) error {
+	if err := s.c.probe(ctx); err != nil {
+		return err
+	}
+	cl := s.c.client()
+	mctx, cancel := context.WithTimeout(ctx, 2*dialTimeout)
+	md, err := cl.Metadata(mctx, &kafka.MetadataRequest{Topics: s.topics})
+	cancel()
+	if err != nil {
+		return s.c.explain(err, "")
+	}
+	found := map[string]kafka.Topic{}
+	for _, t := range md.Topics {
+		found[t.Name] = t
+	}
+	for _, name := range s.topics {
+		t, ok := found[name]
+		switch {
+		case !ok, errors.Is(t.Error, kafka.UnknownTopicOrPartition), t.Error == nil && len(t.Partitions) == 0:
+			return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection,
+				Err: fmt.Errorf("$source: topic %q does not exist on Kafka cluster %s (no partitions found)", name, strings.Join(s.c.brokers, ","))}
+		case t.Error != nil:
+			return s.c.explain(fmt.Errorf("topic %q: %w", name, t.Error), "")
+		}
+		for _, p := range t.Partitions {
+			s.parts = append(s.parts, &part{topic: name, partition: int32(p.ID)})
+		}
+	}
+	slices.SortFunc(s.parts, func(a, b *part) int {
+		if c := strings.Compare(a.topic, b.topic); c != 0 {
+			return c
+		}
+		return int(a.partition - b.partition)
+	})
+	if limit := s.env.MaxPartitions; limit > 0 && len(s.parts) > limit {
+		return &connectors.Error{Code: connectors.CodeInvalidOptions, Err: fmt.Errorf(
+			"$source: the topics have %d partitions, more than the %d a processor of tier %s may read (spec: SP2 32, SP5 64, SP10 and up unlimited); start the processor with a larger tier",
+			len(s.parts), limit, s.env.Tier)}
+	}
+	for i, p := range s.parts {
+		p.split = int32(i)
+		p.checkpoint.Store(-1)
+		p.committed.Store(-1)
+		p.hwm.Store(-1)
+	}
+	if err := s.seek(ctx, cl, positions); err != nil {
+		return err
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.recs = make(chan fetched, mergeQueue)
+	now := time.Now()
+	for _, p := range s.parts {
+		p.lastData = now
+		p.reader = kafka.NewReader(kafka.ReaderConfig{Brokers: s.c.brokers, Topic: p.topic, Partition: int(p.partition),
+			Dialer: s.c.dialer(), MinBytes: 1, MaxBytes: fetchMaxBytes, MaxWait: fetchMaxWait, QueueCapacity: readerQueue,
+			ReadLagInterval: -1, ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: time.Second,
+			ErrorLogger: kafka.LoggerFunc(s.readerFailed)})
+		if err := p.reader.SetOffset(p.next.Load()); err != nil {
+			s.closeReaders()
+			return fmt.Errorf("seeking %s: %w", splitName(p.topic, p.partition), err)
+		}
+		s.wg.Add(1)
+		go s.fetch(p)
+	}
+	return nil
+}
+
+// seek sets every partition's starting offset: the checkpoint's, else (for a processor's first
+// start) the consumer group's committed offset, else auto_offset_reset resolved to a concrete
+// offset now, so that a checkpoint taken before the first record still names a real offset.
+func (s *Source) seek(ctx context.Context, cl *kafka.Client, positions []store.SplitPosition) error {
+	fromCheckpoint := map[string]int64{}
+	for _, pos := range positions {
+		if off, err := bson.Raw(pos.Position).LookupErr("offset"); err == nil {
+			if n, ok := off.AsInt64OK(); ok {
+				fromCheckpoint[pos.Split] = n
+			}
+		}
+	}
+	var missing []*part
+	for _, p := range s.parts {
+		if off, ok := fromCheckpoint[splitName(p.topic, p.partition)]; ok {
+			p.next.Store(off)
+			p.checkpoint.Store(off)
+			continue
+		}
+		missing = append(missing, p)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*dialTimeout)
+	defer cancel()
+	// The high watermarks, for the group's lag and the reset.
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, p := range s.parts {
+		req.Topics[p.topic] = append(req.Topics[p.topic], kafka.FirstOffsetOf(int(p.partition)), kafka.LastOffsetOf(int(p.partition)))
+	}
+	lo, err := cl.ListOffsets(ctx, req)
+	if err != nil {
+		return s.c.explain(err, "")
+	}
+	first, last := map[string]int64{}, map[string]int64{}
+	for topic, list := range lo.Topics {
+		for _, po := range list {
+			if po.Error != nil {
+				return s.c.explain(fmt.Errorf("listing offsets of %s: %w", splitName(topic, int32(po.Partition)), po.Error), "")
+			}
+			first[splitName(topic, int32(po.Partition))] = po.FirstOffset
+			last[splitName(topic, int32(po.Partition))] = po.LastOffset
+		}
+	}
+	for _, p := range s.parts {
+		if hw, ok := last[splitName(p.topic, p.partition)]; ok {
+			p.hwm.Store(hw)
+		}
+	}
+	if s.group != "" && (s.commit || s.autoRead) {
+		fr := &kafka.OffsetFetchRequest{GroupID: s.group, Topics: map[string][]int{}}
+		for _, p := range s.parts {
+			fr.Topics[p.topic] = append(fr.Topics[p.topic], int(p.partition))
+		}
+		resp, err := cl.OffsetFetch(ctx, fr)
+		if err != nil {
+			return s.c.explain(fmt.Errorf("reading the offsets of consumer group %q: %w", s.group, err), "")
+		}
+		committed := map[string]int64{}
+		for topic, list := range resp.Topics {
+			for _, po := range list {
+				if po.Error == nil && po.CommittedOffset >= 0 {
+					committed[splitName(topic, int32(po.Partition))] = po.CommittedOffset
+				}
+			}
+		}
+		for _, p := range s.parts {
+			if off, ok := committed[splitName(p.topic, p.partition)]; ok {
+				p.committed.Store(off)
+			}
+		}
+		if len(positions) == 0 {
+			for _, p := range missing {
+				if off, ok := committed[splitName(p.topic, p.partition)]; ok {
+					p.next.Store(off)
+				}
+			}
+			missing = slices.DeleteFunc(missing, func(p *part) bool { _, ok := committed[splitName(p.topic, p.partition)]; return ok })
+		}
+	}
+	for _, p := range missing {
+		key := splitName(p.topic, p.partition)
+		if s.reset == kafka.FirstOffset {
+			p.next.Store(first[key])
+		} else {
+			p.next.Store(last[key])
+		}
+	}
+	return nil
+}
+
+// fetch runs one partition's reader until the source closes.
+func (s *Source) fetch(p *part) {
+	defer s.wg.Done()
+	for {
+		m, err := p.reader.FetchMessage(s.ctx)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			select {
+			case s.recs <- fetched{p: p, err: err}:
+			case <-s.ctx.Done():
+			}
+			return
+		}
+		select {
+		case s.recs <- fetched{p: p, m: m}:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// readerFailed receives the readers' errors (kafka-go retries them itself): a broker that
+// stays unreachable is reported by ReadBatch after stallTimeout.
+func (s *Source) readerFailed(format string, args ...any) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	if s.failSince.IsZero() {
+		s.failSince = time.Now()
+	}
+	s.lastFail = fmt.Sprintf(format, args...)
+}
+
+// ReadBatch returns the records that arrived, up to maxDocs, waiting up to maxWait for the first.
+func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Duration) (connectors.Batch, error) {
+	var b connectors.Batch
+	var first fetched
+	t := time.NewTimer(maxWait)
+	select {
+	case first = <-s.recs:
+		t.Stop()
+	case <-t.C:
+		return s.quiet(b)
+	case <-ctx.Done():
+		t.Stop()
+		return b, nil
+	}
+	b.Inputs = make([]pipeline.Input, 0, min(maxDocs, len(s.recs)+1))
+	var buf []byte
+	now := time.Now()
+	add := func(f fetched) error {
+		if f.err != nil {
+			return s.c.explain(fmt.Errorf("reading %s: %w", splitName(f.p.topic, f.p.partition), f.err), "")
+		}
+		var in pipeline.Input
+		buf, in = s.record(buf, f.p, &f.m)
+		b.Inputs = append(b.Inputs, in)
+		b.Bytes += int64(len(f.m.Value))
+		f.p.next.Store(f.m.Offset + 1)
+		f.p.hwm.Store(f.m.HighWaterMark)
+		f.p.lastData = now
+		f.p.isIdle.Store(false)
+		return nil
+	}
+	if err := add(first); err != nil {
+		return b, err
+	}
+	for len(b.Inputs) < maxDocs {
+		select {
+		case f := <-s.recs:
+			if err := add(f); err != nil {
+				return b, err
+			}
+			continue
+		default:
+		}
+		break
+	}
+	s.errMu.Lock()
+	s.failSince, s.lastFail = time.Time{}, ""
+	s.errMu.Unlock()
+	b.Idle = s.idleSplits(now)
+	s.autoCommit(now)
+	return b, nil
+}
+
+// quiet is a read that found no records: partitions may have gone idle, and readers that keep
+// failing become an error.
+func (s *Source) quiet(b connectors.Batch) (connectors.Batch, error) {
+	now := time.Now()
+	s.errMu.Lock()
+	since, msg := s.failSince, s.lastFail
+	s.errMu.Unlock()
+	if !since.IsZero() && now.Sub(since) >= stallTimeout {
+		return b, &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection,
+			Err: fmt.Errorf("the Kafka cluster %s is unreachable: no record for %s: %s", strings.Join(s.c.brokers, ","), now.Sub(since).Round(time.Second), msg)}
+	}
+	b.Idle = s.idleSplits(now)
+	return b, nil
+}
+
+// idleSplits marks the partitions that have had no record for partitionIdleTimeout and
+// returns those that just went idle.
+func (s *Source) idleSplits(now time.Time) []int32 {
+	if s.idle <= 0 {
+		return nil
+	}
+	var out []int32
+	for _, p := range s.parts {
+		if !p.isIdle.Load() && now.Sub(p.lastData) >= s.idle {
+			p.isIdle.Store(true)
+			out = append(out, p.split)
+		}
+	}
+	return out
+}
+
+// record turns a Kafka record into an input: the value parsed to BSON, the stream metadata
+// {source: {type, topic, partition, offset, key, headers, ts}}, the record's timestamp as event
+// time. A value that is not a document, or a key that fails keyFormat with keyFormatError
+// dlq, sets Input.Err. Both documents are appended to buf, which the batch shares.
+func (s *Source) record(buf []byte, p *part, m *kafka.Message) ([]byte, pipeline.Input) {
+	in := pipeline.Input{Time: m.Time.UnixMilli(), Partition: p.split}
+	key, keyErr := s.key(m.Key)
+	if keyErr != nil && !s.keyDLQ {
+		key, keyErr = bson.RawValue{}, nil // passThrough: the document goes on without its key
+	}
+	start := len(buf)
+	idx, buf := bsoncore.AppendDocumentStart(buf)
+	sidx, buf := bsoncore.AppendDocumentElementStart(buf, "source")
+	buf = bsoncore.AppendStringElement(buf, "type", "kafka")
+	buf = bsoncore.AppendStringElement(buf, "topic", p.topic)
+	buf = bsoncore.AppendInt32Element(buf, "partition", p.partition)
+	buf = bsoncore.AppendInt64Element(buf, "offset", m.Offset)
+	if key.Type != 0 {
+		buf = bsoncore.AppendValueElement(buf, "key", bsoncore.Value{Type: bsoncore.Type(key.Type), Data: key.Value})
+	}
+	if len(m.Headers) > 0 {
+		aidx, b := bsoncore.AppendArrayElementStart(buf, "headers")
+		for i, h := range m.Headers {
+			hidx, b2 := bsoncore.AppendDocumentElementStart(b, strconv.Itoa(i))
+			b2 = bsoncore.AppendStringElement(b2, "k", h.Key)
+			b2 = bsoncore.AppendBinaryElement(b2, "v", 0, h.Value)
+			b, _ = bsoncore.AppendDocumentEnd(b2, hidx)
+		}
+		buf, _ = bsoncore.AppendArrayEnd(b, aidx)
+	}
+	buf = bsoncore.AppendDateTimeElement(buf, "ts", m.Time.UnixMilli())
+	buf, _ = bsoncore.AppendDocumentEnd(buf, sidx)
+	buf, _ = bsoncore.AppendDocumentEnd(buf, idx)
+	in.Meta = bson.Raw(buf[start:len(buf):len(buf)])
+	if keyErr != nil {
+		in.Err = keyErr
+		return buf, in
+	}
+	payload := m.Value
+	switch {
+	case len(payload) == 0:
+		in.Err = errors.New("the Kafka record has an empty value: a document is expected")
+		return buf, in
+	case len(payload) > MaxMessageBytes:
+		in.Err = fmt.Errorf("the Kafka record's value is %d bytes, over the %d-byte document limit", len(payload), MaxMessageBytes)
+		return buf, in
+	}
+	if body, _, ok := stripConfluentHeader(payload); ok {
+		payload = body
+	}
+	start = len(buf)
+	out, err := appendBSON(buf, payload)
+	if err != nil {
+		in.Err = fmt.Errorf("the Kafka record's value is not a JSON document: %w", err)
+		return buf[:start], in
+	}
+	buf = out
+	in.Doc = bson.Raw(buf[start:len(buf):len(buf)])
+	return buf, in
+}
+
+// key decodes a record key per keyFormat (spec §3.1.1): binData (the bytes), string (UTF-8),
+// json (a JSON value), int (4 bytes, big-endian, as Kafka's IntegerSerializer writes) or long
+// (8 bytes, big-endian). A missing key stays missing.
+func (s *Source) key(k []byte) (bson.RawValue, error) {
+	if k == nil {
+		return bson.RawValue{}, nil
+	}
+	switch s.keyFormat {
+	case "string":
+		if !utf8Valid(k) {
+			return bson.RawValue{}, errors.New("the Kafka record's key is not UTF-8, as keyFormat string requires")
+		}
+		return bson.RawValue{Type: bson.TypeString, Value: bsoncore.AppendString(nil, string(k))}, nil
+	case "int":
+		if len(k) != 4 {
+			return bson.RawValue{}, fmt.Errorf("the Kafka record's key is %d bytes; keyFormat int needs 4 (a big-endian int32)", len(k))
+		}
+		return bson.RawValue{Type: bson.TypeInt32, Value: bsoncore.AppendInt32(nil, int32(binary.BigEndian.Uint32(k)))}, nil
+	case "long":
+		if len(k) != 8 {
+			return bson.RawValue{}, fmt.Errorf("the Kafka record's key is %d bytes; keyFormat long needs 8 (a big-endian int64)", len(k))
+		}
+		return bson.RawValue{Type: bson.TypeInt64, Value: bsoncore.AppendInt64(nil, int64(binary.BigEndian.Uint64(k)))}, nil
+	case "json":
+		v, err := jsonValue(k)
+		if err != nil {
+			return bson.RawValue{}, fmt.Errorf("the Kafka record's key is not JSON, as keyFormat json requires: %w", err)
+		}
+		return v, nil
+	}
+	return bson.RawValue{Type: bson.TypeBinary, Value: bsoncore.AppendBinary(nil, 0, k)}, nil
+}
+
+// Positions returns {topic, partition, offset} of every partition, offset being the next record
+// to read.
+func (s *Source) Positions() []store.SplitPosition {
+	out := make([]store.SplitPosition, len(s.parts))
+	for i, p := range s.parts {
+		pos := bsoncore.NewDocumentBuilder().AppendString("topic", p.topic).AppendInt32("partition", p.partition).
+			AppendInt64("offset", p.next.Load()).Build()
+		out[i] = store.SplitPosition{Split: splitName(p.topic, p.partition), Position: pos}
+	}
+	return out
+}
+
+// CheckpointComplete records the checkpoint's offsets and commits them to the consumer group,
+// so Kafka tooling sees the group's lag. A failed commit is logged, not fatal: the checkpoint,
+// not the group, is what a restart resumes from.
+func (s *Source) CheckpointComplete(ctx context.Context, _ int64, positions []store.SplitPosition) {
+	offsets := map[string]int64{}
+	for _, pos := range positions {
+		if off, err := bson.Raw(pos.Position).LookupErr("offset"); err == nil {
+			offsets[pos.Split] = off.AsInt64()
+		}
+	}
+	for _, p := range s.parts {
+		if off, ok := offsets[splitName(p.topic, p.partition)]; ok {
+			p.checkpoint.Store(off)
+		}
+	}
+	if s.commit {
+		s.commitOffsets(ctx, offsets)
+	}
+}
+
+// autoCommit commits what sp.process() has read to the group it names, at most once a second.
+func (s *Source) autoCommit(now time.Time) {
+	if !s.autoRead || now.Sub(s.lastCommit) < time.Second {
+		return
+	}
+	s.lastCommit = now
+	offsets := map[string]int64{}
+	for _, p := range s.parts {
+		offsets[splitName(p.topic, p.partition)] = p.next.Load()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.commitOffsets(s.ctx, offsets)
+	}()
+}
+
+// commitOffsets commits offsets to the group as a simple (generation -1) commit, as a
+// consumer that assigns its own partitions does.
+func (s *Source) commitOffsets(ctx context.Context, offsets map[string]int64) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	req := &kafka.OffsetCommitRequest{GroupID: s.group, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{}}
+	for _, p := range s.parts {
+		if off, ok := offsets[splitName(p.topic, p.partition)]; ok {
+			req.Topics[p.topic] = append(req.Topics[p.topic], kafka.OffsetCommit{Partition: int(p.partition), Offset: off})
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	resp, err := s.c.client().OffsetCommit(ctx, req)
+	if err == nil {
+		for topic, list := range resp.Topics {
+			for _, pc := range list {
+				if pc.Error != nil && err == nil {
+					err = fmt.Errorf("%s: %w", splitName(topic, int32(pc.Partition)), pc.Error)
+				}
+			}
+		}
+	}
+	if err != nil {
+		s.log().Warn("committing offsets to the consumer group failed; the checkpoint holds them", "group", s.group, "err", s.c.explain(err, ""))
+		return
+	}
+	for _, p := range s.parts {
+		if off, ok := offsets[splitName(p.topic, p.partition)]; ok {
+			p.committed.Store(off)
+		}
+	}
+}
+
+func (s *Source) log() *slog.Logger { return logger(s.env) }
+
+func logger(env connectors.Env) *slog.Logger {
+	l := env.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	return l.With("workspace", env.Workspace, "processor", env.Processor)
+}
+
+// Partitions reports every partition for stats (kafkaPartitions).
+func (s *Source) Partitions() []connectors.PartitionStats {
+	out := make([]connectors.PartitionStats, len(s.parts))
+	for i, p := range s.parts {
+		lag := int64(-1)
+		if hw, c := p.hwm.Load(), p.committed.Load(); hw >= 0 && c >= 0 {
+			lag = max(hw-c, 0)
+		}
+		out[i] = connectors.PartitionStats{Topic: p.topic, Partition: p.partition, Split: p.split, CurrentOffset: p.next.Load(),
+			CheckpointOffset: p.checkpoint.Load(), ConsumerGroupLag: lag, IsIdle: p.isIdle.Load()}
+	}
+	return out
+}
+
+// Close stops the readers and waits for their goroutines.
+func (s *Source) Close() error {
+	s.closeReaders()
+	return nil
+}
+
+func (s *Source) closeReaders() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	for _, p := range s.parts {
+		if p.reader != nil {
+			_ = p.reader.Close()
+		}
+	}
+	s.wg.Wait()
+}
