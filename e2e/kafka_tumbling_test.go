@@ -424,6 +424,20 @@ func TestKafkaWindowsOverPartitions(t *testing.T) {
 	waitUntil(t, "the idle processor's window results", func() bool {
 		return topicEnds(t, k, "win-idle")[0] >= int64(len(wantIdle))
 	})
+	// The engine dead-letters none of the records: every one is on time.
+	for _, name := range []string{"idle", "stalled"} {
+		var st struct {
+			Stats struct {
+				DLQ int64 `bson:"dlqMessageCount"`
+			} `bson:"stats"`
+		}
+		if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "getStreamProcessorStats", Value: name}}).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		if n := st.Stats.DLQ; n != 0 {
+			t.Errorf("processor %s dead-lettered %d records the engine takes on time (partitions' event times only rise)", name, n)
+		}
+	}
 	got := readToEnd(t, k, "win-idle")
 	compareWindows(t, "with partitionIdleTimeout", windowResults(t, values(got)), wantIdle)
 
