@@ -45,7 +45,11 @@ func topicEnds(t *testing.T, k *kafkaCluster, topic string) map[int]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cl := &kafka.Client{Addr: kafka.TCP(strings.Split(k.Brokers, ",")...)}
+	// A transport of its own: kafka-go's default one pools connections, which a restarted
+	// broker has closed.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(strings.Split(k.Brokers, ",")...), Transport: tr}
 	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {
 		t.Fatalf("metadata of %s: %v %+v", topic, err, md)
