@@ -393,12 +393,12 @@ func TestKafkaWindowsOverPartitions(t *testing.T) {
 		t.Fatalf("stats never showed partition %d idle and the others active: %+v", silent, kafkaPartitionsOf(t, c, "idle"))
 	}
 	// One last reading at the same event time on each active partition, so that the watermark
-	// they leave is the same whichever of them falls idle last.
+	// they leave is the same whichever of them falls idle last; kcat produces these.
 	var last []kafkaMsg
 	for p := range 3 {
 		last = append(last, reading(p, at+10*time.Second))
 	}
-	producePinned(t, k, in, last)
+	kcatProduce(t, k, in, last)
 
 	// The reference, from what the topic holds.
 	ends := topicEnds(t, k, in)
@@ -410,10 +410,19 @@ func TestKafkaWindowsOverPartitions(t *testing.T) {
 	if len(records) != total {
 		t.Fatalf("read %d records of %s, want %d", len(records), in, total)
 	}
-	// Each partition rises in event time (the record time is the event time here): merged by
-	// time, no record is late whichever partitions the engine has seen.
+	// Each partition rises in event time: merged by event time, no record is late whichever
+	// partitions the engine has seen.
+	eventTime := func(m kafkaMsg) time.Time {
+		var v struct {
+			TS time.Time `json:"ts"`
+		}
+		if err := json.Unmarshal(m.Value, &v); err != nil {
+			t.Fatalf("record %d@%d: %v", m.Partition, m.Offset, err)
+		}
+		return v.TS
+	}
 	slices.SortStableFunc(records, func(a, b kafkaMsg) int {
-		if c := a.Time.Compare(b.Time); c != 0 {
+		if c := eventTime(a).Compare(eventTime(b)); c != 0 {
 			return c
 		}
 		return a.Partition - b.Partition
