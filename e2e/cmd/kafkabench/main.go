@@ -2,8 +2,9 @@
 // messages from a topic to a topic against a plain kafka-go copy loop (issue 10, acceptance 8
 // (a) and (b)):
 //
-//   - (a) a kafka-go Reader per partition feeding one Writer with the batching spid's Kafka
-//     sink uses (BatchSize 1000, BatchTimeout 5 ms, acks=all);
+//   - (a) a kafka-go Reader per partition feeding one asynchronous Writer, with the fetch
+//     sizes of spid's Kafka source and the batching of its sink (BatchSize 1000, BatchTimeout
+//     5 ms, BatchBytes 16 MiB, acks=all);
 //   - (b) spid, a child process, running $source → $match → $addFields → $emit over the same
 //     input topic.
 //
@@ -45,10 +46,15 @@ import (
 	"github.com/spi-streams/spi/admin/digest"
 )
 
-// The batching of spid's Kafka sink, which the copy loop uses too.
+// The batching of spid's Kafka sink and the fetching of its source (connectors/kafka), which
+// the copy loop uses too.
 const (
-	batchSize    = 1000
-	batchTimeout = 5 * time.Millisecond
+	batchSize     = 1000
+	batchTimeout  = 5 * time.Millisecond
+	batchBytes    = 16 << 20
+	fetchMaxBytes = 8 << 20
+	fetchMaxWait  = 250 * time.Millisecond
+	readerQueue   = 1024
 )
 
 type config struct {
@@ -111,11 +117,13 @@ func run(cfg config) error {
 		return fmt.Errorf("(a) latency: %w", err)
 	}
 	rows := []benchRow{{"(a) kafka-go Reader → Writer copy loop", a, la}}
+	var spidCPU time.Duration
 	if !cfg.copyOnly {
-		b, lb, err := spidRun(cfg, brokers)
+		b, lb, cpu, err := spidRun(cfg, brokers)
 		if err != nil {
 			return err
 		}
+		spidCPU = cpu
 		rows = append(rows, benchRow{"(b) spid $source → $match → $addFields → $emit", b, lb})
 	}
 
@@ -127,6 +135,8 @@ func run(cfg config) error {
 	}
 	if len(rows) == 2 {
 		fmt.Printf("ratio (b)/(a): %.2fx   (goal: >= 0.80x)\n", rows[0].d.Seconds()/rows[1].d.Seconds())
+		fmt.Printf("spid's CPU time over (b): %s, %.1f µs per message (utime+stime from /proc)\n", spidCPU.Round(time.Millisecond),
+			float64(spidCPU.Microseconds())/float64(cfg.messages))
 	}
 	fmt.Printf("latency: %d messages/s for %s, from the producer's timestamp in the message to its read from the output topic\n", cfg.rate, cfg.latencyDur)
 	return nil
@@ -139,29 +149,53 @@ type benchRow struct {
 	lat  []time.Duration
 }
 
-// spidRun is (b): spid as a child process, timed over the same input, then its latency.
-func spidRun(cfg config, brokers []string) (time.Duration, []time.Duration, error) {
+// spidRun is (b): spid as a child process, timed over the same input, then its latency. It
+// returns spid's CPU time over the timed copy too.
+func spidRun(cfg config, brokers []string) (time.Duration, []time.Duration, time.Duration, error) {
 	sp, err := startSpid(cfg.spid, brokers)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	defer sp.stop()
 	if err := sp.connection(); err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
+	cpu0 := procCPU(sp.cmd.Process.Pid)
 	b, err := timeCopy(brokers, "bench-in", "spid-out", cfg.messages, func(ctx context.Context) (func(), error) {
 		return sp.processor(ctx, "throughput", "bench-in", "spid-out")
 	})
 	if err != nil {
-		return 0, nil, fmt.Errorf("(b): %w", err)
+		return 0, nil, 0, fmt.Errorf("(b): %w", err)
 	}
+	cpu := procCPU(sp.cmd.Process.Pid) - cpu0
 	lb, err := latency(brokers, "lat-in-b", "lat-out-b", cfg, func(ctx context.Context) (func(), error) {
 		return sp.processor(ctx, "latency", "lat-in-b", "lat-out-b")
 	})
 	if err != nil {
-		return 0, nil, fmt.Errorf("(b) latency: %w", err)
+		return 0, nil, 0, fmt.Errorf("(b) latency: %w", err)
 	}
-	return b, lb, nil
+	return b, lb, cpu, nil
+}
+
+// procCPU is a process's user and system CPU time from /proc/<pid>/stat (fields 14 and 15, in
+// ticks of USER_HZ, 100 on Linux); 0 if it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var u, s int64
+	_, _ = fmt.Sscan(f[11], &u)
+	_, _ = fmt.Sscan(f[12], &s)
+	return time.Duration(u+s) * 10 * time.Millisecond
 }
 
 // payload is one message of about size bytes, JSON, with seq and the time it was made.
@@ -251,8 +285,8 @@ func copyLoop(ctx context.Context, brokers []string, in, out string, partitions 
 	ch := make(chan kafka.Message, 4*batchSize)
 	var wg sync.WaitGroup
 	for p := range partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: in, Partition: p, MinBytes: 1, MaxBytes: 16 << 20,
-			MaxWait: 100 * time.Millisecond, StartOffset: kafka.FirstOffset})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: in, Partition: p, MinBytes: 1, MaxBytes: fetchMaxBytes,
+			MaxWait: fetchMaxWait, QueueCapacity: readerQueue, StartOffset: kafka.FirstOffset})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -270,16 +304,22 @@ func copyLoop(ctx context.Context, brokers []string, in, out string, partitions 
 			}
 		}()
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: out, BatchSize: batchSize, BatchTimeout: batchTimeout, RequiredAcks: kafka.RequireAll}
+	// Asynchronous, as spid's sink is: WriteMessages queues, the Writer batches and sends.
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: out, BatchSize: batchSize, BatchTimeout: batchTimeout, BatchBytes: batchBytes,
+		RequiredAcks: kafka.RequireAll, Async: true, Completion: func(_ []kafka.Message, err error) {
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "copy loop:", err)
+			}
+		}}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer func() { _ = w.Close() }()
-		batch := make([]kafka.Message, 0, batchSize)
+		var batch []kafka.Message
 		for {
 			select {
 			case m := <-ch:
-				batch = append(batch[:0], m)
+				batch = append(make([]kafka.Message, 0, batchSize), m)
 			case <-ctx.Done():
 				return
 			}
