@@ -89,9 +89,11 @@ fuzz:
 ## then the pipeline engine's documents per second on one core beside a bson.D baseline; then
 ## the processor runtime's throughput beside the bare engine, its latency at 10,000 docs/s and
 ## its memory per processor; then the JSON/Extended JSON transcoder (ejson) beside the driver's
-## bson.UnmarshalExtJSON and bson.MarshalExtJSON on the same ~1 KB payloads
+## bson.UnmarshalExtJSON and bson.MarshalExtJSON on the same ~1 KB payloads; then Kafka topic to
+## topic, spid beside a kafka-go copy loop
 bench: build
 	cd e2e && $(GO) run ./cmd/spibench -spid ../$(BIN)/spid
+	cd e2e && $(GO) run ./cmd/kafkabench -spid ../$(BIN)/spid
 	SPI_BENCH=1 GOMAXPROCS=1 $(GO) test -run TestThroughputReport -count=1 -v ./pipeline/ | grep -v '^=== RUN'
 	SPI_BENCH=1 $(GO) test -run TestRuntimeReport -count=1 -timeout 20m -v ./processor/ | grep -v '^=== RUN'
 	SPI_BENCH=1 GOMAXPROCS=1 $(GO) test -run TestTranscoderReport -count=1 -v ./ejson/ | grep -v '^=== RUN'

@@ -1,0 +1,587 @@
+// Command kafkabench measures, in one run on one Kafka broker, how fast spid moves JSON
+// messages from a topic to a topic against a plain kafka-go copy loop (issue 10, acceptance 8
+// (a) and (b)):
+//
+//   - (a) a kafka-go Reader per partition feeding one asynchronous Writer, with the fetch
+//     sizes of spid's Kafka source and the batching of its sink (BatchSize 1000, BatchTimeout
+//     5 ms, BatchBytes 16 MiB, acks=all);
+//   - (b) spid, a child process, running $source → $match → $addFields → $emit over the same
+//     input topic.
+//
+// Both copy every message (the $match keeps them all), so each is timed from its start until
+// the broker's end offsets of its output topic account for every message. Then both run again
+// on live topics fed at a steady rate, and each message's end-to-end latency (the time it is
+// read from the output topic minus the time the producer stamped into it) gives p50 and p99.
+//
+// The broker is kfake (github.com/twmb/franz-go/pkg/kfake), an in-memory implementation of the
+// Kafka protocol, running in this process; the copy loop of (a) and the latency readers run
+// here too, so both measurements share the CPUs with the broker alike.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/spi-streams/spi/admin/digest"
+)
+
+// The batching of spid's Kafka sink and the fetching of its source (connectors/kafka), which
+// the copy loop uses too.
+const (
+	batchSize     = 1000
+	batchTimeout  = 5 * time.Millisecond
+	batchBytes    = 16 << 20
+	fetchMaxBytes = 8 << 20
+	fetchMaxWait  = 250 * time.Millisecond
+	readerQueue   = 1024
+)
+
+type config struct {
+	spid       string
+	messages   int
+	size       int
+	partitions int
+	rate       int
+	latencyDur time.Duration
+	copyOnly   bool
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.spid, "spid", "../bin/spid", "path of the spid binary")
+	flag.IntVar(&cfg.messages, "messages", 200_000, "messages per throughput measurement")
+	flag.IntVar(&cfg.size, "size", 1024, "approximate size of each JSON message in bytes")
+	flag.IntVar(&cfg.partitions, "partitions", 4, "partitions of the input topics")
+	flag.IntVar(&cfg.rate, "rate", 2000, "messages per second of the latency measurement")
+	flag.DurationVar(&cfg.latencyDur, "latency-duration", 5*time.Second, "length of the latency measurement")
+	flag.BoolVar(&cfg.copyOnly, "copy-only", false, "measure only (a), the kafka-go copy loop, without spid")
+	flag.Parse()
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "kafkabench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg config) error {
+	if cfg.messages < 1 || cfg.size < 100 || cfg.partitions < 1 || cfg.rate < 1 {
+		return errors.New("-messages, -partitions and -rate must be positive, -size at least 100")
+	}
+	topics := []string{"bench-in", "copy-out", "spid-out", "lat-in-a", "lat-out-a", "lat-in-b", "lat-out-b"}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(cfg.partitions), topics...))
+	if err != nil {
+		return fmt.Errorf("starting kfake: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+
+	start := time.Now()
+	if err := fill(brokers, "bench-in", cfg); err != nil {
+		return err
+	}
+	fmt.Printf("Kafka topic to topic: %d JSON messages of %d bytes over %d partitions, one kfake broker (in memory, in this process), produced in %s\n",
+		cfg.messages, cfg.size, cfg.partitions, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("writers: BatchSize %d, BatchTimeout %s, acks=all; %d CPUs shared by broker, spid and this process\n\n", batchSize, batchTimeout, nproc())
+
+	// (a), then (b), on the same input.
+	a, err := timeCopy(brokers, "bench-in", "copy-out", cfg.messages, func(ctx context.Context) (func(), error) {
+		return copyLoop(ctx, brokers, "bench-in", "copy-out", cfg.partitions)
+	})
+	if err != nil {
+		return fmt.Errorf("(a): %w", err)
+	}
+	la, err := latency(brokers, "lat-in-a", "lat-out-a", cfg, func(ctx context.Context) (func(), error) {
+		return copyLoop(ctx, brokers, "lat-in-a", "lat-out-a", cfg.partitions)
+	})
+	if err != nil {
+		return fmt.Errorf("(a) latency: %w", err)
+	}
+	rows := []benchRow{{"(a) kafka-go Reader → Writer copy loop", a, la}}
+	var spidCPU time.Duration
+	if !cfg.copyOnly {
+		b, lb, cpu, err := spidRun(cfg, brokers)
+		if err != nil {
+			return err
+		}
+		spidCPU = cpu
+		rows = append(rows, benchRow{"(b) spid $source → $match → $addFields → $emit", b, lb})
+	}
+
+	mb := float64(cfg.messages*cfg.size) / 1e6
+	fmt.Printf("%-52s  %10s  %8s  %9s  %9s  %9s\n", "pipeline", "msgs/s", "MB/s", "elapsed", "p50", "p99")
+	for _, row := range rows {
+		fmt.Printf("%-52s  %10.0f  %8.1f  %9s  %9s  %9s\n", row.name, float64(cfg.messages)/row.d.Seconds(), mb/row.d.Seconds(),
+			row.d.Round(time.Millisecond), pct(row.lat, 50), pct(row.lat, 99))
+	}
+	if len(rows) == 2 {
+		fmt.Printf("ratio (b)/(a): %.2fx   (goal: >= 0.80x)\n", rows[0].d.Seconds()/rows[1].d.Seconds())
+		fmt.Printf("spid's CPU time over (b): %s, %.1f µs per message (utime+stime from /proc)\n", spidCPU.Round(time.Millisecond),
+			float64(spidCPU.Microseconds())/float64(cfg.messages))
+	}
+	fmt.Printf("latency: %d messages/s for %s, from the producer's timestamp in the message to its read from the output topic\n", cfg.rate, cfg.latencyDur)
+	return nil
+}
+
+// benchRow is one pipeline's figures: the time to copy every message and the latencies.
+type benchRow struct {
+	name string
+	d    time.Duration
+	lat  []time.Duration
+}
+
+// spidRun is (b): spid as a child process, timed over the same input, then its latency. It
+// returns spid's CPU time over the timed copy too.
+func spidRun(cfg config, brokers []string) (time.Duration, []time.Duration, time.Duration, error) {
+	sp, err := startSpid(cfg.spid, brokers)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	defer sp.stop()
+	if err := sp.connection(); err != nil {
+		return 0, nil, 0, err
+	}
+	cpu0 := procCPU(sp.cmd.Process.Pid)
+	b, err := timeCopy(brokers, "bench-in", "spid-out", cfg.messages, func(ctx context.Context) (func(), error) {
+		return sp.processor(ctx, "throughput", "bench-in", "spid-out")
+	})
+	if err != nil {
+		return 0, nil, 0, fmt.Errorf("(b): %w", err)
+	}
+	cpu := procCPU(sp.cmd.Process.Pid) - cpu0
+	lb, err := latency(brokers, "lat-in-b", "lat-out-b", cfg, func(ctx context.Context) (func(), error) {
+		return sp.processor(ctx, "latency", "lat-in-b", "lat-out-b")
+	})
+	if err != nil {
+		return 0, nil, 0, fmt.Errorf("(b) latency: %w", err)
+	}
+	return b, lb, cpu, nil
+}
+
+// procCPU is a process's user and system CPU time from /proc/<pid>/stat (fields 14 and 15, in
+// ticks of USER_HZ, 100 on Linux); 0 if it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var u, s int64
+	_, _ = fmt.Sscan(f[11], &u)
+	_, _ = fmt.Sscan(f[12], &s)
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+// payload is one message of about size bytes, JSON, with seq and the time it was made.
+func payload(seq, size int, sent time.Time) []byte {
+	b := fmt.Appendf(nil, `{"seq": %d, "sent": %d, "sensor": "s%d", "temp": %.1f, "ok": true, "tags": ["a", "b", "c"], "note": "`,
+		seq, sent.UnixNano(), seq%97, float64(seq%400)/10)
+	pad := max(size-len(b)-2, 0)
+	b = append(b, bytes.Repeat([]byte("x"), pad)...)
+	return append(b, `"}`...)
+}
+
+// fill writes cfg.messages messages to topic.
+func fill(brokers []string, topic string, cfg config) error {
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchSize: batchSize, BatchTimeout: batchTimeout, RequiredAcks: kafka.RequireAll}
+	defer func() { _ = w.Close() }()
+	now := time.Now()
+	for i := 0; i < cfg.messages; i += batchSize * 5 {
+		msgs := make([]kafka.Message, 0, batchSize*5)
+		for j := i; j < min(i+batchSize*5, cfg.messages); j++ {
+			msgs = append(msgs, kafka.Message{Value: payload(j, cfg.size, now)})
+		}
+		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+			return fmt.Errorf("filling %s: %w", topic, err)
+		}
+	}
+	return nil
+}
+
+// endOffsets sums the end offsets of topic's partitions.
+func endOffsets(ctx context.Context, brokers []string, topic string) (int64, error) {
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, err
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		return 0, fmt.Errorf("metadata of %s: %+v", topic, md.Topics)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, p := range md.Topics[0].Partitions {
+		reqs = append(reqs, kafka.LastOffsetOf(p.ID))
+	}
+	res, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return 0, p.Error
+		}
+		sum += p.LastOffset
+	}
+	return sum, nil
+}
+
+// timeCopy starts a copier of in to out and times it until out has grown by n messages.
+func timeCopy(brokers []string, in, out string, n int, start func(context.Context) (func(), error)) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	base, err := endOffsets(ctx, brokers, out)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	stop, err := start(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	for {
+		end, err := endOffsets(ctx, brokers, out)
+		if err != nil {
+			return 0, err
+		}
+		if end-base >= int64(n) {
+			return time.Since(t0), nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// copyLoop is (a): a Reader per partition of in, from the first offset, feeding one Writer to
+// out in slices of up to batchSize messages.
+func copyLoop(ctx context.Context, brokers []string, in, out string, partitions int) (func(), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan kafka.Message, 4*batchSize)
+	var wg sync.WaitGroup
+	for p := range partitions {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: in, Partition: p, MinBytes: 1, MaxBytes: fetchMaxBytes,
+			MaxWait: fetchMaxWait, QueueCapacity: readerQueue, StartOffset: kafka.FirstOffset})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { _ = r.Close() }()
+			for {
+				m, err := r.ReadMessage(ctx)
+				if err != nil {
+					return
+				}
+				select {
+				case ch <- kafka.Message{Key: m.Key, Value: m.Value, Headers: m.Headers}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	// Asynchronous, as spid's sink is: WriteMessages queues, the Writer batches and sends.
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: out, BatchSize: batchSize, BatchTimeout: batchTimeout, BatchBytes: batchBytes,
+		RequiredAcks: kafka.RequireAll, Async: true, Completion: func(_ []kafka.Message, err error) {
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "copy loop:", err)
+			}
+		}}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { _ = w.Close() }()
+		var batch []kafka.Message
+		for {
+			select {
+			case m := <-ch:
+				batch = append(make([]kafka.Message, 0, batchSize), m)
+			case <-ctx.Done():
+				return
+			}
+		more:
+			for len(batch) < batchSize {
+				select {
+				case m := <-ch:
+					batch = append(batch, m)
+				default:
+					break more
+				}
+			}
+			if err := w.WriteMessages(ctx, batch...); err != nil {
+				if ctx.Err() == nil {
+					fmt.Fprintln(os.Stderr, "copy loop:", err)
+				}
+				return
+			}
+		}
+	}()
+	return func() { cancel(); wg.Wait() }, nil
+}
+
+// latency feeds in at cfg.rate for cfg.latencyDur while a copier runs, and returns each
+// message's time from its producer's stamp to its read from out.
+func latency(brokers []string, in, out string, cfg config, start func(context.Context) (func(), error)) ([]time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	stop, err := start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	var (
+		mu   sync.Mutex
+		lats []time.Duration
+		wg   sync.WaitGroup
+	)
+	rctx, rcancel := context.WithCancel(ctx)
+	for p := range cfg.partitions {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: out, Partition: p, MinBytes: 1, MaxBytes: 16 << 20,
+			MaxWait: 50 * time.Millisecond, StartOffset: kafka.FirstOffset})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { _ = r.Close() }()
+			for {
+				m, err := r.ReadMessage(rctx)
+				if err != nil {
+					return
+				}
+				now := time.Now()
+				var v struct {
+					Sent int64 `json:"sent"`
+				}
+				if json.Unmarshal(m.Value, &v) == nil && v.Sent > 0 {
+					mu.Lock()
+					lats = append(lats, now.Sub(time.Unix(0, v.Sent)))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	// Give the copier time to be reading before the clock starts.
+	time.Sleep(time.Second)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: in, BatchSize: batchSize, BatchTimeout: time.Millisecond,
+		RequiredAcks: kafka.RequireAll, Async: true}
+	total := int(cfg.latencyDur.Seconds() * float64(cfg.rate))
+	tick := time.Second / 100 // 100 sends per second, rate/100 messages each
+	per := max(cfg.rate/100, 1)
+	t0 := time.Now()
+	for seq := 0; seq < total; {
+		for i := 0; i < per && seq < total; i++ {
+			_ = w.WriteMessages(ctx, kafka.Message{Value: payload(seq, cfg.size, time.Now())})
+			seq++
+		}
+		time.Sleep(time.Until(t0.Add(time.Duration(seq/per) * tick)))
+	}
+	_ = w.Close()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		mu.Lock()
+		n := len(lats)
+		mu.Unlock()
+		if n >= total || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rcancel()
+	wg.Wait()
+	if len(lats) < total {
+		return nil, fmt.Errorf("only %d of %d messages came out", len(lats), total)
+	}
+	slices.Sort(lats)
+	return lats, nil
+}
+
+func pct(sorted []time.Duration, p int) string {
+	if len(sorted) == 0 {
+		return "-"
+	}
+	return sorted[min(len(sorted)*p/100, len(sorted)-1)].Round(10 * time.Microsecond).String()
+}
+
+func nproc() int {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), "processor\t:")
+}
+
+// spidChild is spid running as a child process, with the Admin API client and a Go driver
+// client logged in with its first-start credentials.
+type spidChild struct {
+	cmd     *exec.Cmd
+	dataDir string
+	admin   string
+	group   string
+	http    *http.Client
+	client  *mongo.Client
+	// brokers is the bootstrap list of the Kafka connection.
+	brokers   string
+	connected bool
+}
+
+var (
+	printedURI   = regexp.MustCompile(`mongosh "(mongodb://[^/"]+/)"`)
+	printedAdmin = regexp.MustCompile(`Control plane \(Admin API(?: at |\): )(https?://[^)\s]+)`)
+)
+
+func startSpid(path string, brokers []string) (*spidChild, error) {
+	dir, err := os.MkdirTemp("", "kafkabench-spid-")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &spidChild{cmd: cmd, dataDir: dir, brokers: strings.Join(brokers, ",")}
+	found := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		admin := ""
+		for sc.Scan() {
+			if m := printedAdmin.FindStringSubmatch(sc.Text()); m != nil {
+				admin = m[1]
+			}
+			if m := printedURI.FindStringSubmatch(sc.Text()); m != nil {
+				found <- [2]string{m[1], admin}
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	var uri string
+	select {
+	case m := <-found:
+		uri, s.admin = m[0], m[1]
+	case <-time.After(30 * time.Second):
+		s.stop()
+		return nil, errors.New("spid did not start")
+	}
+	b, err := os.ReadFile(dir + "/initial-credentials.json")
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	var creds struct {
+		GroupID    string `json:"groupId"`
+		PublicKey  string `json:"publicKey"`
+		PrivateKey string `json:"privateKey"`
+		Username   string `json:"username"`
+		Password   string `json:"password"`
+	}
+	if err := json.Unmarshal(b, &creds); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("initial-credentials.json: %w", err)
+	}
+	s.group = creds.GroupID
+	s.http = &http.Client{Transport: &digest.Transport{Username: creds.PublicKey, Password: creds.PrivateKey}, Timeout: 30 * time.Second}
+	s.client, err = mongo.Connect(options.Client().ApplyURI(uri).SetDirect(true).SetTimeout(30 * time.Second).
+		SetAuth(options.Credential{AuthSource: "admin", Username: creds.Username, Password: creds.Password}))
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *spidChild) stop() {
+	if s.client != nil {
+		_ = s.client.Disconnect(context.Background())
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	_ = os.RemoveAll(s.dataDir)
+}
+
+// connection creates the Kafka connection "bench" to the broker through the Admin API, once.
+func (s *spidChild) connection() error {
+	if s.connected {
+		return nil
+	}
+	body, _ := json.Marshal(map[string]any{"name": "bench", "type": "Kafka", "bootstrapServers": s.brokers,
+		"security": map[string]any{"protocol": "PLAINTEXT"}})
+	req, err := http.NewRequest("POST", s.admin+"/api/atlas/v2/groups/"+s.group+"/streams/default/connections", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/vnd.atlas.2023-02-01+json")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("creating the Kafka connection: %d %s", resp.StatusCode, out)
+	}
+	s.connected = true
+	return nil
+}
+
+// processor is (b): it creates and starts processor name, $source in → $match → $addFields
+// → $emit out, and returns the function that drops it.
+func (s *spidChild) processor(ctx context.Context, name, in, out string) (func(), error) {
+	if err := s.connection(); err != nil {
+		return nil, err
+	}
+	pipe := bson.A{
+		bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "bench"}, {Key: "topic", Value: in},
+			{Key: "config", Value: bson.D{{Key: "auto_offset_reset", Value: "earliest"}}}}}},
+		bson.D{{Key: "$match", Value: bson.D{{Key: "ok", Value: true}}}},
+		bson.D{{Key: "$addFields", Value: bson.D{{Key: "fahrenheit", Value: bson.D{{Key: "$add", Value: bson.A{32, bson.D{{Key: "$multiply", Value: bson.A{"$temp", 1.8}}}}}}}}}},
+		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "bench"}, {Key: "topic", Value: out}}}},
+	}
+	db := s.client.Database("admin")
+	if err := db.RunCommand(ctx, bson.D{{Key: "createStreamProcessor", Value: name}, {Key: "pipeline", Value: pipe}}).Err(); err != nil {
+		return nil, fmt.Errorf("createStreamProcessor: %w", err)
+	}
+	if err := db.RunCommand(ctx, bson.D{{Key: "startStreamProcessor", Value: name}}).Err(); err != nil {
+		return nil, fmt.Errorf("startStreamProcessor: %w", err)
+	}
+	return func() {
+		c := context.Background()
+		_ = db.RunCommand(c, bson.D{{Key: "stopStreamProcessor", Value: name}}).Err()
+		_ = db.RunCommand(c, bson.D{{Key: "dropStreamProcessor", Value: name}}).Err()
+	}, nil
+}
