@@ -168,6 +168,11 @@ func spidRun(cfg config, brokers []string) (time.Duration, []time.Duration, time
 		return 0, nil, 0, fmt.Errorf("(b): %w", err)
 	}
 	cpu := procCPU(sp.cmd.Process.Pid) - cpu0
+	// A run whose processor failed on the way (and replayed from its checkpoint) does not
+	// measure a copy: say so.
+	if sp.lastErr != "" || sp.lastOut != int64(cfg.messages) {
+		fmt.Printf("warning: (b) is not a clean copy: the processor output %d messages for %d inputs; errorMsg %q\n\n", sp.lastOut, cfg.messages, sp.lastErr)
+	}
 	lb, err := latency(brokers, "lat-in-b", "lat-out-b", cfg, func(ctx context.Context) (func(), error) {
 		return sp.processor(ctx, "latency", "lat-in-b", "lat-out-b")
 	})
@@ -445,6 +450,10 @@ type spidChild struct {
 	// brokers is the bootstrap list of the Kafka connection.
 	brokers   string
 	connected bool
+	// lastErr and lastOut are the errorMsg and outputMessageCount of the last processor
+	// dropped.
+	lastErr string
+	lastOut int64
 }
 
 var (
@@ -581,6 +590,14 @@ func (s *spidChild) processor(ctx context.Context, name, in, out string) (func()
 	}
 	return func() {
 		c := context.Background()
+		var st struct {
+			ErrorMsg string `bson:"errorMsg"`
+			Stats    struct {
+				Out int64 `bson:"outputMessageCount"`
+			} `bson:"stats"`
+		}
+		_ = db.RunCommand(c, bson.D{{Key: "getStreamProcessorStats", Value: name}}).Decode(&st)
+		s.lastErr, s.lastOut = st.ErrorMsg, st.Stats.Out
 		_ = db.RunCommand(c, bson.D{{Key: "stopStreamProcessor", Value: name}}).Err()
 		_ = db.RunCommand(c, bson.D{{Key: "dropStreamProcessor", Value: name}}).Err()
 	}, nil
