@@ -9,7 +9,9 @@
 //     input topic.
 //
 // Both copy every message (the $match keeps them all), so each is timed from its start until
-// the broker's end offsets of its output topic account for every message. Then both run again
+// the broker's end offsets of its output topic account for every message; (a) and (b)
+// alternate over -rounds rounds and the median round of each is reported. A round of (b) whose
+// processor reported an error, or output other than one message per input, is flagged. Then both run again
 // on live topics fed at a steady rate, and each message's end-to-end latency (the time it is
 // read from the output topic minus the time the producer stamped into it) gives p50 and p99.
 //
@@ -65,6 +67,7 @@ type config struct {
 	rate       int
 	latencyDur time.Duration
 	copyOnly   bool
+	rounds     int
 }
 
 func main() {
@@ -76,6 +79,7 @@ func main() {
 	flag.IntVar(&cfg.rate, "rate", 2000, "messages per second of the latency measurement")
 	flag.DurationVar(&cfg.latencyDur, "latency-duration", 5*time.Second, "length of the latency measurement")
 	flag.BoolVar(&cfg.copyOnly, "copy-only", false, "measure only (a), the kafka-go copy loop, without spid")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of (a) and (b); the median is reported")
 	flag.Parse()
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "kafkabench:", err)
@@ -84,8 +88,8 @@ func main() {
 }
 
 func run(cfg config) error {
-	if cfg.messages < 1 || cfg.size < 100 || cfg.partitions < 1 || cfg.rate < 1 {
-		return errors.New("-messages, -partitions and -rate must be positive, -size at least 100")
+	if cfg.messages < 1 || cfg.size < 100 || cfg.partitions < 1 || cfg.rate < 1 || cfg.rounds < 1 {
+		return errors.New("-messages, -partitions, -rate and -rounds must be positive, -size at least 100")
 	}
 	topics := []string{"bench-in", "copy-out", "spid-out", "lat-in-a", "lat-out-a", "lat-in-b", "lat-out-b"}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(cfg.partitions), topics...))
@@ -103,40 +107,78 @@ func run(cfg config) error {
 		cfg.messages, cfg.size, cfg.partitions, time.Since(start).Round(time.Millisecond))
 	fmt.Printf("writers: BatchSize %d, BatchTimeout %s, acks=all; %d CPUs shared by broker, spid and this process\n\n", batchSize, batchTimeout, nproc())
 
-	// (a), then (b), on the same input.
-	a, err := timeCopy(brokers, "bench-in", "copy-out", cfg.messages, func(ctx context.Context) (func(), error) {
-		return copyLoop(ctx, brokers, "bench-in", "copy-out", cfg.partitions)
-	})
-	if err != nil {
-		return fmt.Errorf("(a): %w", err)
+	var sp *spidChild
+	if !cfg.copyOnly {
+		if sp, err = startSpid(cfg.spid, brokers); err != nil {
+			return err
+		}
+		defer sp.stop()
+		if err := sp.connection(); err != nil {
+			return err
+		}
 	}
+	// (a) and (b) alternate within each round, over the same input, so that drift in the
+	// machine's load hits both alike; the median round of each is reported.
+	var as, bs, cpus []time.Duration
+	for r := range cfg.rounds {
+		a, err := timeCopy(brokers, "bench-in", "copy-out", cfg.messages, func(ctx context.Context) (func(), error) {
+			return copyLoop(ctx, brokers, "bench-in", "copy-out", cfg.partitions)
+		})
+		if err != nil {
+			return fmt.Errorf("(a): %w", err)
+		}
+		as = append(as, a)
+		if sp == nil {
+			continue
+		}
+		cpu0 := procCPU(sp.cmd.Process.Pid)
+		name := fmt.Sprintf("throughput-%d", r+1)
+		b, err := timeCopy(brokers, "bench-in", "spid-out", cfg.messages, func(ctx context.Context) (func(), error) {
+			return sp.processor(ctx, name, "bench-in", "spid-out")
+		})
+		if err != nil {
+			return fmt.Errorf("(b): %w", err)
+		}
+		cpus = append(cpus, procCPU(sp.cmd.Process.Pid)-cpu0)
+		bs = append(bs, b)
+		// A run whose processor failed on the way (and replayed from its checkpoint) does
+		// not measure a copy: say so.
+		if sp.lastErr != "" || sp.lastOut != int64(cfg.messages) {
+			fmt.Printf("warning: (b) round %d is not a clean copy: the processor output %d messages for %d inputs; errorMsg %q\n\n",
+				r+1, sp.lastOut, cfg.messages, sp.lastErr)
+		}
+	}
+
+	// Latency at a steady rate, each on its own live topics.
 	la, err := latency(brokers, "lat-in-a", "lat-out-a", cfg, func(ctx context.Context) (func(), error) {
 		return copyLoop(ctx, brokers, "lat-in-a", "lat-out-a", cfg.partitions)
 	})
 	if err != nil {
 		return fmt.Errorf("(a) latency: %w", err)
 	}
-	rows := []benchRow{{"(a) kafka-go Reader → Writer copy loop", a, la}}
-	var spidCPU time.Duration
-	if !cfg.copyOnly {
-		b, lb, cpu, err := spidRun(cfg, brokers)
+	rows := []benchRow{{"(a) kafka-go Reader → Writer copy loop", medianDuration(as), la}}
+	if sp != nil {
+		lb, err := latency(brokers, "lat-in-b", "lat-out-b", cfg, func(ctx context.Context) (func(), error) {
+			return sp.processor(ctx, "latency", "lat-in-b", "lat-out-b")
+		})
 		if err != nil {
-			return err
+			return fmt.Errorf("(b) latency: %w", err)
 		}
-		spidCPU = cpu
-		rows = append(rows, benchRow{"(b) spid $source → $match → $addFields → $emit", b, lb})
+		rows = append(rows, benchRow{"(b) spid $source → $match → $addFields → $emit", medianDuration(bs), lb})
 	}
 
 	mb := float64(cfg.messages*cfg.size) / 1e6
+	fmt.Printf("%d round(s), (a) and (b) alternating; median round reported\n", cfg.rounds)
 	fmt.Printf("%-52s  %10s  %8s  %9s  %9s  %9s\n", "pipeline", "msgs/s", "MB/s", "elapsed", "p50", "p99")
 	for _, row := range rows {
 		fmt.Printf("%-52s  %10.0f  %8.1f  %9s  %9s  %9s\n", row.name, float64(cfg.messages)/row.d.Seconds(), mb/row.d.Seconds(),
 			row.d.Round(time.Millisecond), pct(row.lat, 50), pct(row.lat, 99))
 	}
 	if len(rows) == 2 {
+		cpu := medianDuration(cpus)
 		fmt.Printf("ratio (b)/(a): %.2fx   (goal: >= 0.80x)\n", rows[0].d.Seconds()/rows[1].d.Seconds())
-		fmt.Printf("spid's CPU time over (b): %s, %.1f µs per message (utime+stime from /proc)\n", spidCPU.Round(time.Millisecond),
-			float64(spidCPU.Microseconds())/float64(cfg.messages))
+		fmt.Printf("spid's CPU time over (b): %s, %.1f µs per message (utime+stime from /proc, median round)\n", cpu.Round(time.Millisecond),
+			float64(cpu.Microseconds())/float64(cfg.messages))
 	}
 	fmt.Printf("latency: %d messages/s for %s, from the producer's timestamp in the message to its read from the output topic\n", cfg.rate, cfg.latencyDur)
 	return nil
@@ -149,37 +191,10 @@ type benchRow struct {
 	lat  []time.Duration
 }
 
-// spidRun is (b): spid as a child process, timed over the same input, then its latency. It
-// returns spid's CPU time over the timed copy too.
-func spidRun(cfg config, brokers []string) (time.Duration, []time.Duration, time.Duration, error) {
-	sp, err := startSpid(cfg.spid, brokers)
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	defer sp.stop()
-	if err := sp.connection(); err != nil {
-		return 0, nil, 0, err
-	}
-	cpu0 := procCPU(sp.cmd.Process.Pid)
-	b, err := timeCopy(brokers, "bench-in", "spid-out", cfg.messages, func(ctx context.Context) (func(), error) {
-		return sp.processor(ctx, "throughput", "bench-in", "spid-out")
-	})
-	if err != nil {
-		return 0, nil, 0, fmt.Errorf("(b): %w", err)
-	}
-	cpu := procCPU(sp.cmd.Process.Pid) - cpu0
-	// A run whose processor failed on the way (and replayed from its checkpoint) does not
-	// measure a copy: say so.
-	if sp.lastErr != "" || sp.lastOut != int64(cfg.messages) {
-		fmt.Printf("warning: (b) is not a clean copy: the processor output %d messages for %d inputs; errorMsg %q\n\n", sp.lastOut, cfg.messages, sp.lastErr)
-	}
-	lb, err := latency(brokers, "lat-in-b", "lat-out-b", cfg, func(ctx context.Context) (func(), error) {
-		return sp.processor(ctx, "latency", "lat-in-b", "lat-out-b")
-	})
-	if err != nil {
-		return 0, nil, 0, fmt.Errorf("(b) latency: %w", err)
-	}
-	return b, lb, cpu, nil
+func medianDuration(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // procCPU is a process's user and system CPU time from /proc/<pid>/stat (fields 14 and 15, in
