@@ -94,10 +94,12 @@ func outputCount(t *testing.T, c *mongo.Client, name string) int64 {
 // here and given as brokerPublicCertificate); and mutual TLS (SSL: the broker requires and
 // verifies a client certificate, given as sslCertificate and sslKey). A processor reads and
 // writes through each, and what it wrote is read back with kafka-go under the same
-// credentials. A wrong PLAIN password, a wrong SCRAM password and a client certificate of
-// another CA each give a processor error that says authentication failed, first while the
-// runtime retries (STARTED), then FAILED. No password, private key or part of one appears in
-// any reply, in spid's output or in the audit logs.
+// credentials; after the SASL_SSL broker restarts, its processor authenticates again and copies
+// on. A wrong PLAIN password, a wrong SCRAM password and a client certificate of another CA each
+// give a processor error that says authentication failed, first while the runtime retries
+// (STARTED), then FAILED. No password, private key or part of one appears in any reply
+// (listStreamConnections, listStreamProcessors, getStreamProcessor, stats, the Admin API's
+// GETs), in spid's output (at debug level) or in the audit logs.
 func TestKafkaAuthentication(t *testing.T) {
 	t.Parallel()
 	pki := newPKI(t)
