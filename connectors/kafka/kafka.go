@@ -218,6 +218,10 @@ func (c *conn) explain(err error, addr string) error {
 	var unknownCA x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	switch {
+	case errors.Is(err, kafka.MessageSizeTooLarge):
+		// The same batch would be refused again: not retryable.
+		return &connectors.Error{Code: connectors.CodeKafkaConnection, Err: fmt.Errorf(
+			"%s refused a produce batch as too large: set the connection's config message.max.bytes to the broker's message.max.bytes (%w)", where, err)}
 	case errors.Is(err, kafka.SASLAuthenticationFailed):
 		return authFailed(fmt.Errorf("%s: authentication failed: the broker rejected SASL %s for user %q", where, c.mechName, c.user))
 	case c.mech != nil && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):

@@ -26,7 +26,9 @@ import (
 const (
 	batchTimeout = 5 * time.Millisecond
 	batchSize    = 1000
-	batchBytes   = 16 << 20
+	// batchOverhead is kept free in a produce batch for the record batch's own framing: a
+	// broker refuses a batch over its message.max.bytes as a whole (MESSAGE_TOO_LARGE).
+	batchOverhead = 16 << 10
 	// maxInFlight bounds the records handed to the writer and not yet acknowledged: past it
 	// WriteBatch waits, so a slow broker slows the processor instead of filling memory.
 	maxInFlight = 20_000
@@ -73,10 +75,11 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 		s.metaField = "_stream_meta"
 	}
 	if mb := env.Connection.Kafka.Config["message.max.bytes"]; mb != "" {
-		var n int
-		if _, err := fmt.Sscan(mb, &n); err == nil && n > 0 {
-			s.maxBytes = n
+		n, err := strconv.Atoi(mb)
+		if err != nil || n < 4*batchOverhead {
+			return nil, invalid("connection %q config.message.max.bytes: %q is not a number of bytes of at least %d", env.Connection.Name, mb, 4*batchOverhead)
 		}
+		s.maxBytes = n
 	}
 	opts := sink.Options
 	switch t := opts.Lookup("topic"); {
@@ -93,7 +96,7 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	// defaults; the stage's config overrides acks and the compression.
 	acks := kafka.RequireAll
 	var codec compress.Compression
-	timeout, linger, maxBytes, attempts := 10*time.Second, batchTimeout, int64(batchBytes), 5
+	timeout, linger, maxBytes, attempts := 10*time.Second, batchTimeout, int64(s.maxBytes-batchOverhead), 5
 	cc := env.Connection.Kafka.Config
 	if v, ok := cc["acks"]; ok {
 		if acks, err = parseAcks(v); err != nil {
@@ -119,7 +122,7 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 		if err != nil || n <= 0 {
 			return nil, invalid("connection %q config.batch.size: %q is not a number of bytes", env.Connection.Name, v)
 		}
-		maxBytes = n
+		maxBytes = min(n, int64(s.maxBytes-batchOverhead))
 	}
 	if v, ok := cc["retries"]; ok {
 		n, err := strconv.Atoi(v)
@@ -280,7 +283,12 @@ func (s *Sink) wait(ctx context.Context, cond func() bool) error {
 func (s *Sink) WriteBatch(ctx context.Context, docs []bson.Raw) ([]bson.Raw, error) {
 	msgs := make([]kafka.Message, 0, len(docs))
 	var rejected []bson.Raw
-	var buf []byte
+	// JSON is about as long as the BSON it comes from: one buffer for the batch's values.
+	size := 0
+	for _, d := range docs {
+		size += len(d) + len(d)/4
+	}
+	buf := make([]byte, 0, size)
 	for _, d := range docs {
 		m, out, err := s.message(buf, d)
 		if err != nil {
@@ -376,8 +384,8 @@ func (s *Sink) message(buf []byte, d bson.Raw) (kafka.Message, []byte, error) {
 		buf = out
 		m.Value = buf[start:len(buf):len(buf)]
 	}
-	if size := len(m.Value) + len(m.Key); size > s.maxBytes {
-		return m, buf, fmt.Errorf("the record is %d bytes, over the %d-byte message.max.bytes of the connection", size, s.maxBytes)
+	if size := len(m.Value) + len(m.Key); size > s.maxBytes-batchOverhead {
+		return m, buf, fmt.Errorf("the record is %d bytes, over the %d bytes a record may have under the connection's message.max.bytes of %d", size, s.maxBytes-batchOverhead, s.maxBytes)
 	}
 	return m, buf, nil
 }

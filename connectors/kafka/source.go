@@ -57,6 +57,7 @@ type Source struct {
 
 	parts []*part
 	recs  chan fetched
+	got   []fetched // ReadBatch's records, reused
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -453,12 +454,33 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 		t.Stop()
 		return b, nil
 	}
-	b.Inputs = make([]pipeline.Input, 0, min(maxDocs, len(s.recs)+1))
-	var buf []byte
+	// Take what has arrived, then build the batch's documents in one buffer sized for them,
+	// so it is allocated once per batch rather than grown by copying.
+	got := append(s.got[:0], first)
+	for len(got) < maxDocs {
+		select {
+		case f := <-s.recs:
+			got = append(got, f)
+			continue
+		default:
+		}
+		break
+	}
+	s.got = got
+	size := 0
+	for _, f := range got {
+		size += len(f.m.Value) + len(f.m.Key) + 160
+		for _, h := range f.m.Headers {
+			size += len(h.Key) + len(h.Value) + 32
+		}
+	}
+	buf := make([]byte, 0, size+size/8)
+	b.Inputs = make([]pipeline.Input, 0, len(got))
 	now := time.Now()
-	add := func(f fetched) error {
+	for i := range got {
+		f := &got[i]
 		if f.err != nil {
-			return s.c.explain(fmt.Errorf("reading %s: %w", splitName(f.p.topic, f.p.partition), f.err), "")
+			return b, s.c.explain(fmt.Errorf("reading %s: %w", splitName(f.p.topic, f.p.partition), f.err), "")
 		}
 		var in pipeline.Input
 		buf, in = s.record(buf, f.p, &f.m)
@@ -468,21 +490,7 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 		f.p.hwm.Store(f.m.HighWaterMark)
 		f.p.lastData = now
 		f.p.isIdle.Store(false)
-		return nil
-	}
-	if err := add(first); err != nil {
-		return b, err
-	}
-	for len(b.Inputs) < maxDocs {
-		select {
-		case f := <-s.recs:
-			if err := add(f); err != nil {
-				return b, err
-			}
-			continue
-		default:
-		}
-		break
+		*f = fetched{} // the records' bytes are not kept past the batch
 	}
 	s.errMu.Lock()
 	s.failSince, s.lastFail = time.Time{}, ""
