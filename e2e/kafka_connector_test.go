@@ -143,6 +143,12 @@ func TestKafkaConnectorRoundTrip(t *testing.T) {
 		return len(st.Stats.KafkaPartitions) == 3
 	})
 
+	// The Admin API's processor carries the same partitions.
+	got := a.ok("GET", "/streams/default/processor/rt", nil)
+	if kp, _ := got["stats"].(map[string]any)["kafkaPartitions"].([]any); len(kp) != 3 || kp[0].(map[string]any)["topic"] != "in" {
+		t.Errorf("Admin API stats.kafkaPartitions: %v", got["stats"])
+	}
+
 	// A missing topic: the error says so while retrying, then the processor is FAILED.
 	pipe[0] = bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "nope"}}}}
 	mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: "missing"}, {Key: "pipeline", Value: pipe}})
