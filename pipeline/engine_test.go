@@ -200,7 +200,7 @@ func TestAnnouncedPartitionsHoldTheWatermark(t *testing.T) {
 	}
 	// Partition 1 goes idle: the watermark follows partition 0 and [0, 10 s) closes with 2.
 	r := eng.Idle(1)
-	if len(r.Out) != 1 || bson.Raw(r.Out[0]).Lookup("n").Int32() != 2 {
+	if len(r.Out) != 1 || r.Out[0].Lookup("n").Int32() != 2 {
 		t.Fatalf("after idle: %v", r.Out)
 	}
 }
