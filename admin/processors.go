@@ -141,6 +141,19 @@ type statsView struct {
 	DLQMessageSize     int64  `json:"dlqMessageSize"`
 	StateSize          int64  `json:"stateSize"`
 	Watermark          string `json:"watermark,omitempty"`
+	// KafkaPartitions are a Kafka source's partitions, as in getStreamProcessorStats.
+	KafkaPartitions []kafkaPartitionView `json:"kafkaPartitions,omitempty"`
+}
+
+// kafkaPartitionView is one partition of a Kafka source (spec §5.1 kafkaPartitions).
+type kafkaPartitionView struct {
+	Topic            string `json:"topic"`
+	Partition        int32  `json:"partition"`
+	CurrentOffset    int64  `json:"currentOffset"`
+	CheckpointOffset int64  `json:"checkpointOffset"`
+	IsIdle           bool   `json:"isIdle"`
+	Watermark        string `json:"watermark,omitempty"`
+	ConsumerGroupLag int64  `json:"consumerGroupLag"`
 }
 
 // statsStatus is stats.status for a state: the lower-case words of getStreamProcessorStats
@@ -195,7 +208,16 @@ func (s *Server) processorStatsView(r *http.Request, ws store.Workspace, info pr
 	if st.Watermark != math.MinInt64 && st.Watermark != 0 {
 		v.Stats.Watermark = time.UnixMilli(st.Watermark).UTC().Format("2006-01-02T15:04:05.000Z")
 	}
-	if info.State == store.StateFailed {
+	for _, p := range st.KafkaPartitions {
+		kp := kafkaPartitionView{Topic: p.Topic, Partition: p.Partition, CurrentOffset: p.CurrentOffset, CheckpointOffset: p.CheckpointOffset,
+			IsIdle: p.IsIdle, ConsumerGroupLag: p.ConsumerGroupLag}
+		if p.Watermark != math.MinInt64 {
+			kp.Watermark = time.UnixMilli(p.Watermark).UTC().Format("2006-01-02T15:04:05.000Z")
+		}
+		v.Stats.KafkaPartitions = append(v.Stats.KafkaPartitions, kp)
+	}
+	// A failed processor, or one the runtime is retrying, says why.
+	if info.State == store.StateFailed || info.ErrorMsg != "" {
 		retryable := info.ErrorRetryable
 		v.ErrorMsg, v.ErrorCode, v.ErrorRetryable = info.ErrorMsg, info.ErrorCode, &retryable
 	}

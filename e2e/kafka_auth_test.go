@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -94,10 +96,13 @@ func outputCount(t *testing.T, c *mongo.Client, name string) int64 {
 // here and given as brokerPublicCertificate); and mutual TLS (SSL: the broker requires and
 // verifies a client certificate, given as sslCertificate and sslKey). A processor reads and
 // writes through each, and what it wrote is read back with kafka-go under the same
-// credentials. A wrong PLAIN password, a wrong SCRAM password and a client certificate of
-// another CA each give a processor error that says authentication failed, first while the
-// runtime retries (STARTED), then FAILED. No password, private key or part of one appears in
-// any reply, in spid's output or in the audit logs.
+// credentials; after the SASL_SSL broker restarts, its processor authenticates again and copies
+// on. A wrong PLAIN password, a wrong SCRAM password and a client certificate of another CA each
+// give a processor error that says authentication failed, first while the runtime retries
+// (STARTED), then FAILED. No password, private key or part of one appears in any reply
+// (listStreamConnections, listStreamProcessors, getStreamProcessor, stats, through the Go driver
+// and mongosh; the Admin API's GETs; /metrics), in spid's output (at debug level) or in the
+// audit logs.
 func TestKafkaAuthentication(t *testing.T) {
 	t.Parallel()
 	pki := newPKI(t)
@@ -298,6 +303,16 @@ func TestKafkaAuthentication(t *testing.T) {
 		}
 		seen.Write(body)
 	}
+	resp, err := http.Get(s.AdminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	seen.Write(metrics)
+	// And as mongosh shows them.
+	seen.WriteString(mongoshScript(t, s.Admin(t, "", ""), `print(EJSON.stringify(sp.listConnections()));
+for (const p of ["bad-cert", "copy-mtls", "copy-saslssl"]) { print(EJSON.stringify(sp[p].stats())); }`))
 	if !strings.Contains(seen.String(), "authentication failed") || !strings.Contains(seen.String(), "saslssl") {
 		t.Fatal("the replies do not show the connections and the errors: the check below would prove nothing")
 	}

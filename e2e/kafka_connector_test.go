@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -94,6 +95,59 @@ func TestKafkaConnectorRoundTrip(t *testing.T) {
 		return total == 30
 	})
 	t.Logf("kafkaPartitions %v", parts)
+
+	// The offsets reach the consumer group (asp-<processorId>-consumer), as Kafka tooling reads
+	// them, so the group's lag is 0; stats and /metrics say the same.
+	var info struct {
+		Result struct{ ID string } `bson:"result"`
+	}
+	if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "getStreamProcessor", Value: "rt"}}).Decode(&info); err != nil || info.Result.ID == "" {
+		t.Fatalf("getStreamProcessor: %v %+v", err, info)
+	}
+	group := "asp-" + info.Result.ID + "-consumer"
+	cl := &kafka.Client{Addr: kafka.TCP(k.Brokers)}
+	waitUntil(t, "the group's committed offsets", func() bool {
+		resp, err := cl.OffsetFetch(t.Context(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{"in": {0, 1, 2}}})
+		if err != nil {
+			return false
+		}
+		var total int64
+		for _, po := range resp.Topics["in"] {
+			total += po.CommittedOffset
+		}
+		return total == 30
+	})
+	waitUntil(t, "consumerGroupLag 0 in stats and /metrics", func() bool {
+		var st struct {
+			Stats struct {
+				KafkaPartitions []struct{ ConsumerGroupLag int64 }
+			}
+		}
+		if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "getStreamProcessorStats", Value: "rt"}}).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		fams := scrape(t, s.AdminURL+"/metrics")
+		for _, p := range st.Stats.KafkaPartitions {
+			if p.ConsumerGroupLag != 0 {
+				return false
+			}
+		}
+		for p := range 3 {
+			l := map[string]string{"workspace": "default", "processor": "rt", "topic": "in", "partition": fmt.Sprint(p)}
+			lag, ok1 := metricValue(fams, "spi_processor_kafka_consumer_group_lag", l)
+			ckp, ok2 := metricValue(fams, "spi_processor_kafka_checkpoint_offset", l)
+			if !ok1 || !ok2 || lag != 0 || ckp != float64(parts[p].CheckpointOffset) {
+				return false
+			}
+		}
+		return len(st.Stats.KafkaPartitions) == 3
+	})
+
+	// The Admin API's processor carries the same partitions.
+	got := a.ok("GET", "/streams/default/processor/rt", nil)
+	if kp, _ := got["stats"].(map[string]any)["kafkaPartitions"].([]any); len(kp) != 3 || kp[0].(map[string]any)["topic"] != "in" {
+		t.Errorf("Admin API stats.kafkaPartitions: %v", got["stats"])
+	}
 
 	// A missing topic: the error says so while retrying, then the processor is FAILED.
 	pipe[0] = bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "nope"}}}}

@@ -144,17 +144,33 @@ func kcatProduce(t *testing.T, k *kafkaCluster, topic string, msgs []kafkaMsg) {
 // per record, with key, headers and partition) and fails after timeout.
 func kcatConsume(t *testing.T, k *kafkaCluster, topic string, count int, timeout time.Duration) []kafkaMsg {
 	t.Helper()
+	return kcatRead(t, k, topic, timeout, "-c", strconv.Itoa(count))
+}
+
+// kcatAll reads every record of topic that is there now with kcat (-e: stop at the end).
+func kcatAll(t *testing.T, k *kafkaCluster, topic string) []kafkaMsg {
+	t.Helper()
+	return kcatRead(t, k, topic, time.Minute, "-e")
+}
+
+// kcatRead runs kcat -C -J on topic from the beginning with the extra arguments that say when
+// to stop, and parses its records.
+func kcatRead(t *testing.T, k *kafkaCluster, topic string, timeout time.Duration, stop ...string) []kafkaMsg {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kcatPath(t), "-b", k.Brokers, "-C", "-t", topic, "-o", "beginning",
-		"-c", strconv.Itoa(count), "-J", "-u")
+	args := append([]string{"-b", k.Brokers, "-C", "-t", topic, "-o", "beginning", "-J", "-u"}, stop...)
+	cmd := exec.CommandContext(ctx, kcatPath(t), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("kcat -C -t %s -c %d: %v (got %d bytes)\n%s", topic, count, err, stdout.Len(), stderr.String())
+		t.Fatalf("kcat %s: %v (got %d bytes)\n%s", strings.Join(args, " "), err, stdout.Len(), stderr.String())
 	}
 	var msgs []kafkaMsg
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		if line == "" {
+			continue
+		}
 		var r struct {
 			Topic     string   `json:"topic"`
 			Partition int      `json:"partition"`

@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -104,50 +102,6 @@ for (const name of Object.keys(emits)) {
   print("STATS", name, s.stats.status, num(s.stats.inputMessageCount), num(s.stats.outputMessageCount), num(s.stats.dlqMessageCount), JSON.stringify(s.errorMsg || ""));
 }
 `
-
-// kcatAll reads every record of topic that is there now with kcat (-e: stop at the end).
-func kcatAll(t *testing.T, k *kafkaCluster, topic string) []kafkaMsg {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kcatPath(t), "-b", k.Brokers, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-u")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kcat -C -e -t %s: %v\n%s", topic, err, stderr.String())
-	}
-	var msgs []kafkaMsg
-	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var r struct {
-			Partition int      `json:"partition"`
-			Offset    int64    `json:"offset"`
-			Key       *string  `json:"key"`
-			Payload   *string  `json:"payload"`
-			Headers   []string `json:"headers"`
-		}
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("kcat -J line %q: %v", line, err)
-		}
-		m := kafkaMsg{Topic: topic, Partition: r.Partition, Offset: r.Offset}
-		if r.Key != nil {
-			m.Key = []byte(*r.Key)
-		}
-		if r.Payload != nil {
-			m.Value = []byte(*r.Payload)
-		}
-		if len(r.Headers) > 0 {
-			m.Headers = map[string]string{}
-			for i := 0; i+1 < len(r.Headers); i += 2 {
-				m.Headers[r.Headers[i]] = r.Headers[i+1]
-			}
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs
-}
 
 // compactJSON is s without insignificant whitespace (field order and number spelling kept).
 func compactJSON(t *testing.T, s []byte) string {

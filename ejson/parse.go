@@ -444,9 +444,7 @@ func (p *parser) str() (nul bool, err error) {
 	i := p.pos
 	start := i
 	for {
-		for i < len(src) && plain[src[i]] {
-			i++
-		}
+		i = skipPlain(src, i)
 		if i >= len(src) {
 			p.pos = i
 			return nul, p.syntaxErr("unexpected end of input in a string")

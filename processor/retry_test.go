@@ -98,6 +98,11 @@ func TestRetriesAndFailures(t *testing.T) {
 	if err := m.Start("w", "f", processor.StartOptions{}); err != nil {
 		t.Fatalf("a FAILED processor starts again: %v", err)
 	}
+	// While the runtime retries, the processor is STARTED and says why in errorMsg (spec §4.5).
+	waitFor(t, "the error while retrying", func() bool {
+		i, _ := m.Get("w", "f")
+		return i.State == store.StateStarted && i.ErrorMsg == "connection refused" && i.ErrorRetryable
+	})
 	waitFor(t, "FAILED after the retry window", func() bool { i, _ := m.Get("w", "f"); return i.State == store.StateFailed })
 	i, _ = m.Get("w", "f")
 	if !i.ErrorRetryable || i.ErrorMsg == "" {

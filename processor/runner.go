@@ -79,6 +79,7 @@ type out struct {
 
 func newRunner(m *Manager, p *proc, fresh bool) *runner {
 	ctx, cancel := context.WithCancel(m.ctx)
+	p.stats.retry.Store(nil) // an error of an earlier run is not this run's
 	return &runner{m: m, p: p, rec: p.rec, fresh: fresh, ctx: ctx, cancel: cancel,
 		stopReq: make(chan *barrier), done: make(chan struct{})}
 }

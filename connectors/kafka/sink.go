@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -238,6 +239,11 @@ func parseCodec(v string) (compress.Compression, error) {
 
 // completed is the writer's acknowledgement of a batch.
 func (s *Sink) completed(msgs []kafka.Message, err error) {
+	for i := range msgs {
+		if vb, ok := msgs[i].WriterData.(*values); ok && vb.refs.Add(-1) == 0 {
+			putValues(vb)
+		}
+	}
 	s.mu.Lock()
 	s.inFlight -= len(msgs)
 	if err != nil && s.err == nil {
@@ -283,12 +289,14 @@ func (s *Sink) wait(ctx context.Context, cond func() bool) error {
 func (s *Sink) WriteBatch(ctx context.Context, docs []bson.Raw) ([]bson.Raw, error) {
 	msgs := make([]kafka.Message, 0, len(docs))
 	var rejected []bson.Raw
-	// JSON is about as long as the BSON it comes from: one buffer for the batch's values.
+	// JSON is about as long as the BSON it comes from: one buffer for the batch's values,
+	// taken from a pool and given back when the broker has acknowledged its last record.
 	size := 0
 	for _, d := range docs {
 		size += len(d) + len(d)/4
 	}
-	buf := make([]byte, 0, size)
+	vb := getValues(size)
+	buf := vb.b
 	for _, d := range docs {
 		m, out, err := s.message(buf, d)
 		if err != nil {
@@ -296,11 +304,15 @@ func (s *Sink) WriteBatch(ctx context.Context, docs []bson.Raw) ([]bson.Raw, err
 			continue
 		}
 		buf = out
+		m.WriterData = vb
 		msgs = append(msgs, m)
 	}
+	vb.b = buf
 	if len(msgs) == 0 {
+		putValues(vb)
 		return rejected, nil
 	}
+	vb.refs.Store(int32(len(msgs)))
 	if err := s.wait(ctx, func() bool { return s.inFlight+len(msgs) <= maxInFlight || s.inFlight == 0 }); err != nil {
 		return nil, err
 	}
@@ -308,12 +320,34 @@ func (s *Sink) WriteBatch(ctx context.Context, docs []bson.Raw) ([]bson.Raw, err
 	s.inFlight += len(msgs)
 	s.mu.Unlock()
 	if err := s.w.WriteMessages(ctx, msgs...); err != nil {
+		// The writer may hold some of the records: the buffer is left to the collector.
 		s.mu.Lock()
 		s.inFlight -= len(msgs)
 		s.mu.Unlock()
 		return nil, s.c.explain(fmt.Errorf("$emit: %w", err), "")
 	}
 	return rejected, nil
+}
+
+// values is the buffer of one batch's record values; refs counts its records the broker has
+// not acknowledged yet.
+type values struct {
+	b    []byte
+	refs atomic.Int32
+}
+
+var valuesPool sync.Pool
+
+func getValues(size int) *values {
+	if vb, ok := valuesPool.Get().(*values); ok && cap(vb.b) >= size {
+		return vb
+	}
+	return &values{b: make([]byte, 0, size)}
+}
+
+func putValues(vb *values) {
+	vb.b = vb.b[:0]
+	valuesPool.Put(vb)
 }
 
 // dead is the dead-letter record of a document $emit could not send.
