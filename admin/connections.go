@@ -644,6 +644,9 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request, _ *cal
 	if b.Name != nil && *b.Name != name {
 		return invalid("name", "connections cannot be renamed (the path names %q)", name)
 	}
+	if e := s.connectionInUse(ws, name, "modified"); e != nil {
+		return e
+	}
 	var (
 		c      store.Connection
 		apiErr *apiError
@@ -682,6 +685,9 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request, _ *cal
 
 func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
 	ws, name := r.PathValue("tenantName"), r.PathValue("connectionName")
+	if e := s.connectionInUse(ws, name, "deleted"); e != nil {
+		return e
+	}
 	var apiErr *apiError
 	err := s.opts.Store.Update(func(tx *store.Txn) error {
 		if _, err := tx.Workspace(ws); err != nil {
@@ -705,5 +711,17 @@ func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request, _ *cal
 	}
 	w.Header().Set("Content-Type", mediaType)
 	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// connectionInUse refuses to change a connection that running processors use, as Atlas does
+// (spec §4.2: a connection cannot be modified while processors using it run): 409 naming them.
+func (s *Server) connectionInUse(ws, name, what string) *apiError {
+	if s.opts.Processors == nil {
+		return nil
+	}
+	if names := s.opts.Processors.RunningUsing(ws, name); len(names) > 0 {
+		return conflict("connection %s cannot be %s while the running processors %s use it; stop them first", name, what, strings.Join(names, ", "))
+	}
 	return nil
 }

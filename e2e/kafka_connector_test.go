@@ -149,6 +149,15 @@ func TestKafkaConnectorRoundTrip(t *testing.T) {
 		t.Errorf("Admin API stats.kafkaPartitions: %v", got["stats"])
 	}
 
+	// A connection that a running processor uses cannot be changed or deleted (Atlas refuses
+	// it too): 409 naming the processor.
+	for _, method := range []string{"PATCH", "DELETE"} {
+		status, body := a.call(method, "/streams/default/connections/k", map[string]any{"bootstrapServers": "127.0.0.1:1"})
+		if status != 409 || !strings.Contains(string(body), "running processors rt use it") {
+			t.Errorf("%s of a connection in use: %d %s", method, status, body)
+		}
+	}
+
 	// A missing topic: the error says so while retrying, then the processor is FAILED.
 	pipe[0] = bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "nope"}}}}
 	mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: "missing"}, {Key: "pipeline", Value: pipe}})
@@ -166,5 +175,71 @@ func TestKafkaConnectorRoundTrip(t *testing.T) {
 	waitUntil(t, "FAILED on the partition limit", func() bool {
 		state, code, msg := processorState(t, c, "wide")
 		return state == "FAILED" && code == 420 && strings.Contains(msg, "33 partitions, more than the 32 a processor of tier SP2 may read")
+	})
+}
+
+// A broker that comes back without its data (a recreated topic, a lost log): the saved offsets
+// are past the end of the new log. The processor resets per auto_offset_reset and says so in the
+// log, rather than waiting for the log to grow back to the old offsets and skipping what came
+// before them (a new user found that). Records that reach the new log before the reader looks
+// again cannot be told from the old ones by offset alone (kafka-go has no topic ids or leader
+// epochs), so the test produces them once the reset is logged.
+func TestKafkaOffsetsOutOfRange(t *testing.T) {
+	t.Parallel()
+	k := startKafka(t, 1, kfake.SeedTopics(1, "in", "out"))
+	s := startSpid(t, "--checkpoint-interval", "300ms")
+	a := newAPI(t, s.Creds(t))
+	a.ok("POST", "/streams/default/connections", kafkaConnection("k", k))
+	c := connectGo(t, s.Admin(t, "", ""))
+	pipe := bson.A{
+		bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "in"},
+			{Key: "config", Value: bson.D{{Key: "auto_offset_reset", Value: "earliest"}}}}}},
+		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "out"}}}},
+	}
+	mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: "oor"}, {Key: "pipeline", Value: pipe}})
+	mustAdmin(t, c, bson.D{{Key: "startStreamProcessor", Value: "oor"}})
+	var five []kafkaMsg
+	for i := range 5 {
+		five = append(five, kafkaMsg{Value: []byte(fmt.Sprintf(`{"before": %d}`, i))})
+	}
+	produce(t, k, "in", five, nil, nil)
+	checkpointed := func(want int64) func() bool {
+		return func() bool {
+			var st struct {
+				Stats struct {
+					KafkaPartitions []struct{ CheckpointOffset int64 }
+				}
+			}
+			if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "getStreamProcessorStats", Value: "oor"}}).Decode(&st); err != nil {
+				t.Fatal(err)
+			}
+			return len(st.Stats.KafkaPartitions) == 1 && st.Stats.KafkaPartitions[0].CheckpointOffset == want
+		}
+	}
+	waitUntil(t, "checkpoint at offset 5", checkpointed(5))
+	k.restart(t, 200*time.Millisecond) // no data directory: the broker comes back empty
+	// The reader meets an offset past the end of the new log: the attempt ends, and the
+	// next one resets to the log's start (auto_offset_reset earliest), and logs it.
+	waitUntil(t, "the reset in the log", func() bool {
+		return strings.Contains(s.Stderr.String(), "the saved offset of a Kafka partition is out of range")
+	})
+	var six []kafkaMsg
+	for i := range 6 {
+		six = append(six, kafkaMsg{Value: []byte(fmt.Sprintf(`{"after": %d}`, i))})
+	}
+	produce(t, k, "in", six, nil, nil)
+	// The processor notices within its retry backoff; then all six come out.
+	seen := map[string]bool{}
+	waitUntil(t, "the six records produced after the broker lost its log", func() bool {
+		for _, m := range kcatAll(t, k, "out") {
+			var d map[string]any
+			if err := json.Unmarshal(m.Value, &d); err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := d["after"]; ok {
+				seen[fmt.Sprint(v)] = true
+			}
+		}
+		return len(seen) == 6
 	})
 }

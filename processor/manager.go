@@ -682,6 +682,57 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 	return plan, nil
 }
 
+// RunningUsing names the workspace's running (STARTED) processors whose pipeline or dead-letter
+// queue uses the connection: Atlas refuses to modify or delete a connection they use (spec §4.2).
+func (m *Manager) RunningUsing(ws, conn string) []string {
+	m.mu.Lock()
+	var ps []*proc
+	for _, p := range m.procs {
+		if p.rec.Workspace == ws && !p.ephemeral {
+			ps = append(ps, p)
+		}
+	}
+	m.mu.Unlock()
+	var out []string
+	for _, p := range ps {
+		p.mu.Lock()
+		rec := p.rec
+		p.mu.Unlock()
+		if rec.State != store.StateStarted {
+			continue
+		}
+		if (rec.DLQ != nil && rec.DLQ.ConnectionName == conn) || usesConnection(bson.RawValue{Type: bson.TypeArray, Value: rec.Pipeline}, conn) {
+			out = append(out, rec.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// usesConnection reports whether a connectionName field anywhere in v names conn.
+func usesConnection(v bson.RawValue, conn string) bool {
+	var elems []bson.RawElement
+	switch v.Type {
+	case bson.TypeEmbeddedDocument:
+		elems, _ = v.Document().Elements()
+	case bson.TypeArray:
+		elems, _ = bson.Raw(v.Value).Elements()
+	default:
+		return false
+	}
+	for _, e := range elems {
+		if e.Key() == "connectionName" {
+			if name, ok := e.Value().StringValueOK(); ok && name == conn {
+				return true
+			}
+		}
+		if usesConnection(e.Value(), conn) {
+			return true
+		}
+	}
+	return false
+}
+
 // unknownConnection finds a connectionName in the first or last stage that names no
 // connection of the workspace: $source.connectionName, $emit.connectionName,
 // $merge.into.connectionName, $https.connectionName.

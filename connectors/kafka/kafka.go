@@ -183,6 +183,11 @@ func (c *conn) probe(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
+		if c.mech == nil && c.tls == nil && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+			// The broker accepted the TCP connection and closed it at the first request.
+			return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: fmt.Errorf(
+				"Kafka broker %s closed the connection at the first request: does its listener want SASL or TLS? (the connection's security.protocol is %s): %w", b, c.protocol, err)}
+		}
 		err = c.explain(err, b)
 		var ae *authError
 		if errors.As(err, &ae) {
@@ -222,6 +227,9 @@ func (c *conn) explain(err error, addr string) error {
 		// The same batch would be refused again: not retryable.
 		return &connectors.Error{Code: connectors.CodeKafkaConnection, Err: fmt.Errorf(
 			"%s refused a produce batch as too large: set the connection's config message.max.bytes to the broker's message.max.bytes (%w)", where, err)}
+	case errors.Is(err, kafka.OffsetOutOfRange):
+		return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: fmt.Errorf(
+			"%s: the offset to read is no longer in the partition's log (records deleted, or the topic recreated); resuming per auto_offset_reset: %w", where, err)}
 	case errors.Is(err, kafka.SASLAuthenticationFailed):
 		return authFailed(fmt.Errorf("%s: authentication failed: the broker rejected SASL %s for user %q", where, c.mechName, c.user))
 	case c.mech != nil && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):

@@ -55,9 +55,10 @@ type Source struct {
 	fetchMax  int
 	isolation kafka.IsolationLevel
 
-	parts []*part
-	recs  chan fetched
-	got   []fetched // ReadBatch's records, reused
+	cluster string // the cluster id the brokers report, kept with the offsets
+	parts   []*part
+	recs    chan fetched
+	got     []fetched // ReadBatch's records, reused
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -260,6 +261,7 @@ func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) erro
 	if err != nil {
 		return s.c.explain(err, "")
 	}
+	s.cluster = md.ClusterID
 	found := map[string]kafka.Topic{}
 	for _, t := range md.Topics {
 		found[t.Name] = t
@@ -306,7 +308,10 @@ func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) erro
 			Dialer: s.c.dialer(), MinBytes: s.fetchMin, MaxBytes: s.fetchMax, MaxWait: fetchMaxWait, QueueCapacity: readerQueue,
 			IsolationLevel:  s.isolation,
 			ReadLagInterval: -1, ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: time.Second,
-			ErrorLogger: kafka.LoggerFunc(s.readerFailed)})
+			// An offset that falls out of the log while reading ends the attempt, and Open
+			// resets it (above) rather than kafka-go waiting for the log to grow back to it.
+			OffsetOutOfRangeError: true,
+			ErrorLogger:           kafka.LoggerFunc(s.readerFailed)})
 		if err := p.reader.SetOffset(p.next.Load()); err != nil {
 			s.closeReaders()
 			return fmt.Errorf("seeking %s: %w", splitName(p.topic, p.partition), err)
@@ -323,6 +328,15 @@ func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) erro
 func (s *Source) seek(ctx context.Context, cl *kafka.Client, positions []store.SplitPosition) error {
 	fromCheckpoint := map[string]int64{}
 	for _, pos := range positions {
+		// Offsets of another cluster mean nothing here (the connection's bootstrapServers
+		// changed): start as if there were no checkpoint.
+		if c, ok := bson.Raw(pos.Position).Lookup("cluster").StringValueOK(); ok && c != "" && s.cluster != "" && c != s.cluster {
+			s.log().Warn("the checkpoint's Kafka offsets are of another cluster; starting per auto_offset_reset",
+				"checkpointCluster", c, "cluster", s.cluster)
+			fromCheckpoint = map[string]int64{}
+			positions = nil
+			break
+		}
 		if off, err := bson.Raw(pos.Position).LookupErr("offset"); err == nil {
 			if n, ok := off.AsInt64OK(); ok {
 				fromCheckpoint[pos.Split] = n
@@ -402,6 +416,30 @@ func (s *Source) seek(ctx context.Context, cl *kafka.Client, positions []store.S
 		} else {
 			p.next.Store(last[key])
 		}
+	}
+	// A checkpointed or committed offset outside the partition's log: records before it were
+	// deleted (retention, DeleteRecords), or the log is shorter than it was (the topic was
+	// recreated, the broker lost data, the connection now names another cluster). Kafka's
+	// consumers reset per auto.offset.reset then; spid does too, and says so, because
+	// records may have been skipped.
+	for _, p := range s.parts {
+		key := splitName(p.topic, p.partition)
+		lo, hi := first[key], last[key]
+		off := p.next.Load()
+		if off >= lo && off <= hi {
+			continue
+		}
+		to := lo
+		if off > hi && s.reset == kafka.LastOffset {
+			to = hi
+		}
+		why := "records before it were deleted (retention or DeleteRecords)"
+		if off > hi {
+			why = "the partition's log ends before it (the topic was recreated, the broker lost data, or the connection names another cluster)"
+		}
+		s.log().Warn("the saved offset of a Kafka partition is out of range; resuming per auto_offset_reset",
+			"topic", p.topic, "partition", p.partition, "offset", off, "logStart", lo, "logEnd", hi, "resumeAt", to, "why", why)
+		p.next.Store(to)
 	}
 	return nil
 }
@@ -631,13 +669,13 @@ func (s *Source) key(k []byte) (bson.RawValue, error) {
 	return bson.RawValue{Type: bson.TypeBinary, Value: bsoncore.AppendBinary(nil, 0, k)}, nil
 }
 
-// Positions returns {topic, partition, offset} of every partition, offset being the next record
-// to read.
+// Positions returns {topic, partition, offset, cluster} of every partition, offset being the
+// next record to read and cluster the id of the cluster the offsets are of.
 func (s *Source) Positions() []store.SplitPosition {
 	out := make([]store.SplitPosition, len(s.parts))
 	for i, p := range s.parts {
 		pos := bsoncore.NewDocumentBuilder().AppendString("topic", p.topic).AppendInt32("partition", p.partition).
-			AppendInt64("offset", p.next.Load()).Build()
+			AppendInt64("offset", p.next.Load()).AppendString("cluster", s.cluster).Build()
 		out[i] = store.SplitPosition{Split: splitName(p.topic, p.partition), Position: pos}
 	}
 	return out
