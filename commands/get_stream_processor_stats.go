@@ -49,6 +49,8 @@ func getStreamProcessorStats(_ context.Context, call *Call, r *Reply) error {
 	r.String("tier", tierOf(call, p))
 	if p.ErrorMsg != "" {
 		r.String("errorMsg", p.ErrorMsg)
+		r.Int32("errorCode", p.ErrorCode)
+		r.Bool("errorRetryable", p.ErrorRetryable)
 	}
 	r.Doc("stats")
 	r.String("name", p.Name)

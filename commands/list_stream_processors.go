@@ -9,7 +9,7 @@ import (
 )
 
 // listStreamProcessors is sp.listStreamProcessors(filter): {listStreamProcessors: 1, filter:
-// <query or null>} → {ok: 1, streamProcessors: [{id, name, pipeline, state, tier, errorMsg,
+// <query or null>} → {ok: 1, streamProcessors: [{id, name, pipeline, state, tier, errorMsg, [errorCode, errorRetryable],
 // lastModified, lastStateChange, options}]}. The filter is the full query language over those
 // documents, e.g. {name: {$regex: '^test'}, 'options.dlq.connectionName': 'c'} (spec §4.1).
 func listStreamProcessors(_ context.Context, call *Call, r *Reply) error {

@@ -286,6 +286,10 @@ func processorDoc(call *Call, p store.Processor) bson.Raw {
 		AppendString("errorMsg", p.ErrorMsg).
 		AppendDateTime("lastModified", p.LastModified.UnixMilli()).
 		AppendDateTime("lastStateChange", p.LastStateChange.UnixMilli())
+	if p.ErrorMsg != "" {
+		// As getStreamProcessor has them (spec §5.4), so a script can tell a retryable failure.
+		b.AppendInt32("errorCode", p.ErrorCode).AppendBoolean("errorRetryable", p.ErrorRetryable)
+	}
 	if opts := optionsDoc(p); opts != nil {
 		b.AppendDocument("options", opts)
 	}

@@ -166,6 +166,20 @@ func TestKafkaConnectorRoundTrip(t *testing.T) {
 		state, _, msg := processorState(t, c, "missing")
 		return state == "FAILED" && strings.Contains(msg, `topic "nope" does not exist`)
 	})
+	// The listing carries the code and whether it is retryable, as getStreamProcessor does.
+	var list struct {
+		StreamProcessors []struct {
+			Name, ErrorMsg string
+			ErrorCode      int32
+			ErrorRetryable bool
+		}
+	}
+	if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "listStreamProcessors", Value: 1}, {Key: "filter", Value: bson.D{{Key: "name", Value: "missing"}}}}).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.StreamProcessors) != 1 || list.StreamProcessors[0].ErrorCode != 419 || !list.StreamProcessors[0].ErrorRetryable {
+		t.Errorf("listStreamProcessors: %+v", list.StreamProcessors)
+	}
 
 	// The tier's partition limit (spec §10): an SP2 processor reads at most 32 partitions; the
 	// failure is permanent, so the processor fails at once, with code 420.
