@@ -92,10 +92,10 @@ func getStreamProcessorStats(_ context.Context, call *Call, r *Reply) error {
 		if len(ops) > 0 {
 			first = ops[0].InputCount
 		}
-		all = append(all, pipeline.OperatorStats{Name: "$source", InputCount: s.InputCount, OutputCount: first})
+		all = append(all, pipeline.OperatorStats{Name: "$source", InputCount: s.InputCount, OutputCount: first, DLQCount: s.SourceDLQ})
 		all = append(all, ops...)
 		if sink := sinkName(p.Pipeline); sink != "" {
-			all = append(all, pipeline.OperatorStats{Name: sink, InputCount: s.OutputCount, OutputCount: s.OutputCount})
+			all = append(all, pipeline.OperatorStats{Name: sink, InputCount: s.OutputCount + s.SinkDLQ, OutputCount: s.OutputCount, DLQCount: s.SinkDLQ})
 		}
 		r.Array("operatorStats")
 		for i, op := range all {

@@ -239,6 +239,23 @@ func TestKafkaBadMessages(t *testing.T) {
 			if dlq != int64(len(wantDead)) || out != int64(wantOut) {
 				t.Errorf("stats of %s: input %d, output %d, dlqMessageCount %d; want output %d, dlq %d", name, in, out, dlq, wantOut, len(wantDead))
 			}
+			// Verbose stats put them on $source, the operator that refused them (stats are
+			// sampled, so wait for the operators' counts to catch up).
+			waitUntil(t, name+"'s $source operator stats", func() bool {
+				var v struct {
+					Stats struct {
+						OperatorStats []struct {
+							Name            string
+							DLQMessageCount int64
+						}
+					}
+				}
+				if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "getStreamProcessorStats", Value: name}, {Key: "verbose", Value: true}}).Decode(&v); err != nil {
+					t.Fatal(err)
+				}
+				ops := v.Stats.OperatorStats
+				return len(ops) > 0 && ops[0].Name == "$source" && ops[0].DLQMessageCount == int64(len(wantDead))
+			})
 			if st, msg := listed(t, c, name); st != "STARTED" || msg != "" {
 				t.Errorf("%s is %s (%q) after its bad messages, want STARTED with no error", name, st, msg)
 			}

@@ -53,6 +53,7 @@ type Engine struct {
 	opts Options
 
 	partitions map[int32]*partition
+	srcDLQ     int64 // inputs that became dead letters before the first stage
 	watermark  int64
 	lastInput  time.Time
 	seq        int64
@@ -260,6 +261,9 @@ func (e *Engine) dead(stage string, err error, d *Doc) {
 	var ee *evalErr
 	if errors.As(err, &ee) {
 		stage, reason = ee.stage, ee.err.Error()
+	}
+	if stage == "$source" {
+		e.srcDLQ++
 	}
 	var doc, meta bson.Raw
 	if d != nil {

@@ -11,6 +11,11 @@ type OperatorStats struct {
 	InputCount, OutputCount, DLQCount int64
 }
 
+// SourceDeadLetters counts the inputs that became dead letters at $source: records the source
+// could not turn into documents (Input.Err), malformed documents, a timeField that failed.
+// Read it on the engine's goroutine.
+func (e *Engine) SourceDeadLetters() int64 { return e.srcDLQ }
+
 // Operators returns the operators' counters in pipeline order: the stages before the window,
 // the window's per-document stages, the window itself (its input, and the results it emitted
 // after its inner pipeline), then the stages after the window. Read them on the engine's

@@ -510,6 +510,7 @@ func (l *loop) engineLoop(ctx context.Context) error {
 			st.setStateSize(size)
 			st.setWatermark(l.eng.Watermark())
 			st.setOperators(l.eng.Operators())
+			st.srcDLQ.Store(l.eng.SourceDeadLetters())
 			if pr, ok := l.src.(connectors.PartitionReporter); ok {
 				st.setPartitions(l.partitions(pr))
 			}
@@ -597,6 +598,7 @@ func (l *loop) sinkLoop(ctx context.Context) error {
 					}
 				}
 				o.dlq = append(o.dlq, rejected...)
+				st.sinkDLQ.Add(int64(len(rejected)))
 			}
 			st.output(n, max(bytes, 0))
 			st.observe(time.Since(o.readAt), int(n))

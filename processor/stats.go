@@ -19,6 +19,8 @@ import (
 type stats struct {
 	inCount, inBytes, outCount, outBytes, dlqCount, dlqBytes atomic.Int64
 	stateSize                                                atomic.Int64
+	// srcDLQ and sinkDLQ are the dead letters of $source and of the sink, for operatorStats.
+	srcDLQ, sinkDLQ atomic.Int64
 	watermark                                                atomic.Int64
 
 	opsMu sync.Mutex
@@ -210,6 +212,9 @@ type Snapshot struct {
 	Latency LatencySummary
 	// KafkaPartitions are the partitions of a Kafka source, as last sampled.
 	KafkaPartitions []KafkaPartition
+	// SourceDLQ and SinkDLQ are the dead letters of $source (records that are not documents)
+	// and of the sink (documents it could not deliver), since the processor's start.
+	SourceDLQ, SinkDLQ int64
 }
 
 func (s *stats) snapshot() Snapshot {
@@ -217,7 +222,7 @@ func (s *stats) snapshot() Snapshot {
 	parts := s.parts
 	s.partsMu.Unlock()
 	return Snapshot{Counters: s.counters(), StateSize: s.stateSize.Load(), Watermark: s.watermark.Load(), Latency: s.lat.summary(),
-		KafkaPartitions: parts}
+		KafkaPartitions: parts, SourceDLQ: s.srcDLQ.Load(), SinkDLQ: s.sinkDLQ.Load()}
 }
 
 // LatencySummary is stats.latency in verbose stats: percentiles in microseconds over a window.
