@@ -136,7 +136,8 @@ func TestKafkaConnectorRoundTrip(t *testing.T) {
 			l := map[string]string{"workspace": "default", "processor": "rt", "topic": "in", "partition": fmt.Sprint(p)}
 			lag, ok1 := metricValue(fams, "spi_processor_kafka_consumer_group_lag", l)
 			ckp, ok2 := metricValue(fams, "spi_processor_kafka_checkpoint_offset", l)
-			if !ok1 || !ok2 || lag != 0 || ckp != float64(parts[p].CheckpointOffset) {
+			_, ok3 := metricValue(fams, "spi_processor_kafka_partition_watermark_lag_seconds", l)
+			if !ok1 || !ok2 || !ok3 || lag != 0 || ckp != float64(parts[p].CheckpointOffset) {
 				return false
 			}
 		}

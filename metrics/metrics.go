@@ -86,6 +86,9 @@ type Metrics struct {
 	KafkaConsumerGroupLag *prometheus.GaugeVec
 	// KafkaPartitionIdle is 1 while the partition is idle (partitionIdleTimeout), else 0.
 	KafkaPartitionIdle *prometheus.GaugeVec
+	// KafkaWatermarkLag is wall-clock time minus the partition's latest event time, in
+	// seconds; absent before the partition's first record.
+	KafkaWatermarkLag *prometheus.GaugeVec
 }
 
 // KafkaLabels are the labels of the Kafka partition metrics.
@@ -132,6 +135,7 @@ func New() *Metrics {
 	m.KafkaCurrentOffset = gauge(r, "spi_processor_kafka_current_offset", "Offset after the last record the processor read from the partition (stats kafkaPartitions.currentOffset).", kl...)
 	m.KafkaCheckpointOffset = gauge(r, "spi_processor_kafka_checkpoint_offset", "Offset of the partition in the processor's last checkpoint (stats kafkaPartitions.checkpointOffset).", kl...)
 	m.KafkaConsumerGroupLag = gauge(r, "spi_processor_kafka_consumer_group_lag", "High watermark minus the consumer group's committed offset, in records (stats kafkaPartitions.consumerGroupLag).", kl...)
+	m.KafkaWatermarkLag = gauge(r, "spi_processor_kafka_partition_watermark_lag_seconds", "Wall-clock time minus the partition's latest event time (stats kafkaPartitions.watermark).", kl...)
 	m.KafkaPartitionIdle = gauge(r, "spi_processor_kafka_partition_idle", "1 while the partition is idle for partitionIdleTimeout (stats kafkaPartitions.isIdle).", kl...)
 	return m
 }
@@ -166,7 +170,7 @@ func (m *Metrics) ForgetProcessor(workspace, name string) {
 		m.ProcessorInputMessages, m.ProcessorInputBytes, m.ProcessorOutputMessages, m.ProcessorOutputBytes,
 		m.ProcessorDLQMessages, m.ProcessorDLQBytes, m.ProcessorLatency, m.ProcessorStateBytes,
 		m.ProcessorWatermarkLag, m.ProcessorState, m.ProcessorCheckpoints,
-		m.KafkaCurrentOffset, m.KafkaCheckpointOffset, m.KafkaConsumerGroupLag, m.KafkaPartitionIdle,
+		m.KafkaCurrentOffset, m.KafkaCheckpointOffset, m.KafkaConsumerGroupLag, m.KafkaPartitionIdle, m.KafkaWatermarkLag,
 	} {
 		v.DeletePartialMatch(l)
 	}

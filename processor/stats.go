@@ -55,7 +55,6 @@ func newStats(m *metrics.Metrics, ws, name string) *stats {
 		s.pDLQB = m.ProcessorDLQBytes.With(l)
 		s.pCkp = m.ProcessorCheckpoints.With(l)
 		s.pState = m.ProcessorStateBytes.With(l)
-		s.pLag = m.ProcessorWatermarkLag.With(l)
 		s.pLat = m.ProcessorLatency.With(l)
 	}
 	return s
@@ -137,6 +136,9 @@ func (s *stats) setPartitions(parts []KafkaPartition) {
 			idle = 1
 		}
 		s.m.KafkaPartitionIdle.With(l).Set(idle)
+		if p.Watermark != math.MinInt64 {
+			s.m.KafkaWatermarkLag.With(l).Set(time.Since(time.UnixMilli(p.Watermark)).Seconds())
+		}
 	}
 }
 
@@ -152,6 +154,11 @@ func (s *stats) setWatermark(w int64) {
 		return
 	}
 	s.watermark.Store(w)
+	// The series exists from the first watermark on: a processor whose watermark never moved
+	// (a partition that holds it back) has none, rather than a lag of 0 that looks healthy.
+	if s.pLag == nil && s.m != nil {
+		s.pLag = s.m.ProcessorWatermarkLag.With(prometheus.Labels{"workspace": s.ws, "processor": s.name})
+	}
 	if s.pLag != nil {
 		s.pLag.Set(time.Since(time.UnixMilli(w)).Seconds())
 	}
