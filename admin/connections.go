@@ -283,6 +283,11 @@ func (b *connectionBody) applyKafkaFields(k *store.Kafka) *apiError {
 		return missing("authentication.mechanism")
 	case !sasl && k.Auth.Mechanism != "":
 		return invalid("security.protocol", "%s does not use SASL, but authentication.mechanism is %s; use SASL_PLAINTEXT or SASL_SSL", k.Security.Protocol, k.Auth.Mechanism)
+	case k.Security.Protocol == "SSL" && k.Auth.SSLCertificate == "":
+		// SSL is mutual TLS (spec §7): the client certificate and its key are what authenticate.
+		return missing("authentication.sslCertificate")
+	case k.Security.Protocol == "SSL" && k.Auth.SSLKey == "":
+		return missing("authentication.sslKey")
 	}
 	switch k.Auth.Mechanism {
 	case "PLAIN", "SCRAM-256", "SCRAM-512":

@@ -46,6 +46,7 @@ func TestValidation(t *testing.T) {
 		{"kafka without servers", "POST", "/streams/default/connections", `{"name":"c","type":"Kafka"}`, 400, "MISSING_ATTRIBUTE", "bootstrapServers"},
 		{"kafka bad servers", "POST", "/streams/default/connections", `{"name":"c","type":"Kafka","bootstrapServers":"b:notaport"}`, 400, "INVALID_ATTRIBUTE", "bootstrapServers"},
 		{"kafka bad mechanism", "POST", "/streams/default/connections", `{"name":"c","type":"Kafka","bootstrapServers":"b:9092","authentication":{"mechanism":"KERBEROS"},"security":{"protocol":"SASL_SSL"}}`, 400, "INVALID_ATTRIBUTE", "authentication.mechanism"},
+		{"kafka SSL without a client certificate", "POST", "/streams/default/connections", `{"name":"c","type":"Kafka","bootstrapServers":"b:9092","security":{"protocol":"SSL"}}`, 400, "MISSING_ATTRIBUTE", "authentication.sslCertificate"},
 		{"kafka SASL without password", "POST", "/streams/default/connections", `{"name":"c","type":"Kafka","bootstrapServers":"b:9092","authentication":{"mechanism":"PLAIN","username":"u"},"security":{"protocol":"SASL_SSL"}}`, 400, "MISSING_ATTRIBUTE", "authentication.password"},
 		{"kafka config key not allowed", "POST", "/streams/default/connections", `{"name":"c","type":"Kafka","bootstrapServers":"b:9092","config":{"sasl.jaas.config":"x"}}`, 400, "INVALID_ATTRIBUTE", "config.sasl.jaas.config"},
 		{"kafka with url", "POST", "/streams/default/connections", `{"name":"c","type":"Kafka","bootstrapServers":"b:9092","url":"https://x"}`, 400, "INVALID_ATTRIBUTE", "url"},
