@@ -288,6 +288,9 @@ func (b *connectionBody) applyKafkaFields(k *store.Kafka) *apiError {
 		return missing("authentication.sslCertificate")
 	case k.Security.Protocol == "SSL" && k.Auth.SSLKey == "":
 		return missing("authentication.sslKey")
+	case strings.Contains(k.Auth.SSLCertificate, "PRIVATE KEY"):
+		// sslCertificate is shown in replies; a key in it would be shown too.
+		return invalid("authentication.sslCertificate", "holds a private key: give the key in authentication.sslKey, which is write-only")
 	}
 	switch k.Auth.Mechanism {
 	case "PLAIN", "SCRAM-256", "SCRAM-512":

@@ -262,6 +262,18 @@ func TestSpictlConnectionSecurityFlags(t *testing.T) {
 		cl["authentication"].(map[string]any)["username"] != "runner" {
 		t.Errorf("cluster connection %v", cl)
 	}
+	// Mutual TLS: --ssl-cert-file and --ssl-key-file (here one PEM file holding both); the key
+	// is write-only.
+	r = run(nil, "conn", "create", "--name", "mtls", "--bootstrap-servers", "kafka1:9094", "--protocol", "SSL",
+		"--ca-file", pki.CAFile, "--ssl-cert-file", pki.ClientFile, "--ssl-key-file", pki.ClientFile)
+	if r.Exit != 0 {
+		t.Fatalf("mtls: %+v", r)
+	}
+	m := a.ok("GET", "/streams/default/connections/mtls", nil)
+	if mauth, _ := m["authentication"].(map[string]any); mauth == nil || !strings.Contains(fmt.Sprint(mauth["sslCertificate"]), "BEGIN CERTIFICATE") ||
+		strings.Contains(fmt.Sprint(m), "PRIVATE KEY") {
+		t.Errorf("mtls connection %v", m)
+	}
 	r = run(nil, "conn", "create", "--no-such-flag")
 	if r.Exit != 2 || !strings.Contains(r.Stderr, "usage: spictl connections") || !strings.Contains(r.Stderr, "--mechanism") {
 		t.Errorf("an unknown flag: %+v", r)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/pem"
 	"io"
 	"maps"
 	"os"
@@ -23,6 +24,7 @@ var connections = &resource{
 			{&o.role, "role"}, {&o.roleType, "role-type"}, {&o.executeAs, "execute-as"},
 			{&o.mechanism, "mechanism"}, {&o.username, "username"}, {&o.password, "password"},
 			{&o.passwordEnv, "password-env"}, {&o.protocol, "protocol"}, {&o.brokerCAFile, "ca-file"},
+			{&o.sslCertFile, "ssl-cert-file"}, {&o.sslKeyFile, "ssl-key-file"},
 		} {
 			fs.StringVar(f.p, f.name, "", "")
 			fs.onlyFor("create update", f.name)
@@ -66,6 +68,38 @@ var connections = &resource{
 				return usagef("--ca-file: %v", err)
 			}
 			set(b, string(pem), "security", "brokerPublicCertificate")
+		}
+		// Mutual TLS (protocol SSL): the client certificate and its key, as PEM files.
+		for _, f := range []struct{ path, flag, field string }{
+			{o.sslCertFile, "--ssl-cert-file", "sslCertificate"}, {o.sslKeyFile, "--ssl-key-file", "sslKey"},
+		} {
+			if f.path == "" {
+				continue
+			}
+			data, err := os.ReadFile(f.path)
+			if err != nil {
+				return usagef("%s: %v", f.flag, err)
+			}
+			// One file may hold both: the certificate field gets only the certificates (it is
+			// readable), the key field only the key.
+			keep := func(typ string) bool { return typ == "CERTIFICATE" }
+			if f.field == "sslKey" {
+				keep = func(typ string) bool { return strings.HasSuffix(typ, "PRIVATE KEY") }
+			}
+			var out []byte
+			for rest := data; ; {
+				var blk *pem.Block
+				if blk, rest = pem.Decode(rest); blk == nil {
+					break
+				}
+				if keep(blk.Type) {
+					out = append(out, pem.EncodeToMemory(blk)...)
+				}
+			}
+			if len(out) == 0 {
+				return usagef("%s: %s holds no PEM %s", f.flag, f.path, map[bool]string{true: "private key", false: "certificate"}[f.field == "sslKey"])
+			}
+			set(b, string(out), "authentication", f.field)
 		}
 		if o.role != "" && !has(b, "dbRoleToExecute", "type") {
 			set(b, roleTypeOf(o.role), "dbRoleToExecute", "type")

@@ -34,6 +34,7 @@ type options struct {
 	typ, bootstrap, connURL, clusterName, connString string
 	role, roleType                                   string
 	mechanism, protocol, brokerCAFile, executeAs     string
+	sslCertFile, sslKeyFile                          string
 	username, password, passwordEnv, database        string
 	roles, scopes, actions, inherits                 listFlag
 	proc                                             procFlags

@@ -103,6 +103,7 @@ var resourceUsage = map[string]string{
     Kafka:   --bootstrap-servers HOST:PORT,... --mechanism PLAIN|SCRAM-256|SCRAM-512
              --protocol SASL_SSL|SASL_PLAINTEXT|SSL|PLAINTEXT --username USER
              --password-env VAR (or --password) --ca-file PEM (the brokers' CA certificate)
+             --ssl-cert-file PEM --ssl-key-file PEM (protocol SSL: the client certificate and key)
     Cluster: --cluster-name NAME --connection-string mongodb://...
              --execute-as ROLE[:BUILT_IN|CUSTOM] --username USER --password-env VAR
     Https:   --url URL
