@@ -159,6 +159,27 @@ func TestKafkaConnectorRoundTrip(t *testing.T) {
 		}
 	}
 
+	// After stop(), stats show the final checkpoint's offsets (a new user saw -1 there).
+	mustAdmin(t, c, bson.D{{Key: "stopStreamProcessor", Value: "rt"}})
+	var stopped struct {
+		Stats struct {
+			KafkaPartitions []struct{ CurrentOffset, CheckpointOffset int64 }
+		}
+	}
+	if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "getStreamProcessorStats", Value: "rt"}}).Decode(&stopped); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, p := range stopped.Stats.KafkaPartitions {
+		if p.CheckpointOffset != p.CurrentOffset {
+			t.Errorf("stopped: kafkaPartitions %+v", stopped.Stats.KafkaPartitions)
+		}
+		total += p.CheckpointOffset
+	}
+	if total != 30 {
+		t.Errorf("stopped: checkpointed offsets sum to %d, want 30", total)
+	}
+
 	// A missing topic: the error says so while retrying, then the processor is FAILED.
 	pipe[0] = bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "nope"}}}}
 	mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: "missing"}, {Key: "pipeline", Value: pipe}})

@@ -234,10 +234,12 @@ func (r *runner) attempt() (err error) {
 	}
 	if pr, ok := src.(connectors.PartitionReporter); ok {
 		var splits []int32
-		for _, p := range pr.Partitions() {
+		ps := pr.Partitions()
+		for _, p := range ps {
 			splits = append(splits, p.Split)
 		}
 		eng.AddPartitions(splits)
+		r.p.stats.refreshOffsets(ps) // stats show the partitions from the start
 	}
 
 	limit, why := r.m.stateLimit(rec)
@@ -669,5 +671,8 @@ func (l *loop) commit(ctx context.Context, b *barrier) error {
 	r.p.stats.checkpointed()
 	r.m.log.Info("checkpoint committed", "workspace", r.rec.Workspace, "processor", r.rec.Name, "checkpoint", b.id, "stateBytes", len(b.state), "final", b.final)
 	l.src.CheckpointComplete(ctx, b.id, b.positions)
+	if pr, ok := l.src.(connectors.PartitionReporter); ok {
+		r.p.stats.refreshOffsets(pr.Partitions())
+	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spi-streams/spi/connectors"
 	"github.com/spi-streams/spi/metrics"
 	"github.com/spi-streams/spi/pipeline"
 	"github.com/spi-streams/spi/store"
@@ -117,6 +118,28 @@ type KafkaPartition struct {
 	IsIdle           bool
 	// Watermark is the partition's latest event time in ms (math.MinInt64: none yet).
 	Watermark int64
+}
+
+// refreshOffsets updates the partitions' offsets, lag and idleness from the source, keeping
+// their watermarks (which only the engine's goroutine may read): after a checkpoint, so that a
+// stopped processor shows its final checkpoint.
+func (s *stats) refreshOffsets(ps []connectors.PartitionStats) {
+	s.partsMu.Lock()
+	wm := map[[2]any]int64{}
+	for _, p := range s.parts {
+		wm[[2]any{p.Topic, p.Partition}] = p.Watermark
+	}
+	s.partsMu.Unlock()
+	parts := make([]KafkaPartition, len(ps))
+	for i, p := range ps {
+		w, ok := wm[[2]any{p.Topic, p.Partition}]
+		if !ok {
+			w = math.MinInt64
+		}
+		parts[i] = KafkaPartition{Topic: p.Topic, Partition: p.Partition, CurrentOffset: p.CurrentOffset, CheckpointOffset: p.CheckpointOffset,
+			ConsumerGroupLag: p.ConsumerGroupLag, IsIdle: p.IsIdle, Watermark: w}
+	}
+	s.setPartitions(parts)
 }
 
 func (s *stats) setPartitions(parts []KafkaPartition) {
