@@ -37,6 +37,9 @@ type Batch struct {
 	Idle []int32
 	// EOF says the source is exhausted (inline documents): the runtime closes every window.
 	EOF bool
+	// Release, if set, is called by the runtime once the engine is done with the batch's
+	// documents: the source may then reuse their memory for a later batch.
+	Release func()
 }
 
 // Source reads one processor's $source. A Source is used by one goroutine at a time, except

@@ -197,7 +197,9 @@ func (e *Engine) PartitionWatermark(p int32) (maxTime int64, idle, ok bool) {
 // Watermark is the event time up to which the engine considers input complete.
 func (e *Engine) Watermark() int64 { return e.watermark }
 
-// Push runs a batch of source documents through the pipeline.
+// Push runs a batch of source documents through the pipeline. Nothing the engine keeps or
+// returns refers to the inputs' bytes (Doc and Meta): the caller may reuse them once Push
+// returns.
 func (e *Engine) Push(batch []Input) Result {
 	var res Result
 	e.res = &res
@@ -315,7 +317,13 @@ func (e *Engine) emitOut(d *Doc) {
 // retain returns a copy of d that a window can keep: the engine reuses the bytes of the
 // documents it passes through its stages.
 func (d *Doc) retain() *Doc {
-	return &Doc{Raw: append(bson.Raw(nil), d.Raw...), Meta: d.Meta, Time: d.Time}
+	var meta bson.Raw
+	if d.Meta != nil {
+		// The source may reuse the memory of its inputs once Push returns (connectors.Batch
+		// Release): a kept document keeps a copy of its metadata too.
+		meta = append(bson.Raw(nil), d.Meta...)
+	}
+	return &Doc{Raw: append(bson.Raw(nil), d.Raw...), Meta: meta, Time: d.Time}
 }
 
 // ingest assigns the event time, stamps the time field and runs the document on.

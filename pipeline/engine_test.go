@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,86 @@ func TestAnnouncedPartitionsHoldTheWatermark(t *testing.T) {
 	r := eng.Idle(1)
 	if len(r.Out) != 1 || r.Out[0].Lookup("n").Int32() != 2 {
 		t.Fatalf("after idle: %v", r.Out)
+	}
+}
+
+// Nothing the engine keeps refers to its inputs' bytes, documents or metadata: a source may
+// reuse them once Push returns (connectors.Batch.Release). Here every batch's bytes are
+// overwritten right after Push, and the results must equal those of untouched inputs.
+func TestInputsMayBeReusedAfterPush(t *testing.T) {
+	stages := []bson.D{
+		{{Key: "$addFields", Value: bson.D{{Key: "topic", Value: bson.D{{Key: "$meta", Value: "stream.source.topic"}}}}}},
+		{{Key: "$tumblingWindow", Value: bson.D{
+			{Key: "interval", Value: bson.D{{Key: "size", Value: 1}, {Key: "unit", Value: "second"}}},
+			{Key: "allowedLateness", Value: 0},
+			{Key: "pipeline", Value: bson.A{
+				bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$k"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
+					{Key: "topics", Value: bson.D{{Key: "$addToSet", Value: "$topic"}}}, {Key: "first", Value: bson.D{{Key: "$first", Value: "$$ROOT"}}}}}},
+				bson.D{{Key: "$sort", Value: bson.D{{Key: "_id", Value: 1}}}},
+			}},
+		}}},
+	}
+	// A window that keeps whole documents ($sort) and reads their metadata after the batch.
+	sorted := []bson.D{
+		{{Key: "$tumblingWindow", Value: bson.D{
+			{Key: "interval", Value: bson.D{{Key: "size", Value: 1}, {Key: "unit", Value: "second"}}},
+			{Key: "allowedLateness", Value: 0},
+			{Key: "pipeline", Value: bson.A{
+				bson.D{{Key: "$sort", Value: bson.D{{Key: "v", Value: 1}}}},
+				bson.D{{Key: "$addFields", Value: bson.D{{Key: "topic", Value: bson.D{{Key: "$meta", Value: "stream.source.topic"}}}}}},
+			}},
+		}}},
+	}
+	batch := func(b int) ([]Input, []byte) {
+		buf := make([]byte, 0, 1<<14) // one array for the batch, so overwriting it reaches every input
+		var ins []Input
+		for j := range 9 {
+			i := b*9 + j
+			start := len(buf)
+			d, _ := bson.Marshal(bson.D{{Key: "k", Value: int32(i % 4)}, {Key: "v", Value: fmt.Sprint("value-", i)}})
+			buf = append(buf, d...)
+			mid := len(buf)
+			m, _ := bson.Marshal(bson.D{{Key: "source", Value: bson.D{{Key: "type", Value: "kafka"}, {Key: "topic", Value: fmt.Sprint("t", i%3)}}}})
+			buf = append(buf, m...)
+			ins = append(ins, Input{Doc: buf[start:mid:mid], Meta: buf[mid:len(buf):len(buf)], Time: 1_767_225_600_000 + int64(i)*150, Partition: int32(i % 2)})
+		}
+		return ins, buf
+	}
+	run := func(stages []bson.D, overwrite bool) []bson.Raw {
+		eng := NewEngine(mustPlan(t, stages...), Options{ProcessorName: "p", Now: func() time.Time { return time.Unix(0, 0) }})
+		var out []bson.Raw
+		keep := func(r Result) {
+			for _, o := range r.Out {
+				out = append(out, bytes.Clone(o))
+			}
+		}
+		for b := range 11 { // the last window stays open
+			ins, buf := batch(b)
+			keep(eng.Push(ins))
+			if overwrite {
+				for i := range buf {
+					buf[i] = 0xEE
+				}
+			}
+		}
+		// A checkpoint taken now holds the open windows' documents, metadata included.
+		snap, err := eng.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, snap)
+		keep(eng.Flush())
+		return out
+	}
+	for _, st := range [][]bson.D{stages, sorted} {
+		got, want := run(st, true), run(st, false)
+		if len(got) != len(want) || len(want) == 0 {
+			t.Fatalf("%d results, want %d", len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("result %d depends on a reused input:\n got %s\nwant %s", i, got[i], want[i])
+			}
+		}
 	}
 }

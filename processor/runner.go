@@ -506,6 +506,9 @@ func (l *loop) engineLoop(ctx context.Context) error {
 		if len(bt.Inputs) == 0 && len(bt.Idle) == 0 && !bt.EOF {
 			res = l.eng.Tick()
 		}
+		if bt.Release != nil {
+			bt.Release() // the engine keeps nothing of its inputs
+		}
 		if now := time.Now(); now.Sub(lastCheck) >= stateCheckEvery {
 			lastCheck = now
 			size := l.eng.StateSize()

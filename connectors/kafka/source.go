@@ -58,7 +58,8 @@ type Source struct {
 	cluster string // the cluster id the brokers report, kept with the offsets
 	parts   []*part
 	recs    chan fetched
-	got     []fetched // ReadBatch's records, reused
+	got     []fetched   // ReadBatch's records, reused
+	free    chan []byte // batch buffers the engine is done with
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -301,6 +302,7 @@ func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) erro
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.recs = make(chan fetched, mergeQueue)
+	s.free = make(chan []byte, 8)
 	now := time.Now()
 	for _, p := range s.parts {
 		p.lastData = now
@@ -512,7 +514,15 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 			size += len(h.Key) + len(h.Value) + 32
 		}
 	}
-	buf := make([]byte, 0, size+size/8)
+	var buf []byte
+	select {
+	case buf = <-s.free:
+		if cap(buf) < size+size/8 {
+			buf = make([]byte, 0, size+size/8)
+		}
+	default:
+		buf = make([]byte, 0, size+size/8)
+	}
 	b.Inputs = make([]pipeline.Input, 0, len(got))
 	now := time.Now()
 	for i := range got {
@@ -529,6 +539,14 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 		f.p.lastData = now
 		f.p.isIdle.Store(false)
 		*f = fetched{} // the records' bytes are not kept past the batch
+	}
+	// The batch's buffer comes back once the engine is done with it. buf may have grown past
+	// its first array; the final one is the one to reuse.
+	b.Release = func() {
+		select {
+		case s.free <- buf[:0]:
+		default:
+		}
 	}
 	s.errMu.Lock()
 	s.failSince, s.lastFail = time.Time{}, ""
