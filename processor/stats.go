@@ -22,7 +22,7 @@ type stats struct {
 	stateSize                                                atomic.Int64
 	// srcDLQ and sinkDLQ are the dead letters of $source and of the sink, for operatorStats.
 	srcDLQ, sinkDLQ atomic.Int64
-	watermark                                                atomic.Int64
+	watermark       atomic.Int64
 
 	opsMu sync.Mutex
 	ops   []pipeline.OperatorStats

@@ -186,7 +186,7 @@ func (c *conn) probe(ctx context.Context) error {
 		if c.mech == nil && c.tls == nil && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
 			// The broker accepted the TCP connection and closed it at the first request.
 			return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: fmt.Errorf(
-				"Kafka broker %s closed the connection at the first request: does its listener want SASL or TLS? (the connection's security.protocol is %s): %w", b, c.protocol, err)}
+				"the Kafka broker %s closed the connection at the first request: does its listener want SASL or TLS? (the connection's security.protocol is %s): %w", b, c.protocol, err)}
 		}
 		err = c.explain(err, b)
 		var ae *authError
