@@ -379,6 +379,31 @@ func memberKey(b []byte) int {
 	return kOther
 }
 
+// secondKey reads the key after the ',' of a two-key wrapper ({"$binary": ..., "$type": ...},
+// {"$code": ..., "$scope": ...}): it must be want, else the error is msg at the key. p.pos is
+// left at the key's value.
+func (p *parser) secondKey(want, msg string) error {
+	p.skipWS()
+	if p.pos >= len(p.src) || p.src[p.pos] != '"' {
+		return p.syntaxErr("expected a field name in double quotes")
+	}
+	keyPos := p.pos
+	key, mark, err := p.strArg()
+	if err != nil {
+		return err
+	}
+	ok := string(key) == want
+	p.dst = p.dst[:mark]
+	if !ok {
+		return p.extErr(keyPos, msg)
+	}
+	if err := p.expect(':', "':' after the field name"); err != nil {
+		return err
+	}
+	p.skipWS()
+	return nil
+}
+
 // members reads an object at p.pos ('{' not consumed; msg is the reason when the value is not
 // an object), calling fn for each member with its key (one of the k constants) and p.pos at
 // the member's value.
@@ -504,24 +529,10 @@ func (p *parser) binaryValue() error {
 			return p.syntaxErr("expected ','")
 		}
 		p.pos++
-		p.skipWS()
-		if p.pos >= len(p.src) || p.src[p.pos] != '"' {
-			return p.syntaxErr("expected a field name in double quotes")
-		}
-		keyPos := p.pos
-		key, mark, err := p.strArg()
-		if err != nil {
+		if err := p.secondKey("$type", msgBinary); err != nil {
 			return err
 		}
-		isType := string(key) == "$type"
-		p.dst = p.dst[:mark]
-		if !isType {
-			return p.extErr(keyPos, msgBinary)
-		}
-		if err := p.expect(':', "':' after the field name"); err != nil {
-			return err
-		}
-		p.skipWS()
+		var err error
 		if sub, err = p.subTypeArg(); err != nil {
 			return err
 		}
@@ -741,24 +752,9 @@ func (p *parser) codeValue() (byte, error) {
 		return 0, p.syntaxErr("expected ',' or '}'")
 	}
 	p.pos++
-	p.skipWS()
-	if p.pos >= len(p.src) || p.src[p.pos] != '"' {
-		return 0, p.syntaxErr("expected a field name in double quotes")
-	}
-	keyPos := p.pos
-	key, mark, err := p.strArg()
-	if err != nil {
+	if err := p.secondKey("$scope", msgScopeOnly); err != nil {
 		return 0, err
 	}
-	isScope := string(key) == "$scope"
-	p.dst = p.dst[:mark]
-	if !isScope {
-		return 0, p.extErr(keyPos, msgScopeOnly)
-	}
-	if err := p.expect(':', "':' after the field name"); err != nil {
-		return 0, err
-	}
-	p.skipWS()
 	if p.pos >= len(p.src) || p.src[p.pos] != '{' {
 		return 0, p.extErr(p.pos, msgScope)
 	}
@@ -800,24 +796,9 @@ func (p *parser) scopeFirstValue() error {
 		return p.syntaxErr("expected ',' or '}'")
 	}
 	p.pos++
-	p.skipWS()
-	if p.pos >= len(p.src) || p.src[p.pos] != '"' {
-		return p.syntaxErr("expected a field name in double quotes")
-	}
-	keyPos := p.pos
-	key, mark, err := p.strArg()
-	if err != nil {
+	if err := p.secondKey("$code", msgScopeCode); err != nil {
 		return err
 	}
-	isCode := string(key) == "$code"
-	p.dst = p.dst[:mark]
-	if !isCode {
-		return p.extErr(keyPos, msgScopeCode)
-	}
-	if err := p.expect(':', "':' after the field name"); err != nil {
-		return err
-	}
-	p.skipWS()
 	if p.pos >= len(p.src) || p.src[p.pos] != '"' {
 		return p.extErr(p.pos, msgCode)
 	}

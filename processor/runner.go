@@ -447,17 +447,12 @@ func (l *loop) readLoop(ctx context.Context) error {
 
 // partitions samples a partitioned source's partitions with the engine's watermark of each.
 func (l *loop) partitions(pr connectors.PartitionReporter) []KafkaPartition {
-	ps := pr.Partitions()
-	out := make([]KafkaPartition, len(ps))
-	for i, p := range ps {
-		wm, _, ok := l.eng.PartitionWatermark(p.Split)
-		if !ok {
-			wm = math.MinInt64
+	return kafkaPartitions(pr.Partitions(), func(p connectors.PartitionStats) int64 {
+		if wm, _, ok := l.eng.PartitionWatermark(p.Split); ok {
+			return wm
 		}
-		out[i] = KafkaPartition{Topic: p.Topic, Partition: p.Partition, CurrentOffset: p.CurrentOffset, CheckpointOffset: p.CheckpointOffset,
-			ConsumerGroupLag: p.ConsumerGroupLag, IsIdle: p.IsIdle, Watermark: wm}
-	}
-	return out
+		return math.MinInt64
+	})
 }
 
 func send[T any](ctx context.Context, ch chan<- T, v T) error {

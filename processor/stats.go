@@ -124,22 +124,32 @@ type KafkaPartition struct {
 // their watermarks (which only the engine's goroutine may read): after a checkpoint, so that a
 // stopped processor shows its final checkpoint.
 func (s *stats) refreshOffsets(ps []connectors.PartitionStats) {
+	type topicPartition struct {
+		topic     string
+		partition int32
+	}
 	s.partsMu.Lock()
-	wm := map[[2]any]int64{}
+	wm := map[topicPartition]int64{}
 	for _, p := range s.parts {
-		wm[[2]any{p.Topic, p.Partition}] = p.Watermark
+		wm[topicPartition{p.Topic, p.Partition}] = p.Watermark
 	}
 	s.partsMu.Unlock()
-	parts := make([]KafkaPartition, len(ps))
-	for i, p := range ps {
-		w, ok := wm[[2]any{p.Topic, p.Partition}]
-		if !ok {
-			w = math.MinInt64
+	s.setPartitions(kafkaPartitions(ps, func(p connectors.PartitionStats) int64 {
+		if w, ok := wm[topicPartition{p.Topic, p.Partition}]; ok {
+			return w
 		}
-		parts[i] = KafkaPartition{Topic: p.Topic, Partition: p.Partition, CurrentOffset: p.CurrentOffset, CheckpointOffset: p.CheckpointOffset,
-			ConsumerGroupLag: p.ConsumerGroupLag, IsIdle: p.IsIdle, Watermark: w}
+		return math.MinInt64
+	}))
+}
+
+// kafkaPartitions turns a source's partitions into stats, with each one's watermark.
+func kafkaPartitions(ps []connectors.PartitionStats, watermark func(connectors.PartitionStats) int64) []KafkaPartition {
+	out := make([]KafkaPartition, len(ps))
+	for i, p := range ps {
+		out[i] = KafkaPartition{Topic: p.Topic, Partition: p.Partition, CurrentOffset: p.CurrentOffset, CheckpointOffset: p.CheckpointOffset,
+			ConsumerGroupLag: p.ConsumerGroupLag, IsIdle: p.IsIdle, Watermark: watermark(p)}
 	}
-	s.setPartitions(parts)
+	return out
 }
 
 func (s *stats) setPartitions(parts []KafkaPartition) {

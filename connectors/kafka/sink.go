@@ -58,7 +58,7 @@ type Sink struct {
 	err      error
 	changed  chan struct{}
 
-	env2 expr.Env
+	evalEnv expr.Env // reused for every document's expressions
 }
 
 // emitConfig lists the options of $emit.config for Kafka (spec §3.8).
@@ -361,7 +361,7 @@ func (s *Sink) dead(d bson.Raw, err error) bson.Raw {
 
 // message builds the record of one output document; its value is appended to buf.
 func (s *Sink) message(buf []byte, d bson.Raw) (kafka.Message, []byte, error) {
-	env := &s.env2
+	env := &s.evalEnv
 	env.Root, env.Meta, env.MetaDoc = d, nil, nil
 	if v, err := d.LookupErr(s.metaField); err == nil {
 		env.MetaDoc, _ = v.DocumentOK()
@@ -411,7 +411,7 @@ func (s *Sink) message(buf []byte, d bson.Raw) (kafka.Message, []byte, error) {
 	}
 	if !tomb {
 		start := len(buf)
-		out, err := appendJSON(buf, d, s.format)
+		out, err := ejson.AppendJSON(buf, d, s.format)
 		if err != nil {
 			return m, buf, fmt.Errorf("the document cannot be written as %s: %w", s.format.Format, err)
 		}
@@ -534,10 +534,10 @@ func headers(v bson.RawValue) ([]kafka.Header, error) {
 // valueJSON is the relaxed Extended JSON text of any value.
 func valueJSON(v bson.RawValue) ([]byte, error) {
 	if v.Type == bson.TypeEmbeddedDocument {
-		return appendJSON(nil, v.Document(), ejson.Options{})
+		return ejson.AppendJSON(nil, v.Document(), ejson.Options{})
 	}
 	doc := bsoncore.NewDocumentBuilder().AppendValue("v", bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value}).Build()
-	j, err := appendJSON(nil, bson.Raw(doc), ejson.Options{})
+	j, err := ejson.AppendJSON(nil, bson.Raw(doc), ejson.Options{})
 	if err != nil {
 		return nil, err
 	}

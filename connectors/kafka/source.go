@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/spi-streams/spi/connectors"
+	"github.com/spi-streams/spi/ejson"
 	"github.com/spi-streams/spi/pipeline"
 	"github.com/spi-streams/spi/store"
 )
@@ -59,6 +60,7 @@ type Source struct {
 	parts   []*part
 	recs    chan fetched
 	got     []fetched   // ReadBatch's records, reused
+	keyBuf  []byte      // the BSON value of the record key being read
 	free    chan []byte // batch buffers the engine is done with
 
 	ctx    context.Context
@@ -640,11 +642,11 @@ func (s *Source) record(buf []byte, p *part, m *kafka.Message) ([]byte, pipeline
 		in.Err = fmt.Errorf("the Kafka record's value is %d bytes, over the %d-byte document limit", len(payload), MaxMessageBytes)
 		return buf, in
 	}
-	if body, _, ok := stripConfluentHeader(payload); ok {
+	if body, _, ok := ejson.StripConfluentHeader(payload); ok {
 		payload = body
 	}
 	start = len(buf)
-	out, err := appendBSON(buf, payload)
+	out, err := ejson.AppendBSON(buf, payload)
 	if err != nil {
 		in.Err = fmt.Errorf("the Kafka record's value is not a JSON document: %w", err)
 		return buf[:start], in
@@ -652,6 +654,19 @@ func (s *Source) record(buf []byte, p *part, m *kafka.Message) ([]byte, pipeline
 	buf = out
 	in.Doc = bson.Raw(buf[start:len(buf):len(buf)])
 	return buf, in
+}
+
+// scratch keeps b as the key's scratch buffer: record copies the key into the batch's buffer at
+// once, so one buffer serves every record.
+func (s *Source) scratch(b []byte) []byte {
+	s.keyBuf = b
+	return b
+}
+
+// appendBSONString appends a BSON string value (int32 length with the NUL, bytes, NUL).
+func appendBSONString(dst, b []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b)+1))
+	return append(append(dst, b...), 0)
 }
 
 // key decodes a record key per keyFormat (spec §3.1.1): binData (the bytes), string (UTF-8),
@@ -666,17 +681,17 @@ func (s *Source) key(k []byte) (bson.RawValue, error) {
 		if !utf8.Valid(k) {
 			return bson.RawValue{}, errors.New("the Kafka record's key is not UTF-8, as keyFormat string requires")
 		}
-		return bson.RawValue{Type: bson.TypeString, Value: bsoncore.AppendString(nil, string(k))}, nil
+		return bson.RawValue{Type: bson.TypeString, Value: s.scratch(appendBSONString(s.keyBuf[:0], k))}, nil
 	case "int":
 		if len(k) != 4 {
 			return bson.RawValue{}, fmt.Errorf("the Kafka record's key is %d bytes; keyFormat int needs 4 (a big-endian int32)", len(k))
 		}
-		return bson.RawValue{Type: bson.TypeInt32, Value: bsoncore.AppendInt32(nil, int32(binary.BigEndian.Uint32(k)))}, nil
+		return bson.RawValue{Type: bson.TypeInt32, Value: s.scratch(bsoncore.AppendInt32(s.keyBuf[:0], int32(binary.BigEndian.Uint32(k))))}, nil
 	case "long":
 		if len(k) != 8 {
 			return bson.RawValue{}, fmt.Errorf("the Kafka record's key is %d bytes; keyFormat long needs 8 (a big-endian int64)", len(k))
 		}
-		return bson.RawValue{Type: bson.TypeInt64, Value: bsoncore.AppendInt64(nil, int64(binary.BigEndian.Uint64(k)))}, nil
+		return bson.RawValue{Type: bson.TypeInt64, Value: s.scratch(bsoncore.AppendInt64(s.keyBuf[:0], int64(binary.BigEndian.Uint64(k))))}, nil
 	case "json":
 		v, err := jsonValue(k)
 		if err != nil {
@@ -684,7 +699,7 @@ func (s *Source) key(k []byte) (bson.RawValue, error) {
 		}
 		return v, nil
 	}
-	return bson.RawValue{Type: bson.TypeBinary, Value: bsoncore.AppendBinary(nil, 0, k)}, nil
+	return bson.RawValue{Type: bson.TypeBinary, Value: s.scratch(bsoncore.AppendBinary(s.keyBuf[:0], 0, k))}, nil
 }
 
 // Positions returns {topic, partition, offset, cluster} of every partition, offset being the
