@@ -16,14 +16,14 @@ func TestSkipPlain(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for c := range 256 {
-		for n := 1; n <= 24; n++ {
+		for n := 1; n <= 80; n++ {
 			for at := range n {
 				s := make([]byte, n)
 				for j := range s {
 					s[j] = byte('a' + r.IntN(26))
 				}
 				s[at] = byte(c)
-				for start := range min(n, 9) {
+				for start := range min(n, 18) {
 					if got, want := skipPlain(s, start), naive(s, start); got != want {
 						t.Fatalf("byte %#x at %d of %d from %d: %d, want %d", c, at, n, start, got, want)
 					}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -404,7 +403,7 @@ func (w *writer) date(ms int64) {
 		w.dst = strconv.AppendInt(w.dst, ms, 10)
 	default:
 		if w.o.Format == RelaxedJSON {
-			if y := time.UnixMilli(ms).UTC().Year(); y >= 1970 && y <= 9999 {
+			if ms >= 0 && ms < year10000 { // years 1970 to 9999
 				w.dst = append(appendISODate(append(w.dst, `{"$date":"`...), ms, false), `"}`...)
 				return
 			}
@@ -416,13 +415,13 @@ func (w *writer) date(ms int64) {
 // appendISODate writes YYYY-MM-DDTHH:mm:ss then, with fixed, .sss, else the milliseconds
 // without trailing zeros (none when zero), then Z.
 func appendISODate(dst []byte, ms int64, fixed bool) []byte {
-	t := time.UnixMilli(ms).UTC()
-	y, mo, d := t.Date()
-	h, mi, s := t.Clock()
-	frac := int(ms % 1000)
-	if frac < 0 {
-		frac += 1000
+	days := ms / msPerDay
+	if ms%msPerDay < 0 {
+		days--
 	}
+	tod := int(ms - days*msPerDay)
+	y, mo, d := civil(days)
+	h, mi, s, frac := tod/3_600_000, tod/60_000%60, tod/1000%60, tod%1000
 	if y >= 0 && y <= 9999 {
 		dst = appendPad(dst, y, 4)
 	} else {
@@ -435,7 +434,7 @@ func appendISODate(dst []byte, ms int64, fixed bool) []byte {
 		dst = appendPad(dst, y, 6)
 	}
 	dst = append(dst, '-')
-	dst = appendPad(dst, int(mo), 2)
+	dst = appendPad(dst, mo, 2)
 	dst = append(dst, '-')
 	dst = appendPad(dst, d, 2)
 	dst = append(dst, 'T')
@@ -457,6 +456,39 @@ func appendISODate(dst []byte, ms int64, fixed bool) []byte {
 		}
 	}
 	return append(dst, 'Z')
+}
+
+const (
+	msPerDay = 86_400_000
+	// year10000 is 10000-01-01T00:00:00Z in milliseconds since the Unix epoch.
+	year10000 = 253_402_300_800_000
+)
+
+// civil is the proleptic Gregorian date of a day counted from 1970-01-01 (day 0), by Howard
+// Hinnant's days-to-civil algorithm ("chrono-Compatible Low-Level Date Algorithms"): eras of
+// 400 years (146,097 days) counted from 0000-03-01, so that the leap day ends a year. It
+// agrees with the time package for every int64 millisecond (TestCivil) without its
+// per-call time zone work.
+func civil(days int64) (year, month, day int) {
+	z := days + 719_468 // days from 0000-03-01
+	era := z / 146_097
+	if z%146_097 < 0 {
+		era--
+	}
+	doe := z - era*146_097                                   // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36_524 - doe/146_096) / 365 // [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)                 // [0, 365]
+	mp := (5*doy + 2) / 153                                  // [0, 11], March first
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if month > 12 {
+		month -= 12
+	}
+	year = int(yoe + era*400)
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
 }
 
 func appendPad(dst []byte, v, width int) []byte {

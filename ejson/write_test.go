@@ -3,6 +3,7 @@ package ejson
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -225,4 +226,42 @@ func TestDBPointerNamespaceEscaped(t *testing.T) {
 	if back, err := AppendBSON(nil, got); err != nil || !bytes.Equal(back, doc) {
 		t.Fatalf("does not read back: %v", err)
 	}
+}
+
+// civil and appendISODate agree with the time package across the whole int64 range of
+// milliseconds the writer formats, and around every era, century and leap-day boundary.
+func TestCivil(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	check := func(ms int64) {
+		t.Helper()
+		tm := time.UnixMilli(ms).UTC()
+		y, m, d := civil(floorDay(ms))
+		if y != tm.Year() || m != int(tm.Month()) || d != tm.Day() {
+			t.Fatalf("civil(%d ms) = %d-%d-%d, time says %s", ms, y, m, d, tm)
+		}
+		if tm.Year() >= 0 && tm.Year() <= 9999 {
+			want := tm.Format("2006-01-02T15:04:05.000Z")
+			if got := string(appendISODate(nil, ms, true)); got != want {
+				t.Fatalf("appendISODate(%d) = %s, want %s", ms, got, want)
+			}
+		}
+	}
+	for _, ms := range []int64{0, -1, 1, 86_399_999, 86_400_000, -86_400_000, -86_400_001, year10000, year10000 - 1,
+		951_782_400_000, 951_868_800_000, 4_107_542_400_000, -62_135_596_800_000, -62_167_219_200_000, -62_167_219_200_001} {
+		check(ms)
+	}
+	for range 200_000 {
+		check(r.Int64N(2*year10000) - year10000)
+	}
+	for range 20_000 {
+		check(r.Int64() / 1000) // years far outside 0..9999: civil only
+	}
+}
+
+func floorDay(ms int64) int64 {
+	d := ms / msPerDay
+	if ms%msPerDay < 0 {
+		d--
+	}
+	return d
 }

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/spi-streams/spi/bsoncheck"
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // Options configures an Engine.
@@ -38,6 +39,11 @@ type Input struct {
 	// that fails keyFormat): the record becomes a dead-letter record of $source with Err as its
 	// reason and Meta as its stream metadata (spec §4.5). Doc, if any, goes in its doc field.
 	Err error
+	// Checked says that Doc and Meta were built by this process from parsed input (the
+	// ejson transcoder, bsoncore appends), so they are well-formed BSON by construction and
+	// the engine skips its own check of them (bsoncheck). A source of bytes received as BSON
+	// leaves it false.
+	Checked bool
 }
 
 // Result is what a call produced: output documents (with stream metadata embedded) and
@@ -348,13 +354,18 @@ func (e *Engine) ingest(in Input, now time.Time) {
 	// Operators (and the driver's accessors, which panic on malformed values) read documents
 	// without re-checking them: what a source hands over is checked once, here, in the same
 	// pass that looks for the time field.
-	hasTs, err := bsoncheck.ValidateHas(in.Doc, tsField)
-	if err != nil {
+	var (
+		hasTs bool
+		err   error
+	)
+	if in.Checked {
+		hasTs = value.Lookup(in.Doc, tsField).Type != 0
+	} else if hasTs, err = bsoncheck.ValidateHas(in.Doc, tsField); err != nil {
 		d.Raw = nil
 		e.dead("$source", fmt.Errorf("the document is not valid BSON: %w", err), d)
 		return
 	}
-	if in.Meta != nil {
+	if in.Meta != nil && !in.Checked {
 		if err := bsoncheck.Validate(in.Meta); err != nil {
 			d.Meta = nil
 			e.dead("$source", fmt.Errorf("the stream metadata is not valid BSON: %w", err), d)

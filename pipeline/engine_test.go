@@ -184,6 +184,44 @@ func TestMalformedInputIsADeadLetter(t *testing.T) {
 	}
 }
 
+// An input marked Checked (built by the source, well-formed by construction) gives the same
+// output as the same input checked by the engine, with or without the time field already in
+// it; the engine's own check still catches a malformed document that is not marked.
+func TestCheckedInputs(t *testing.T) {
+	plan := mustPlan(t, bson.D{{Key: "$addFields", Value: bson.D{{Key: "b", Value: bson.D{{Key: "$add", Value: bson.A{"$a", 1}}}}}}})
+	meta := mustDoc(bson.D{{Key: "source", Value: bson.D{{Key: "type", Value: "kafka"}, {Key: "offset", Value: int64(7)}}}})
+	docs := []bson.Raw{mustDoc(bson.D{{Key: "a", Value: 1}}), mustDoc(bson.D{{Key: "a", Value: 2}, {Key: "_ts", Value: "replaced"}})}
+	run := func(checked bool) []bson.Raw {
+		eng := NewEngine(plan, Options{ProcessorName: "p"})
+		var ins []Input
+		for _, d := range docs {
+			ins = append(ins, Input{Doc: d, Meta: meta, Time: 1_767_225_600_000, Checked: checked})
+		}
+		r := eng.Push(ins)
+		if len(r.DLQ) != 0 {
+			t.Fatalf("dead letters: %v", r.DLQ)
+		}
+		return r.Out
+	}
+	checked, unchecked := run(true), run(false)
+	if len(checked) != 2 || len(unchecked) != 2 {
+		t.Fatalf("%d and %d outputs", len(checked), len(unchecked))
+	}
+	for i := range checked {
+		if !bytes.Equal(checked[i], unchecked[i]) {
+			t.Fatalf("output %d: checked %s, unchecked %s", i, checked[i], unchecked[i])
+		}
+		if ts := checked[i].Lookup("_ts"); ts.Type != bson.TypeDateTime || ts.DateTime() != 1_767_225_600_000 {
+			t.Fatalf("output %d: _ts %v", i, ts)
+		}
+	}
+	bad := bytes.Clone(docs[0])
+	bad[len(bad)-1] = 1
+	if r := NewEngine(plan, Options{}).Push([]Input{{Doc: bad}}); len(r.DLQ) != 1 {
+		t.Fatalf("an unchecked malformed document: %d dead letters", len(r.DLQ))
+	}
+}
+
 // Announced partitions hold the watermark back until they send a record or go idle, so a
 // backlog read one partition ahead of another leaves the other's records on time.
 func TestAnnouncedPartitionsHoldTheWatermark(t *testing.T) {

@@ -1,16 +1,19 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol/metadata"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/spi-streams/spi/connectors"
@@ -276,5 +279,120 @@ func TestExplain(t *testing.T) {
 		if strings.Contains(got.Error(), "pa55-w0rd-secret") {
 			t.Errorf("secret in %v", got)
 		}
+	}
+}
+
+// countingTransport stands in for a broker's transport in TestPartitionCounts: it answers
+// metadata requests with a canned response and counts the requests that reach it. It is a
+// stub of the caller's side only; the answers' contents are what a broker returns.
+type countingTransport struct {
+	calls   int
+	missing bool
+}
+
+func (c *countingTransport) RoundTrip(_ context.Context, _ net.Addr, req kafka.Request) (kafka.Response, error) {
+	c.calls++
+	m, ok := req.(*metadata.Request)
+	if !ok {
+		return nil, errors.New("not a metadata request")
+	}
+	t := metadata.ResponseTopic{Name: m.TopicNames[0], Partitions: make([]metadata.ResponsePartition, 4)}
+	if c.missing {
+		t.ErrorCode = int16(kafka.UnknownTopicOrPartition)
+	}
+	return &metadata.Response{Topics: []metadata.ResponseTopic{t}}, nil
+}
+
+// The Writer's question "how many partitions has topic t", asked for every record, reaches
+// the transport once per partitionCountsTTL and topic; an answer with an error (a topic that
+// does not exist yet) is asked again every time, and other requests pass through.
+func TestPartitionCounts(t *testing.T) {
+	inner := &countingTransport{}
+	p := &partitionCounts{RoundTripper: inner}
+	ask := func(topic string) *metadata.Response {
+		t.Helper()
+		res, err := p.RoundTrip(context.Background(), nil, &metadata.Request{TopicNames: []string{topic}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.(*metadata.Response)
+	}
+	for range 1000 {
+		if r := ask("out"); len(r.Topics[0].Partitions) != 4 {
+			t.Fatalf("answer %+v", r)
+		}
+	}
+	if inner.calls != 1 {
+		t.Fatalf("1000 questions about one topic reached the transport %d times, want 1", inner.calls)
+	}
+	ask("other")
+	if inner.calls != 2 {
+		t.Fatalf("a second topic: %d calls, want 2", inner.calls)
+	}
+	p.answers["out"] = partitionAnswer{res: p.answers["out"].res, at: time.Now().Add(-partitionCountsTTL)}
+	ask("out")
+	if inner.calls != 3 {
+		t.Fatalf("an expired answer: %d calls, want 3", inner.calls)
+	}
+	inner.missing = true
+	for range 3 {
+		if r := ask("missing"); r.Topics[0].ErrorCode == 0 {
+			t.Fatal("the error was lost")
+		}
+	}
+	if inner.calls != 6 {
+		t.Fatalf("a missing topic is asked about each time: %d calls, want 6", inner.calls)
+	}
+	if _, err := p.RoundTrip(context.Background(), nil, &metadata.Request{TopicNames: []string{"a", "b"}}); err != nil || inner.calls != 7 {
+		t.Fatalf("a request for two topics passes through: %v, %d calls", err, inner.calls)
+	}
+}
+
+// A Reader's connection reads through bufferedConn: what the peer wrote arrives whole and in
+// order, whatever the sizes of the reads, and deadlines still apply.
+func TestBufferedConn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	want := make([]byte, 3*readBufferSize+123)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer func() { _ = c.Close() }()
+		for b := want; len(b) > 0; {
+			n := min(len(b), 1000)
+			if _, err := c.Write(b[:n]); err != nil {
+				return
+			}
+			b = b[n:]
+		}
+		time.Sleep(time.Second) // then nothing more: the reader's deadline passes
+	}()
+	c, err := dialBuffered(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	got := make([]byte, len(want))
+	for off, step := 0, 1; off < len(got); step = step*3%4093 + 1 {
+		n, err := c.Read(got[off:min(off+step, len(got))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		off += n
+	}
+	if string(got) != string(want) {
+		t.Fatal("the bytes read differ from those written")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v", err)
 	}
 }

@@ -516,14 +516,16 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 			size += len(h.Key) + len(h.Value) + 32
 		}
 	}
+	// Capacity in steps of 256 KiB, so that batches of similar sizes share buffers.
+	size = (size + size/8 + 256<<10 - 1) &^ (256<<10 - 1)
 	var buf []byte
 	select {
 	case buf = <-s.free:
-		if cap(buf) < size+size/8 {
-			buf = make([]byte, 0, size+size/8)
+		if cap(buf) < size {
+			buf = make([]byte, 0, size)
 		}
 	default:
-		buf = make([]byte, 0, size+size/8)
+		buf = make([]byte, 0, size)
 	}
 	b.Inputs = make([]pipeline.Input, 0, len(got))
 	now := time.Now()
@@ -600,7 +602,8 @@ func (s *Source) idleSplits(now time.Time) []int32 {
 // time. A value that is not a document, or a key that fails keyFormat with keyFormatError
 // dlq, sets Input.Err. Both documents are appended to buf, which the batch shares.
 func (s *Source) record(buf []byte, p *part, m *kafka.Message) ([]byte, pipeline.Input) {
-	in := pipeline.Input{Time: m.Time.UnixMilli(), Partition: p.split}
+	// The metadata is built here and the document by ejson: both well-formed by construction.
+	in := pipeline.Input{Time: m.Time.UnixMilli(), Partition: p.split, Checked: true}
 	key, keyErr := s.key(m.Key)
 	if keyErr != nil && !s.keyDLQ {
 		key, keyErr = bson.RawValue{}, nil // passThrough: the document goes on without its key

@@ -64,9 +64,9 @@ const (
 )
 
 func arith(op numOp, a, b bson.RawValue) bson.RawValue {
-	k := max(numKind(a.Type), numKind(b.Type))
-	switch k {
-	case kDecimal:
+	x, okA := accOf(a)
+	y, okB := accOf(b)
+	if !okA || !okB {
 		x, y := toDec(a), toDec(b)
 		switch op {
 		case opAdd:
@@ -75,17 +75,53 @@ func arith(op numOp, a, b bson.RawValue) bson.RawValue {
 			return decAdd(x, decNeg(y)).value()
 		}
 		return decMul(x, y).value()
-	case kDouble:
-		x, y := asFloat(a), asFloat(b)
+	}
+	return x.step(op, y).value()
+}
+
+// numAcc is an int32, int64 or double held unboxed, so that a sum or product of several
+// operands allocates only its result.
+type numAcc struct {
+	k int // kInt32, kInt64 or kDouble
+	i int64
+	f float64
+}
+
+// accOf unboxes an int32, int64 or double; it reports false for anything else (a decimal).
+func accOf(v bson.RawValue) (numAcc, bool) {
+	switch v.Type {
+	case bson.TypeInt32:
+		return numAcc{k: kInt32, i: int64(v.Int32())}, true
+	case bson.TypeInt64:
+		return numAcc{k: kInt64, i: v.Int64()}, true
+	case bson.TypeDouble:
+		return numAcc{k: kDouble, f: v.Double()}, true
+	}
+	return numAcc{}, false
+}
+
+func (a numAcc) float() float64 {
+	if a.k == kDouble {
+		return a.f
+	}
+	return float64(a.i)
+}
+
+// step is a op b with mongod's promotion rules: the wider kind of the two; an integer result
+// that overflows a long becomes a double, and one that overflows an int of two ints a long.
+func (a numAcc) step(op numOp, b numAcc) numAcc {
+	k := max(a.k, b.k)
+	if k == kDouble {
+		x, y := a.float(), b.float()
 		switch op {
 		case opAdd:
-			return doubleValue(x + y)
+			return numAcc{k: kDouble, f: x + y}
 		case opSub:
-			return doubleValue(x - y)
+			return numAcc{k: kDouble, f: x - y}
 		}
-		return doubleValue(x * y)
+		return numAcc{k: kDouble, f: x * y}
 	}
-	x, y := asInt64(a), asInt64(b)
+	x, y := a.i, b.i
 	var r int64
 	overflow := false
 	switch op {
@@ -115,16 +151,27 @@ func arith(op numOp, a, b bson.RawValue) bson.RawValue {
 		x, y := float64(x), float64(y)
 		switch op {
 		case opAdd:
-			return doubleValue(x + y)
+			return numAcc{k: kDouble, f: x + y}
 		case opSub:
-			return doubleValue(x - y)
+			return numAcc{k: kDouble, f: x - y}
 		}
-		return doubleValue(x * y)
+		return numAcc{k: kDouble, f: x * y}
 	}
 	if k == kInt32 && r >= math.MinInt32 && r <= math.MaxInt32 {
-		return int32Value(int32(r))
+		return numAcc{k: kInt32, i: r}
 	}
-	return int64Value(r)
+	return numAcc{k: kInt64, i: r}
+}
+
+// value boxes a as a BSON value.
+func (a numAcc) value() bson.RawValue {
+	switch a.k {
+	case kInt32:
+		return int32Value(int32(a.i))
+	case kInt64:
+		return int64Value(a.i)
+	}
+	return doubleValue(a.f)
 }
 
 func absI(x int64) int64 {
@@ -171,7 +218,16 @@ func roundToInt64(v bson.RawValue) (int64, bool) {
 // each later operand is rounded on its own before it is added; so the order of the operands
 // can change the result by a millisecond (add_with_date.js). The result must fit a long.
 func evalAdd(op string, vs []bson.RawValue) (bson.RawValue, error) {
-	sum := int32Value(0)
+	// The leading int32, int64 and double operands (usually all of them) add unboxed.
+	acc := numAcc{k: kInt32}
+	for len(vs) > 0 {
+		a, ok := accOf(vs[0])
+		if !ok {
+			break
+		}
+		acc, vs = acc.step(opAdd, a), vs[1:]
+	}
+	sum := acc.value()
 	date, hasDate := int64(0), false
 	overflow := func() (bson.RawValue, error) {
 		return value.Missing, evalErr(op, "date overflow in $add")
@@ -231,7 +287,15 @@ func evalSubtract(op string, a, b bson.RawValue) (bson.RawValue, error) {
 }
 
 func evalMultiply(op string, vs []bson.RawValue) (bson.RawValue, error) {
-	prod := int32Value(1)
+	acc := numAcc{k: kInt32, i: 1}
+	for len(vs) > 0 {
+		a, ok := accOf(vs[0])
+		if !ok {
+			break
+		}
+		acc, vs = acc.step(opMul, a), vs[1:]
+	}
+	prod := acc.value()
 	for _, v := range vs {
 		switch {
 		case value.IsNullish(v):

@@ -4,20 +4,25 @@
 //
 //   - (a) a kafka-go Reader per partition feeding one asynchronous Writer, with the fetch
 //     sizes of spid's Kafka source and the batching of its sink (BatchSize 1000, BatchTimeout
-//     5 ms, BatchBytes 16 MiB, acks=all);
+//     5 ms, BatchBytes 16 MiB, acks=all), in a child process of its own (this binary with
+//     -copy-child), as spid runs in a process of its own; -copy-in-process runs it here;
 //   - (b) spid, a child process, running $source → $match → $addFields → $emit over the same
 //     input topic.
 //
 // Both copy every message (the $match keeps them all), so each is timed from its start until
 // the broker's end offsets of its output topic account for every message; (a) and (b)
-// alternate over -rounds rounds and the median round of each is reported. A round of (b) whose
-// processor reported an error, or output other than one message per input, is flagged. Then both run again
-// on live topics fed at a steady rate, and each message's end-to-end latency (the time it is
-// read from the output topic minus the time the producer stamped into it) gives p50 and p99.
+// alternate over -rounds rounds, each round writing to output topics of its own that are
+// deleted after it, and the median round of each is reported, with the CPU time per message
+// of the copying process and of this one (the broker). A round of (b) whose processor
+// reported an error, or output other than one message per input, is flagged. Then both run
+// again on live topics fed at a steady rate, and each message's end-to-end latency (the time
+// it is read from the output topic minus the time the producer stamped into it) gives p50
+// and p99.
 //
 // The broker is kfake (github.com/twmb/franz-go/pkg/kfake), an in-memory implementation of the
-// Kafka protocol, running in this process; the copy loop of (a) and the latency readers run
-// here too, so both measurements share the CPUs with the broker alike.
+// Kafka protocol, running in this process, so the broker, the copier being measured and this
+// process share the machine's CPUs: on a machine with few CPUs the ratio of (b) to (a) is
+// mostly the ratio of their CPU time per message.
 package main
 
 import (
@@ -68,6 +73,9 @@ type config struct {
 	latencyDur time.Duration
 	copyOnly   bool
 	rounds     int
+	inProcess  bool
+	// child, when set, makes this process the copy loop of (a): "brokers,in,out,partitions".
+	child string
 }
 
 func main() {
@@ -79,8 +87,17 @@ func main() {
 	flag.IntVar(&cfg.rate, "rate", 2000, "messages per second of the latency measurement")
 	flag.DurationVar(&cfg.latencyDur, "latency-duration", 5*time.Second, "length of the latency measurement")
 	flag.BoolVar(&cfg.copyOnly, "copy-only", false, "measure only (a), the kafka-go copy loop, without spid")
-	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of (a) and (b); the median is reported")
+	flag.IntVar(&cfg.rounds, "rounds", 5, "rounds of (a) and (b); the median is reported")
+	flag.BoolVar(&cfg.inProcess, "copy-in-process", false, "run (a) in this process, beside the broker, rather than in a process of its own as spid is")
+	flag.StringVar(&cfg.child, "copy-child", "", "internal: run as the copy loop of (a), given brokers,in,out,partitions")
 	flag.Parse()
+	if cfg.child != "" {
+		if err := runCopyChild(cfg.child); err != nil {
+			fmt.Fprintln(os.Stderr, "kafkabench copy loop:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "kafkabench:", err)
 		os.Exit(1)
@@ -91,7 +108,12 @@ func run(cfg config) error {
 	if cfg.messages < 1 || cfg.size < 100 || cfg.partitions < 1 || cfg.rate < 1 || cfg.rounds < 1 {
 		return errors.New("-messages, -partitions, -rate and -rounds must be positive, -size at least 100")
 	}
-	topics := []string{"bench-in", "copy-out", "spid-out", "lat-in-a", "lat-out-a", "lat-in-b", "lat-out-b"}
+	// Each round writes to output topics of its own, deleted after it: kfake keeps every
+	// record in memory, and a log grown over many rounds makes later rounds slower for both.
+	topics := []string{"bench-in", "lat-in-a", "lat-out-a", "lat-in-b", "lat-out-b"}
+	for r := range cfg.rounds {
+		topics = append(topics, fmt.Sprintf("copy-out-%d", r+1), fmt.Sprintf("spid-out-%d", r+1))
+	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(cfg.partitions), topics...))
 	if err != nil {
 		return fmt.Errorf("starting kfake: %w", err)
@@ -119,28 +141,30 @@ func run(cfg config) error {
 	}
 	// (a) and (b) alternate within each round, over the same input, so that drift in the
 	// machine's load hits both alike; the median round of each is reported.
-	var as, bs, cpus []time.Duration
+	var as, bs, cpuA, cpuB, brokerA, brokerB []time.Duration
 	for r := range cfg.rounds {
-		a, err := timeCopy(brokers, "bench-in", "copy-out", cfg.messages, func(ctx context.Context) (func(), error) {
-			return copyLoop(ctx, brokers, "bench-in", "copy-out", cfg.partitions)
-		})
+		copyOut, spidOut := fmt.Sprintf("copy-out-%d", r+1), fmt.Sprintf("spid-out-%d", r+1)
+		var child time.Duration
+		broker0 := procCPU(os.Getpid())
+		a, err := timeCopy(brokers, "bench-in", copyOut, cfg.messages, copier(cfg, brokers, "bench-in", copyOut, &child))
 		if err != nil {
 			return fmt.Errorf("(a): %w", err)
 		}
-		as = append(as, a)
+		as, cpuA, brokerA = append(as, a), append(cpuA, child), append(brokerA, procCPU(os.Getpid())-broker0)
+		deleteTopic(brokers, copyOut)
 		if sp == nil {
 			continue
 		}
-		cpu0 := procCPU(sp.cmd.Process.Pid)
+		cpu0, broker0 := procCPU(sp.cmd.Process.Pid), procCPU(os.Getpid())
 		name := fmt.Sprintf("throughput-%d", r+1)
-		b, err := timeCopy(brokers, "bench-in", "spid-out", cfg.messages, func(ctx context.Context) (func(), error) {
-			return sp.processor(ctx, name, "bench-in", "spid-out")
+		b, err := timeCopy(brokers, "bench-in", spidOut, cfg.messages, func(ctx context.Context) (func(), error) {
+			return sp.processor(ctx, name, "bench-in", spidOut)
 		})
 		if err != nil {
 			return fmt.Errorf("(b): %w", err)
 		}
-		cpus = append(cpus, procCPU(sp.cmd.Process.Pid)-cpu0)
-		bs = append(bs, b)
+		bs, cpuB, brokerB = append(bs, b), append(cpuB, procCPU(sp.cmd.Process.Pid)-cpu0), append(brokerB, procCPU(os.Getpid())-broker0)
+		deleteTopic(brokers, spidOut)
 		// A run whose processor failed on the way (and replayed from its checkpoint) does
 		// not measure a copy: say so.
 		if sp.lastErr != "" || sp.lastOut != int64(cfg.messages) {
@@ -150,13 +174,11 @@ func run(cfg config) error {
 	}
 
 	// Latency at a steady rate, each on its own live topics.
-	la, err := latency(brokers, "lat-in-a", "lat-out-a", cfg, func(ctx context.Context) (func(), error) {
-		return copyLoop(ctx, brokers, "lat-in-a", "lat-out-a", cfg.partitions)
-	})
+	la, err := latency(brokers, "lat-in-a", "lat-out-a", cfg, copier(cfg, brokers, "lat-in-a", "lat-out-a", nil))
 	if err != nil {
 		return fmt.Errorf("(a) latency: %w", err)
 	}
-	rows := []benchRow{{"(a) kafka-go Reader → Writer copy loop", medianDuration(as), la}}
+	rows := []benchRow{{"(a) kafka-go Reader → Writer copy loop", medianDuration(as), la, medianDuration(cpuA), medianDuration(brokerA)}}
 	if sp != nil {
 		lb, err := latency(brokers, "lat-in-b", "lat-out-b", cfg, func(ctx context.Context) (func(), error) {
 			return sp.processor(ctx, "latency", "lat-in-b", "lat-out-b")
@@ -164,22 +186,31 @@ func run(cfg config) error {
 		if err != nil {
 			return fmt.Errorf("(b) latency: %w", err)
 		}
-		rows = append(rows, benchRow{"(b) spid $source → $match → $addFields → $emit", medianDuration(bs), lb})
+		rows = append(rows, benchRow{"(b) spid $source → $match → $addFields → $emit", medianDuration(bs), lb, medianDuration(cpuB), medianDuration(brokerB)})
 	}
 
 	mb := float64(cfg.messages*cfg.size) / 1e6
-	fmt.Printf("%d round(s), (a) and (b) alternating; median round reported\n", cfg.rounds)
-	fmt.Printf("%-52s  %10s  %8s  %9s  %9s  %9s\n", "pipeline", "msgs/s", "MB/s", "elapsed", "p50", "p99")
+	where := "in a process of its own, as spid is"
+	if cfg.inProcess {
+		where = "in this process, beside the broker"
+	}
+	fmt.Printf("%d round(s), (a) and (b) alternating; median round reported; (a) runs %s\n", cfg.rounds, where)
+	perMsg := func(d time.Duration) string {
+		if d <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f", float64(d.Nanoseconds())/1e3/float64(cfg.messages))
+	}
+	fmt.Printf("%-52s  %10s  %8s  %9s  %9s  %9s  %12s  %12s\n", "pipeline", "msgs/s", "MB/s", "elapsed", "p50", "p99", "CPU µs/msg", "broker µs/msg")
 	for _, row := range rows {
-		fmt.Printf("%-52s  %10.0f  %8.1f  %9s  %9s  %9s\n", row.name, float64(cfg.messages)/row.d.Seconds(), mb/row.d.Seconds(),
-			row.d.Round(time.Millisecond), pct(row.lat, 50), pct(row.lat, 99))
+		fmt.Printf("%-52s  %10.0f  %8.1f  %9s  %9s  %9s  %12s  %12s\n", row.name, float64(cfg.messages)/row.d.Seconds(), mb/row.d.Seconds(),
+			row.d.Round(time.Millisecond), pct(row.lat, 50), pct(row.lat, 99), perMsg(row.cpu), perMsg(row.broker))
 	}
 	if len(rows) == 2 {
-		cpu := medianDuration(cpus)
-		fmt.Printf("ratio (b)/(a): %.2fx   (goal: >= 0.80x)\n", rows[0].d.Seconds()/rows[1].d.Seconds())
-		fmt.Printf("spid's CPU time over (b): %s, %.1f µs per message (utime+stime from /proc, median round)\n", cpu.Round(time.Millisecond),
-			float64(cpu.Microseconds())/float64(cfg.messages))
+		fmt.Printf("ratio (b)/(a): %.2fx   (goal: >= 0.80x); CPU per message (b)/(a): %.2fx\n", rows[0].d.Seconds()/rows[1].d.Seconds(),
+			float64(rows[1].cpu)/float64(max(rows[0].cpu, 1)))
 	}
+	fmt.Println("CPU: the copying process's user+system time (/proc), median round; broker: this process's, which is the broker's and the timer's")
 	fmt.Printf("latency: %d messages/s for %s, from the producer's timestamp in the message to its read from the output topic\n", cfg.rate, cfg.latencyDur)
 	return nil
 }
@@ -189,6 +220,9 @@ type benchRow struct {
 	name string
 	d    time.Duration
 	lat  []time.Duration
+	// cpu is the copying process's CPU time (0 when (a) runs in this process), broker this
+	// process's over the same round.
+	cpu, broker time.Duration
 }
 
 func medianDuration(ds []time.Duration) time.Duration {
@@ -244,6 +278,12 @@ func fill(brokers []string, topic string, cfg config) error {
 	return nil
 }
 
+// deleteTopic deletes a topic a round has finished with, so the broker frees its records.
+func deleteTopic(brokers []string, topic string) {
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+}
+
 // endOffsets sums the end offsets of topic's partitions.
 func endOffsets(ctx context.Context, brokers []string, topic string) (int64, error) {
 	cl := &kafka.Client{Addr: kafka.TCP(brokers...)}
@@ -296,6 +336,55 @@ func timeCopy(brokers []string, in, out string, n int, start func(context.Contex
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// copier starts (a) from in to out: by default in a child process of its own, as spid runs
+// beside the broker's process, and then stores the child's CPU time in *cpu when it stops
+// (cpu may be nil); with -copy-in-process, in this process.
+func copier(cfg config, brokers []string, in, out string, cpu *time.Duration) func(context.Context) (func(), error) {
+	if cfg.inProcess {
+		return func(ctx context.Context) (func(), error) { return copyLoop(ctx, brokers, in, out, cfg.partitions) }
+	}
+	return func(ctx context.Context) (func(), error) {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.CommandContext(ctx, self, "-copy-child", fmt.Sprintf("%s,%s,%s,%d", strings.Join(brokers, ";"), in, out, cfg.partitions))
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		return func() {
+			_ = stdin.Close() // the child stops at the end of its input
+			if cmd.Wait() == nil && cpu != nil {
+				*cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+			}
+		}, nil
+	}
+}
+
+// runCopyChild is the child process of (a): the copy loop until its standard input ends.
+func runCopyChild(spec string) error {
+	f := strings.Split(spec, ",")
+	if len(f) != 4 {
+		return fmt.Errorf("-copy-child %q: want brokers,in,out,partitions", spec)
+	}
+	var partitions int
+	if _, err := fmt.Sscan(f[3], &partitions); err != nil {
+		return err
+	}
+	stop, err := copyLoop(context.Background(), strings.Split(f[0], ";"), f[1], f[2], partitions)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	stop()
+	return nil
 }
 
 // copyLoop is (a): a Reader per partition of in, from the first offset, feeding one Writer to
