@@ -151,13 +151,13 @@ func clientCertificate(a store.KafkaAuth) (tls.Certificate, error) {
 	return cert, nil
 }
 
-// dialer is what a kafka-go Reader connects with: its connections read through
-// readBufferSize bytes of buffer (dialBuffered).
+// dialer is what the source's fetchers connect with (kafka-go Conns to partition leaders):
+// their connections read through readBufferSize bytes of buffer (dialBuffered).
 func (c *conn) dialer() *kafka.Dialer {
 	return &kafka.Dialer{ClientID: c.clientID, Timeout: dialTimeout, DialFunc: dialBuffered, TLS: c.tls, SASLMechanism: c.mech}
 }
 
-// readBufferSize is the read buffer, in bytes, under each connection of a Reader. kafka-go's
+// readBufferSize is the read buffer, in bytes, under each connection of a fetcher. kafka-go's
 // Conn reads a fetch response through a bufio.Reader of 4 KiB (conn.go), which costs one read
 // system call per 4 KiB of records; a larger buffer below it makes that one call per 64 KiB.
 const readBufferSize = 64 << 10

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -394,5 +396,56 @@ func TestBufferedConn(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past the deadline: %v", err)
+	}
+}
+
+// ReadBatch hands over at most maxDocs records: a fetch it takes only part of is finished,
+// in offset order, before any other fetch, and each partition's next offset follows what was
+// handed over. An error a fetcher ended with comes after its records and fails the read.
+func TestReadBatchSplitsFetches(t *testing.T) {
+	src, err := source(t, bson.D{{Key: "topic", Value: "in"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := src
+	p0, p1 := &part{topic: "in", partition: 0, split: 0}, &part{topic: "in", partition: 1, split: 1}
+	s.parts = []*part{p0, p1}
+	s.recs, s.free = make(chan fetched, 4), make(chan []byte, 8)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer s.cancel()
+	msgs := func(from, n int64) []kafka.Message {
+		var out []kafka.Message
+		for o := from; o < from+n; o++ {
+			out = append(out, kafka.Message{Offset: o, HighWaterMark: from + n, Value: fmt.Appendf(nil, `{"o": %d}`, o)})
+		}
+		return out
+	}
+	s.recs <- fetched{p: p0, msgs: msgs(0, 5)}
+	s.recs <- fetched{p: p1, msgs: msgs(10, 3)}
+	s.recs <- fetched{p: p1, err: kafka.OffsetOutOfRange}
+	read := func() []string {
+		t.Helper()
+		b, err := s.ReadBatch(context.Background(), 3, time.Second)
+		var got []string
+		for _, in := range b.Inputs {
+			got = append(got, fmt.Sprintf("%d:%d", in.Meta.Lookup("source", "partition").Int32(), in.Doc.Lookup("o").Int32()))
+		}
+		if err != nil {
+			got = append(got, "error")
+		}
+		return got
+	}
+	// The error ends the batch it is in: the attempt ends, and the next one resumes from the
+	// last checkpoint.
+	for i, want := range [][]string{{"0:0", "0:1", "0:2"}, {"0:3", "0:4", "1:10"}, {"1:11", "1:12", "error"}} {
+		if got := read(); !slices.Equal(got, want) {
+			t.Fatalf("batch %d: %v, want %v", i, got, want)
+		}
+		if i == 0 && (p0.next.Load() != 3 || p1.next.Load() != 0) {
+			t.Fatalf("after batch 0: next offsets %d and %d", p0.next.Load(), p1.next.Load())
+		}
+	}
+	if p0.next.Load() != 5 || p1.next.Load() != 13 || p1.hwm.Load() != 13 {
+		t.Fatalf("next offsets %d and %d, high watermark %d", p0.next.Load(), p1.next.Load(), p1.hwm.Load())
 	}
 }

@@ -28,19 +28,25 @@ import (
 // document limit. A larger record becomes a dead-letter record.
 const MaxMessageBytes = 16 << 20
 
-// Tuning of the readers.
+// Tuning of the fetchers.
 const (
-	// fetchMaxBytes bounds one fetch of one partition.
-	fetchMaxBytes = 8 << 20
+	// fetchMaxBytes bounds one fetch of one partition: Kafka's default
+	// max.partition.fetch.bytes (1 MiB). A partition holds at most one fetch being read and
+	// one waiting for ReadBatch.
+	fetchMaxBytes = 1 << 20
 	// fetchMaxWait is how long a broker may hold a fetch open for new records.
 	fetchMaxWait = 250 * time.Millisecond
-	// readerQueue is the records a partition's reader buffers ahead.
-	readerQueue = 1024
-	// mergeQueue is the records buffered between the partitions' readers and ReadBatch.
-	mergeQueue = 4096
+	// fetchTimeout bounds the reading of one fetch response past fetchMaxWait; a broker that
+	// stops answering for that long is dialed again.
+	fetchTimeout = 10 * time.Second
+	// fetchBackoffMin and fetchBackoffMax bound the wait before a partition's fetcher dials
+	// again after an error; it doubles with each error in a row.
+	fetchBackoffMin = 100 * time.Millisecond
+	fetchBackoffMax = time.Second
 )
 
-// Source reads a Kafka $source: one kafka-go Reader per partition, merged in arrival order.
+// Source reads a Kafka $source: one fetcher per partition (a goroutine on a kafka-go Conn to
+// the partition's leader), whose fetches are merged in arrival order.
 type Source struct {
 	env       connectors.Env
 	c         *conn
@@ -59,7 +65,8 @@ type Source struct {
 	cluster string // the cluster id the brokers report, kept with the offsets
 	parts   []*part
 	recs    chan fetched
-	got     []fetched   // ReadBatch's records, reused
+	got     []fetched   // ReadBatch's fetches, reused
+	pending fetched     // the rest of a fetch ReadBatch took only part of
 	keyBuf  []byte      // the BSON value of the record key being read
 	free    chan []byte // batch buffers the engine is done with
 
@@ -71,7 +78,7 @@ type Source struct {
 	lastCommit time.Time
 
 	errMu     sync.Mutex
-	failSince time.Time // readers have been failing since, with no record arriving
+	failSince time.Time // fetchers have been failing since, with no record arriving
 	lastFail  string
 }
 
@@ -80,7 +87,6 @@ type part struct {
 	topic     string
 	partition int32
 	split     int32
-	reader    *kafka.Reader
 
 	next       atomic.Int64 // the offset after the last record ReadBatch returned
 	checkpoint atomic.Int64 // the offset of the last committed checkpoint (-1: none)
@@ -90,10 +96,12 @@ type part struct {
 	lastData   time.Time // owned by ReadBatch
 }
 
+// fetched is one fetch of one partition: its records in offset order, or the error that
+// ended the partition's fetcher.
 type fetched struct {
-	p   *part
-	m   kafka.Message
-	err error
+	p    *part
+	msgs []kafka.Message
+	err  error
 }
 
 // sourceConfig lists the options of $source.config (spec §3.1.1).
@@ -252,7 +260,7 @@ func splitName(topic string, partition int32) string {
 }
 
 // Open finds the topics' partitions, seeks each to its checkpointed offset (else the group's
-// committed offset, else auto_offset_reset) and starts a reader per partition.
+// committed offset, else auto_offset_reset) and starts a fetcher per partition.
 func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) error {
 	if err := s.c.probe(ctx); err != nil {
 		return err
@@ -303,25 +311,15 @@ func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) erro
 		return err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.recs = make(chan fetched, mergeQueue)
+	// A fetcher waits for ReadBatch once its last fetch is queued: memory ahead of the
+	// engine is at most two fetches per partition.
+	s.recs = make(chan fetched, len(s.parts))
 	s.free = make(chan []byte, 8)
 	now := time.Now()
 	for _, p := range s.parts {
 		p.lastData = now
-		p.reader = kafka.NewReader(kafka.ReaderConfig{Brokers: s.c.brokers, Topic: p.topic, Partition: int(p.partition),
-			Dialer: s.c.dialer(), MinBytes: s.fetchMin, MaxBytes: s.fetchMax, MaxWait: fetchMaxWait, QueueCapacity: readerQueue,
-			IsolationLevel:  s.isolation,
-			ReadLagInterval: -1, ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: time.Second,
-			// An offset that falls out of the log while reading ends the attempt, and Open
-			// resets it (above) rather than kafka-go waiting for the log to grow back to it.
-			OffsetOutOfRangeError: true,
-			ErrorLogger:           kafka.LoggerFunc(s.readerFailed)})
-		if err := p.reader.SetOffset(p.next.Load()); err != nil {
-			s.closeReaders()
-			return fmt.Errorf("seeking %s: %w", splitName(p.topic, p.partition), err)
-		}
 		s.wg.Add(1)
-		go s.fetch(p)
+		go s.fetch(p, p.next.Load())
 	}
 	return nil
 }
@@ -448,30 +446,111 @@ func (s *Source) seek(ctx context.Context, cl *kafka.Client, positions []store.S
 	return nil
 }
 
-// fetch runs one partition's reader until the source closes.
-func (s *Source) fetch(p *part) {
+// fetch is one partition's fetcher, from offset until the source closes: fetches on a
+// connection to the partition's leader, each handed to ReadBatch whole. A network error, or
+// an error of the broker's other than OffsetOutOfRange, is reported (readerFailed, which
+// ReadBatch turns into an error once it has lasted stallTimeout) and the leader is looked up
+// and dialed again after a backoff; OffsetOutOfRange ends the attempt, and Open resets the
+// offset. kafka-go's Reader does the same with a goroutine and a channel operation per
+// record; a fetch at a time spares those.
+func (s *Source) fetch(p *part, offset int64) {
 	defer s.wg.Done()
-	for {
-		m, err := p.reader.FetchMessage(s.ctx)
-		if err != nil {
-			if s.ctx.Err() != nil {
+	var conn *kafka.Conn
+	defer func() {
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}()
+	name := splitName(p.topic, p.partition)
+	for failures := 0; ; {
+		if failures > 0 {
+			wait := min(fetchBackoffMin<<(failures-1), fetchBackoffMax)
+			select {
+			case <-time.After(wait):
+			case <-s.ctx.Done():
 				return
 			}
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		if conn == nil {
+			c, err := s.dialLeader(p)
+			if err == nil {
+				_, err = c.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck)
+			}
+			if err != nil {
+				s.readerFailed("connecting to the leader of %s: %v", name, err)
+				failures = min(failures+1, 8)
+				continue
+			}
+			conn = c
+		}
+		msgs, err := s.fetchOnce(conn)
+		// The connection's offset is past the fetch's records, and past records a reader
+		// does not see (transaction markers, aborted records under read_committed).
+		offset, _ = conn.Offset()
+		if len(msgs) > 0 {
+			select {
+			case s.recs <- fetched{p: p, msgs: msgs}:
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		switch {
+		case err == nil, errors.Is(err, kafka.RequestTimedOut):
+			failures = 0
+		case s.ctx.Err() != nil:
+			return
+		case errors.Is(err, kafka.OffsetOutOfRange):
 			select {
 			case s.recs <- fetched{p: p, err: err}:
 			case <-s.ctx.Done():
 			}
 			return
-		}
-		select {
-		case s.recs <- fetched{p: p, m: m}:
-		case <-s.ctx.Done():
-			return
+		default:
+			s.readerFailed("reading %s at offset %d: %v", name, offset, err)
+			_ = conn.Close()
+			conn = nil
+			failures = min(failures+1, 8)
 		}
 	}
 }
 
-// readerFailed receives the readers' errors (kafka-go retries them itself): a broker that
+// dialLeader connects to the leader of p through the first bootstrap server that answers,
+// with the connection's TLS and SASL.
+func (s *Source) dialLeader(p *part) (*kafka.Conn, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, 2*dialTimeout)
+	defer cancel()
+	d := s.c.dialer()
+	var err error
+	for _, b := range s.c.brokers {
+		var c *kafka.Conn
+		if c, err = d.DialLeader(ctx, "tcp", b, p.topic, int(p.partition)); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
+}
+
+// fetchOnce reads one fetch at the connection's offset: its records, and the fetch's error
+// (nil at its normal end). The connection's offset moves past what the fetch covered.
+func (s *Source) fetchOnce(conn *kafka.Conn) ([]kafka.Message, error) {
+	_ = conn.SetReadDeadline(time.Now().Add(fetchMaxWait + fetchTimeout))
+	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: s.fetchMin, MaxBytes: s.fetchMax, MaxWait: fetchMaxWait,
+		IsolationLevel: s.isolation})
+	var msgs []kafka.Message
+	for {
+		m, err := batch.ReadMessage()
+		if err != nil {
+			break
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, batch.Close()
+}
+
+// readerFailed records a fetcher's error (the fetcher retries it itself): a broker that
 // stays unreachable is reported by ReadBatch after stallTimeout.
 func (s *Source) readerFailed(format string, args ...any) {
 	s.errMu.Lock()
@@ -485,24 +564,39 @@ func (s *Source) readerFailed(format string, args ...any) {
 // ReadBatch returns the records that arrived, up to maxDocs, waiting up to maxWait for the first.
 func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Duration) (connectors.Batch, error) {
 	var b connectors.Batch
-	var first fetched
-	t := time.NewTimer(maxWait)
-	select {
-	case first = <-s.recs:
-		t.Stop()
-	case <-t.C:
-		return s.quiet(b)
-	case <-ctx.Done():
-		t.Stop()
-		return b, nil
+	got, n := s.got[:0], 0
+	// take adds a fetch to the batch, up to maxDocs records; the rest waits in s.pending.
+	take := func(f fetched) {
+		if k := maxDocs - n; len(f.msgs) > k {
+			s.pending = fetched{p: f.p, msgs: f.msgs[k:]}
+			f.msgs = f.msgs[:k]
+		}
+		got = append(got, f)
+		n += len(f.msgs)
+	}
+	if s.pending.p != nil {
+		f := s.pending
+		s.pending = fetched{}
+		take(f)
+	} else {
+		t := time.NewTimer(maxWait)
+		select {
+		case f := <-s.recs:
+			t.Stop()
+			take(f)
+		case <-t.C:
+			return s.quiet(b)
+		case <-ctx.Done():
+			t.Stop()
+			return b, nil
+		}
 	}
 	// Take what has arrived, then build the batch's documents in one buffer sized for them,
 	// so it is allocated once per batch rather than grown by copying.
-	got := append(s.got[:0], first)
-	for len(got) < maxDocs {
+	for n < maxDocs && s.pending.p == nil {
 		select {
 		case f := <-s.recs:
-			got = append(got, f)
+			take(f)
 			continue
 		default:
 		}
@@ -511,9 +605,12 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 	s.got = got
 	size := 0
 	for _, f := range got {
-		size += len(f.m.Value) + len(f.m.Key) + 160
-		for _, h := range f.m.Headers {
-			size += len(h.Key) + len(h.Value) + 32
+		for i := range f.msgs {
+			m := &f.msgs[i]
+			size += len(m.Value) + len(m.Key) + 160
+			for _, h := range m.Headers {
+				size += len(h.Key) + len(h.Value) + 32
+			}
 		}
 	}
 	// Capacity in steps of 256 KiB, so that batches of similar sizes share buffers.
@@ -527,19 +624,26 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 	default:
 		buf = make([]byte, 0, size)
 	}
-	b.Inputs = make([]pipeline.Input, 0, len(got))
+	b.Inputs = make([]pipeline.Input, 0, n)
 	now := time.Now()
 	for i := range got {
 		f := &got[i]
 		if f.err != nil {
 			return b, s.c.explain(fmt.Errorf("reading %s: %w", splitName(f.p.topic, f.p.partition), f.err), "")
 		}
-		var in pipeline.Input
-		buf, in = s.record(buf, f.p, &f.m)
-		b.Inputs = append(b.Inputs, in)
-		b.Bytes += int64(len(f.m.Value))
-		f.p.next.Store(f.m.Offset + 1)
-		f.p.hwm.Store(f.m.HighWaterMark)
+		if len(f.msgs) == 0 {
+			continue
+		}
+		for j := range f.msgs {
+			m := &f.msgs[j]
+			var in pipeline.Input
+			buf, in = s.record(buf, f.p, m)
+			b.Inputs = append(b.Inputs, in)
+			b.Bytes += int64(len(m.Value))
+		}
+		last := &f.msgs[len(f.msgs)-1]
+		f.p.next.Store(last.Offset + 1)
+		f.p.hwm.Store(last.HighWaterMark)
 		f.p.lastData = now
 		f.p.isIdle.Store(false)
 		*f = fetched{} // the records' bytes are not kept past the batch
@@ -812,20 +916,15 @@ func (s *Source) Partitions() []connectors.PartitionStats {
 	return out
 }
 
-// Close stops the readers and waits for their goroutines.
+// Close stops the fetchers and waits for their goroutines.
 func (s *Source) Close() error {
-	s.closeReaders()
+	s.closeFetchers()
 	return nil
 }
 
-func (s *Source) closeReaders() {
+func (s *Source) closeFetchers() {
 	if s.cancel != nil {
 		s.cancel()
-	}
-	for _, p := range s.parts {
-		if p.reader != nil {
-			_ = p.reader.Close()
-		}
 	}
 	s.wg.Wait()
 }

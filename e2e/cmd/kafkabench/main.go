@@ -59,7 +59,7 @@ const (
 	batchSize     = 1000
 	batchTimeout  = 5 * time.Millisecond
 	batchBytes    = 16 << 20
-	fetchMaxBytes = 8 << 20
+	fetchMaxBytes = 1 << 20
 	fetchMaxWait  = 250 * time.Millisecond
 	readerQueue   = 1024
 )
