@@ -462,6 +462,7 @@ func (s *Source) fetch(p *part, offset int64) {
 		}
 	}()
 	name := splitName(p.topic, p.partition)
+	size := 16 // records in the last fetch: the next one likely holds as many
 	for failures := 0; ; {
 		if failures > 0 {
 			wait := min(fetchBackoffMin<<(failures-1), fetchBackoffMax)
@@ -486,7 +487,8 @@ func (s *Source) fetch(p *part, offset int64) {
 			}
 			conn = c
 		}
-		msgs, err := s.fetchOnce(conn)
+		msgs, err := s.fetchOnce(conn, size)
+		size = max(len(msgs), 16)
 		// The connection's offset is past the fetch's records, and past records a reader
 		// does not see (transaction markers, aborted records under read_committed).
 		offset, _ = conn.Offset()
@@ -534,12 +536,13 @@ func (s *Source) dialLeader(p *part) (*kafka.Conn, error) {
 }
 
 // fetchOnce reads one fetch at the connection's offset: its records, and the fetch's error
-// (nil at its normal end). The connection's offset moves past what the fetch covered.
-func (s *Source) fetchOnce(conn *kafka.Conn) ([]kafka.Message, error) {
+// (nil at its normal end). The connection's offset moves past what the fetch covered. size is
+// the records the slice is first made for.
+func (s *Source) fetchOnce(conn *kafka.Conn, size int) ([]kafka.Message, error) {
 	_ = conn.SetReadDeadline(time.Now().Add(fetchMaxWait + fetchTimeout))
 	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: s.fetchMin, MaxBytes: s.fetchMax, MaxWait: fetchMaxWait,
 		IsolationLevel: s.isolation})
-	var msgs []kafka.Message
+	msgs := make([]kafka.Message, 0, size)
 	for {
 		m, err := batch.ReadMessage()
 		if err != nil {
