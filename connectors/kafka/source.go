@@ -88,6 +88,9 @@ type part struct {
 	partition int32
 	split     int32
 
+	connMu sync.Mutex
+	conn   *kafka.Conn // the fetcher's connection to the leader, if any
+
 	next       atomic.Int64 // the offset after the last record ReadBatch returned
 	checkpoint atomic.Int64 // the offset of the last committed checkpoint (-1: none)
 	committed  atomic.Int64 // the consumer group's committed offset (-1: none)
@@ -456,9 +459,16 @@ func (s *Source) seek(ctx context.Context, cl *kafka.Client, positions []store.S
 func (s *Source) fetch(p *part, offset int64) {
 	defer s.wg.Done()
 	var conn *kafka.Conn
+	// use publishes the connection, so that Close can end a fetch that waits on the network.
+	use := func(c *kafka.Conn) {
+		p.connMu.Lock()
+		p.conn = c
+		p.connMu.Unlock()
+	}
 	defer func() {
 		if conn != nil {
 			_ = conn.Close()
+			use(nil)
 		}
 	}()
 	name := splitName(p.topic, p.partition)
@@ -486,6 +496,7 @@ func (s *Source) fetch(p *part, offset int64) {
 				continue
 			}
 			conn = c
+			use(c)
 		}
 		msgs, err := s.fetchOnce(conn, size)
 		size = max(len(msgs), 16)
@@ -514,6 +525,7 @@ func (s *Source) fetch(p *part, offset int64) {
 			s.readerFailed("reading %s at offset %d: %v", name, offset, err)
 			_ = conn.Close()
 			conn = nil
+			use(nil)
 			failures = min(failures+1, 8)
 		}
 	}
@@ -928,6 +940,15 @@ func (s *Source) Close() error {
 func (s *Source) closeFetchers() {
 	if s.cancel != nil {
 		s.cancel()
+	}
+	// A fetch waits up to fetchMaxWait for records, and longer on a broker that stopped
+	// answering: closing the connections ends it at once.
+	for _, p := range s.parts {
+		p.connMu.Lock()
+		if p.conn != nil {
+			_ = p.conn.Close()
+		}
+		p.connMu.Unlock()
 	}
 	s.wg.Wait()
 }
