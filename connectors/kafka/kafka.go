@@ -23,6 +23,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -293,4 +294,37 @@ func authFailed(err error) error {
 // invalid is an option error: not retryable, code 420 (StreamProcessorInvalidOptions).
 func invalid(format string, args ...any) error {
 	return &connectors.Error{Code: connectors.CodeInvalidOptions, Err: fmt.Errorf(format, args...)}
+}
+
+// freeList keeps up to max buffers for reuse and hands back the one given back last: of those
+// kept, it is the one most likely still in the CPU's cache. (A channel would hand back the
+// oldest; a sync.Pool loses its contents at every collection.) It is safe for concurrent use.
+type freeList[T any] struct {
+	mu    sync.Mutex
+	items []T
+	max   int
+}
+
+// get takes the buffer given back last, if any.
+func (f *freeList[T]) get() (T, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var zero T
+	n := len(f.items)
+	if n == 0 {
+		return zero, false
+	}
+	x := f.items[n-1]
+	f.items[n-1] = zero
+	f.items = f.items[:n-1]
+	return x, true
+}
+
+// put keeps x unless max buffers are kept already.
+func (f *freeList[T]) put(x T) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.items) < f.max {
+		f.items = append(f.items, x)
+	}
 }

@@ -410,7 +410,7 @@ func TestReadBatchSplitsFetches(t *testing.T) {
 	s := src
 	p0, p1 := &part{topic: "in", partition: 0, split: 0}, &part{topic: "in", partition: 1, split: 1}
 	s.parts = []*part{p0, p1}
-	s.recs, s.free = make(chan fetched, 4), make(chan []byte, 8)
+	s.recs, s.free = make(chan fetched, 4), freeList[[]byte]{max: 8}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.cancel()
 	msgs := func(from, n int64) []kafka.Message {
@@ -447,5 +447,24 @@ func TestReadBatchSplitsFetches(t *testing.T) {
 	}
 	if p0.next.Load() != 5 || p1.next.Load() != 13 || p1.hwm.Load() != 13 {
 		t.Fatalf("next offsets %d and %d, high watermark %d", p0.next.Load(), p1.next.Load(), p1.hwm.Load())
+	}
+}
+
+// freeList hands back the buffer given back last, and keeps no more than max.
+func TestFreeList(t *testing.T) {
+	f := freeList[int]{max: 2}
+	if _, ok := f.get(); ok {
+		t.Fatal("an empty list gave a buffer")
+	}
+	f.put(1)
+	f.put(2)
+	f.put(3) // over max: dropped
+	for _, want := range []int{2, 1} {
+		if got, ok := f.get(); !ok || got != want {
+			t.Fatalf("got %d %v, want %d", got, ok, want)
+		}
+	}
+	if _, ok := f.get(); ok {
+		t.Fatal("more buffers than were kept")
 	}
 }

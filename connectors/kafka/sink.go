@@ -55,7 +55,7 @@ type Sink struct {
 	maxBytes  int
 	metaField string
 	// free holds value buffers of acknowledged batches for reuse (getValues).
-	free chan *values
+	free freeList[*values]
 
 	mu       sync.Mutex
 	inFlight int
@@ -74,7 +74,7 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{env: env, c: c, keyFormat: "binData", maxBytes: defaultMaxMessageBytes, metaField: env.StreamMetaField, free: make(chan *values, freeValues),
+	s := &Sink{env: env, c: c, keyFormat: "binData", maxBytes: defaultMaxMessageBytes, metaField: env.StreamMetaField, free: freeList[*values]{max: freeValues},
 		changed: make(chan struct{}, 1)}
 	if s.metaField == "" {
 		s.metaField = "_stream_meta"
@@ -401,17 +401,11 @@ type values struct {
 // collection.
 const freeValues = 24
 
-// getValues returns a buffer for a batch's values of about size bytes: a kept one when one
-// is big enough.
+// getValues returns a buffer for a batch's values of about size bytes: the last one given
+// back when it is big enough.
 func (s *Sink) getValues(size int) *values {
-	for range 2 {
-		select {
-		case vb := <-s.free:
-			if cap(vb.b) >= size {
-				return vb
-			}
-		default:
-		}
+	if vb, ok := s.free.get(); ok && cap(vb.b) >= size {
+		return vb
 	}
 	// Capacity in steps of 256 KiB, so that batches of similar sizes share buffers.
 	return &values{b: make([]byte, 0, (size+256<<10-1)&^(256<<10-1))}
@@ -420,10 +414,7 @@ func (s *Sink) getValues(size int) *values {
 // putValues keeps vb for reuse, or leaves it to the collector when enough are kept.
 func (s *Sink) putValues(vb *values) {
 	vb.b = vb.b[:0]
-	select {
-	case s.free <- vb:
-	default:
-	}
+	s.free.put(vb)
 }
 
 // dead is the dead-letter record of a document $emit could not send.

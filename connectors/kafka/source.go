@@ -65,10 +65,10 @@ type Source struct {
 	cluster string // the cluster id the brokers report, kept with the offsets
 	parts   []*part
 	recs    chan fetched
-	got     []fetched   // ReadBatch's fetches, reused
-	pending fetched     // the rest of a fetch ReadBatch took only part of
-	keyBuf  []byte      // the BSON value of the record key being read
-	free    chan []byte // batch buffers the engine is done with
+	got     []fetched        // ReadBatch's fetches, reused
+	pending fetched          // the rest of a fetch ReadBatch took only part of
+	keyBuf  []byte           // the BSON value of the record key being read
+	free    freeList[[]byte] // batch buffers the engine is done with
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -317,7 +317,7 @@ func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) erro
 	// A fetcher waits for ReadBatch once its last fetch is queued: memory ahead of the
 	// engine is at most two fetches per partition.
 	s.recs = make(chan fetched, len(s.parts))
-	s.free = make(chan []byte, 8)
+	s.free = freeList[[]byte]{max: 8}
 	now := time.Now()
 	for _, p := range s.parts {
 		p.lastData = now
@@ -630,13 +630,8 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 	}
 	// Capacity in steps of 256 KiB, so that batches of similar sizes share buffers.
 	size = (size + size/8 + 256<<10 - 1) &^ (256<<10 - 1)
-	var buf []byte
-	select {
-	case buf = <-s.free:
-		if cap(buf) < size {
-			buf = make([]byte, 0, size)
-		}
-	default:
+	buf, ok := s.free.get()
+	if !ok || cap(buf) < size {
 		buf = make([]byte, 0, size)
 	}
 	b.Inputs = make([]pipeline.Input, 0, n)
@@ -665,12 +660,7 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 	}
 	// The batch's buffer comes back once the engine is done with it. buf may have grown past
 	// its first array; the final one is the one to reuse.
-	b.Release = func() {
-		select {
-		case s.free <- buf[:0]:
-		default:
-		}
-	}
+	b.Release = func() { s.free.put(buf[:0]) }
 	s.errMu.Lock()
 	s.failSince, s.lastFail = time.Time{}, ""
 	s.errMu.Unlock()
