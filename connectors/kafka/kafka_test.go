@@ -468,3 +468,49 @@ func TestFreeList(t *testing.T) {
 		t.Fatal("more buffers than were kept")
 	}
 }
+
+// isolation.level read_committed is refused with a reason (kafka-go keeps the records of
+// aborted transactions); read_uncommitted and no setting are accepted.
+func TestIsolationLevel(t *testing.T) {
+	p, err := parse(bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "a"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for level, want := range map[string]string{"": "", "read_uncommitted": "", "read_committed": "read_committed is not supported", "serializable": "must be read_committed or read_uncommitted"} {
+		conn := connection("PLAINTEXT", "")
+		if level != "" {
+			conn.Kafka.Config = map[string]string{"isolation.level": level}
+		}
+		_, err := NewSource(connectors.Env{ProcessorID: "p1", Connection: conn}, p.Source)
+		var ce *connectors.Error
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%q: %v", level, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want) || !errors.As(err, &ce) || ce.Code != connectors.CodeInvalidOptions):
+			t.Errorf("%q: got %v, want 420 %q", level, err, want)
+		}
+	}
+}
+
+// Transaction markers (Kafka's control records ending a transaction) are known by their shape;
+// records that only look alike in part are not.
+func TestTxnMarker(t *testing.T) {
+	epoch := []byte{0, 0, 0, 0, 0, 7}
+	for _, c := range []struct {
+		m    kafka.Message
+		want bool
+	}{
+		{kafka.Message{Key: []byte{0, 0, 0, 0}, Value: epoch}, true}, // ABORT
+		{kafka.Message{Key: []byte{0, 0, 0, 1}, Value: epoch}, true}, // COMMIT
+		{kafka.Message{Key: []byte{0, 0, 0, 2}, Value: epoch}, false},
+		{kafka.Message{Key: []byte{0, 1, 0, 1}, Value: epoch}, false},
+		{kafka.Message{Key: []byte{0, 0, 0, 1}, Value: []byte(`{"a":1}`)}, false},
+		{kafka.Message{Key: []byte{0, 0, 0, 1}, Value: []byte{0, 1, 0, 0, 0, 7}}, false},
+		{kafka.Message{Key: []byte{0, 0, 0, 1}, Value: epoch, Headers: []kafka.Header{{Key: "h"}}}, false},
+		{kafka.Message{Value: epoch}, false},
+	} {
+		if got := isTxnMarker(&c.m); got != c.want {
+			t.Errorf("key %v value %v headers %d: %v, want %v", c.m.Key, c.m.Value, len(c.m.Headers), got, c.want)
+		}
+	}
+}

@@ -60,7 +60,6 @@ type Source struct {
 	idle      time.Duration
 	fetchMin  int
 	fetchMax  int
-	isolation kafka.IsolationLevel
 
 	cluster string // the cluster id the brokers report, kept with the offsets
 	parts   []*part
@@ -142,7 +141,10 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 	switch v := cc["isolation.level"]; v {
 	case "", "read_uncommitted":
 	case "read_committed":
-		s.isolation = kafka.ReadCommitted
+		// Under read_committed a broker still returns the records of aborted transactions,
+		// with the list of those transactions, for the client to drop (KIP-98); kafka-go's
+		// fetch does not read that list, so the aborted records would pass as committed ones.
+		return nil, invalid("connection %q config.isolation.level: read_committed is not supported: spid's Kafka client (kafka-go) does not drop the records of aborted transactions, so it cannot read only committed records; use read_uncommitted", env.Connection.Name)
 	default:
 		return nil, invalid("connection %q config.isolation.level: must be read_committed or read_uncommitted, not %q", env.Connection.Name, v)
 	}
@@ -552,17 +554,32 @@ func (s *Source) dialLeader(p *part) (*kafka.Conn, error) {
 // the records the slice is first made for.
 func (s *Source) fetchOnce(conn *kafka.Conn, size int) ([]kafka.Message, error) {
 	_ = conn.SetReadDeadline(time.Now().Add(fetchMaxWait + fetchTimeout))
-	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: s.fetchMin, MaxBytes: s.fetchMax, MaxWait: fetchMaxWait,
-		IsolationLevel: s.isolation})
+	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: s.fetchMin, MaxBytes: s.fetchMax, MaxWait: fetchMaxWait})
 	msgs := make([]kafka.Message, 0, size)
 	for {
 		m, err := batch.ReadMessage()
 		if err != nil {
 			break
 		}
+		if isTxnMarker(&m) {
+			continue
+		}
 		msgs = append(msgs, m)
 	}
 	return msgs, batch.Close()
+}
+
+// isTxnMarker reports whether m is a transaction marker: the control record a transaction
+// coordinator writes to end a transaction, which takes an offset but is no record of the
+// topic's. kafka-go's fetch does not say which records are control records, so they are
+// known by their shape (Kafka's ControlRecordType and EndTransactionMarker): a key of four
+// bytes, version 0 and type ABORT (0) or COMMIT (1), and a value of six, version 0 and the
+// coordinator's epoch. A record a producer wrote in that shape would not be a JSON document
+// either, and would have become a dead letter.
+func isTxnMarker(m *kafka.Message) bool {
+	k, v := m.Key, m.Value
+	return len(k) == 4 && k[0] == 0 && k[1] == 0 && k[2] == 0 && k[3] <= 1 &&
+		len(v) == 6 && v[0] == 0 && v[1] == 0 && len(m.Headers) == 0
 }
 
 // readerFailed records a fetcher's error (the fetcher retries it itself): a broker that
