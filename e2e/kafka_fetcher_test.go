@@ -1,0 +1,369 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Tests of the Kafka source's fetchers (a goroutine per partition on a connection to the
+// partition's leader): leaders that move while records flow, and transactions read with
+// read_committed and read_uncommitted. The records are produced and read back with franz-go
+// (kgo), a client independent of the kafka-go the source is built on.
+
+// seqOutputs reads an output topic from its start with kgo in the background for as long as
+// the test runs, and keeps, for each output's "seq", how often it came out and its "kind".
+type seqOutputs struct {
+	mu    sync.Mutex
+	count map[int64]int
+	kind  map[int64]string
+	total int
+	bad   []string
+}
+
+func consumeSeqs(t *testing.T, k *kafkaCluster, topic string, opts ...kgo.Opt) *seqOutputs {
+	t.Helper()
+	all := append([]kgo.Opt{kgo.SeedBrokers(k.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200 * time.Millisecond)}, opts...)
+	cl, err := kgo.NewClient(all...)
+	if err != nil {
+		t.Fatalf("kgo consumer of %s: %v", topic, err)
+	}
+	o := &seqOutputs{count: map[int64]int{}, kind: map[int64]string{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			fs.EachRecord(func(r *kgo.Record) { o.add(r.Value) })
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	return o
+}
+
+func (o *seqOutputs) add(v []byte) {
+	var d struct {
+		Seq  json.RawMessage `json:"seq"`
+		Kind string          `json:"kind"`
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.total++
+	seq, ok := int64(0), false
+	if json.Unmarshal(v, &d) == nil {
+		seq, ok = jsonInt(d.Seq)
+	}
+	if !ok {
+		if len(o.bad) < 20 {
+			o.bad = append(o.bad, string(v))
+		}
+		return
+	}
+	o.count[seq]++
+	o.kind[seq] = d.Kind
+}
+
+// has reports whether every seq in want has come out.
+func (o *seqOutputs) has(want map[int64]string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for seq := range want {
+		if o.count[seq] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// distinct is the number of distinct seqs that have come out.
+func (o *seqOutputs) distinct() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.count)
+}
+
+// seqRecord is a record of topic whose value is {"seq": seq, "kind": kind}, on partition
+// seq % partitions (with kgo's ManualPartitioner).
+func seqRecord(topic string, seq int64, kind string, partitions int) *kgo.Record {
+	return &kgo.Record{Topic: topic, Partition: int32(seq % int64(partitions)),
+		Value: fmt.Appendf(nil, `{"seq": %d, "kind": %q, "note": "record %d"}`, seq, kind, seq)}
+}
+
+// kgoProducer is a kgo client that produces to the partition each record names (acks=all),
+// with more options (a TransactionalID) when given. It is closed when the test ends.
+func kgoProducer(t *testing.T, k *kafkaCluster, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	all := append([]kgo.Opt{kgo.SeedBrokers(k.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks())}, opts...)
+	cl, err := kgo.NewClient(all...)
+	if err != nil {
+		t.Fatalf("kgo producer: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// produceSync produces records with cl and fails the test on any error.
+func produceSync(t *testing.T, cl *kgo.Client, recs ...*kgo.Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("producing %d records: %v", len(recs), err)
+	}
+}
+
+// noLastingError waits until processor name is STARTED with no errorMsg, in
+// getStreamProcessor and in listStreamProcessors.
+func noLastingError(t *testing.T, c *mongo.Client, name string) {
+	t.Helper()
+	var state, msg, lstate, lmsg string
+	deadline := time.Now().Add(time.Minute)
+	for {
+		state, _, msg = processorState(t, c, name)
+		lstate, lmsg = listed(t, c, name)
+		if state == "STARTED" && msg == "" && lstate == "STARTED" && lmsg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processor %s: getStreamProcessor says %s (%q), listStreamProcessors %s (%q); want STARTED without an error",
+				name, state, msg, lstate, lmsg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Leadership moves. Three kfake brokers; a four-partition input topic is produced to at a
+// steady pace (20,000 records, each with its own seq) while a processor $source → $emit copies
+// it to an output topic. Six times, each once more of the input has come out, every input
+// partition's leader moves to another broker (kfake's MoveTopicPartition: the old leader
+// answers fetches with NOT_LEADER_FOR_PARTITION from then on). In the end every seq is in the
+// output, the processor has read each partition to its end, and it is STARTED with no error.
+func TestKafkaFetcherLeaderMoves(t *testing.T) {
+	t.Parallel()
+	const in, out, parts, total, moves = "lm-in", "lm-out", 4, 20_000, 6
+	k := startKafka(t, 3, kfake.SeedTopics(parts, in, out))
+	s := startSpid(t)
+	c := kafkaProcessor(t, s, k, "kafka", "leaders", bson.A{
+		bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "kafka"}, {Key: "topic", Value: in},
+			{Key: "config", Value: bson.D{{Key: "auto_offset_reset", Value: "earliest"}}}}}},
+		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "kafka"}, {Key: "topic", Value: out}}}},
+	})
+	outs := consumeSeqs(t, k, out)
+
+	// The producer: 50 chunks of 400 records, one every 40 ms.
+	prod := kgoProducer(t, k)
+	produced := make(chan error, 1)
+	go func() {
+		for chunk := range total / 400 {
+			recs := make([]*kgo.Record, 400)
+			for i := range recs {
+				recs[i] = seqRecord(in, int64(chunk*400+i), "plain", parts)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			err := prod.ProduceSync(ctx, recs...).FirstErr()
+			cancel()
+			if err != nil {
+				produced <- fmt.Errorf("chunk %d: %w", chunk, err)
+				return
+			}
+			time.Sleep(40 * time.Millisecond)
+		}
+		produced <- nil
+	}()
+
+	nodes := []int32{0, 1, 2}
+	for i := range moves {
+		target := total * (i + 1) / (moves + 2)
+		waitUntil(t, fmt.Sprintf("%d distinct outputs before move %d", target, i+1), func() bool { return outs.distinct() >= target })
+		var moved []string
+		for p := range int32(parts) {
+			from := k.LeaderFor(in, p)
+			to := nodes[(slices.Index(nodes, from)+1+int(p+int32(i))%2)%len(nodes)]
+			if err := k.MoveTopicPartition(in, p, to); err != nil {
+				t.Fatalf("moving the leader of %s/%d to node %d: %v", in, p, to, err)
+			}
+			if got := k.LeaderFor(in, p); got != to || got == from {
+				t.Fatalf("the leader of %s/%d is node %d after moving it from %d to %d", in, p, got, from, to)
+			}
+			moved = append(moved, fmt.Sprintf("%d: %d→%d", p, from, to))
+		}
+		t.Logf("move %d after %d distinct outputs: %v", i+1, outs.distinct(), moved)
+	}
+	if err := <-produced; err != nil {
+		t.Fatalf("producing the input: %v", err)
+	}
+	want := map[int64]string{}
+	for seq := range int64(total) {
+		want[seq] = "plain"
+	}
+	waitUntil(t, "every input seq in the output", func() bool { return outs.has(want) })
+	ends := topicEnds(t, k, in)
+	waitUntil(t, "the source at the end of every partition", func() bool {
+		for _, p := range kafkaPartitionsOf(t, c, "leaders") {
+			if p.Topic == in && p.CurrentOffset != ends[p.Partition] {
+				return false
+			}
+		}
+		return true
+	})
+	noLastingError(t, c, "leaders")
+	outs.mu.Lock()
+	defer outs.mu.Unlock()
+	for _, b := range outs.bad {
+		t.Errorf("an output without a seq: %s", b)
+	}
+	for seq := range outs.count {
+		if seq < 0 || seq >= total {
+			t.Errorf("an output with seq %d, which no input has", seq)
+		}
+	}
+	t.Logf("%d inputs, %d outputs (%d distinct)", total, outs.total, len(outs.count))
+}
+
+// kafkaConnectionWith is kafkaConnection with a config of Kafka properties.
+func kafkaConnectionWith(name string, k *kafkaCluster, config map[string]string) map[string]any {
+	body := kafkaConnection(name, k)
+	body["config"] = config
+	return body
+}
+
+// Transactions. A franz-go transactional producer writes committed and aborted transactions
+// into a two-partition topic, and a plain producer writes records between them and while they
+// are open, so that the log interleaves plain records, transactional records and transaction
+// markers. Two processors copy the topic: one through a connection whose config sets
+// isolation.level read_committed, one through a connection with the default
+// (read_uncommitted). The read_committed one outputs exactly the plain and committed records,
+// the other all of them; neither turns a transaction marker into a dead letter. Then, after
+// both have caught up, more plain records and a committed transaction arrive at both: the
+// fetchers went on past the markers.
+func TestKafkaFetcherTransactions(t *testing.T) {
+	t.Parallel()
+	const in, parts = "tx-in", 2
+	k := startKafka(t, 1, kfake.SeedTopics(parts, in, "tx-rc", "tx-ru", "tx-dflt"))
+	s := startSpid(t)
+	a := newAPI(t, s.Creds(t))
+	a.ok("POST", "/streams/default/connections", kafkaConnectionWith("rc", k, map[string]string{"isolation.level": "read_committed"}))
+	a.ok("POST", "/streams/default/connections", kafkaConnectionWith("ru", k, map[string]string{"isolation.level": "read_uncommitted"}))
+	a.ok("POST", "/streams/default/connections", kafkaConnection("dflt", k))
+	c := connectGo(t, s.Admin(t, "", ""))
+	// A sample cursor per processor, opened before the records are produced, shows what a
+	// dead letter says.
+	cursors := map[string]int64{}
+	for _, name := range []string{"rc", "ru", "dflt"} {
+		createKafkaCopy(t, c, name, name, in, "tx-"+name)
+		m := mustAdmin(t, c, bson.D{{Key: "startSampleStreamProcessor", Value: name}})
+		id, ok := m["cursorId"].(int64)
+		if !ok || id == 0 {
+			t.Fatalf("startSampleStreamProcessor %s: %v", name, m)
+		}
+		cursors[name] = id
+	}
+	rc, ru, dflt := consumeSeqs(t, k, "tx-rc"), consumeSeqs(t, k, "tx-ru"), consumeSeqs(t, k, "tx-dflt")
+
+	plain := kgoProducer(t, k)
+	txn := kgoProducer(t, k, kgo.TransactionalID("spid-e2e-txn"), kgo.TransactionTimeout(30*time.Second))
+	committed, all := map[int64]string{}, map[int64]string{}
+	seq := int64(0)
+	next := func(kind string, n int) []*kgo.Record {
+		var recs []*kgo.Record
+		for range n {
+			recs = append(recs, seqRecord(in, seq, kind, parts))
+			all[seq] = kind
+			if kind != "aborted" {
+				committed[seq] = kind
+			}
+			seq++
+		}
+		return recs
+	}
+	// transaction produces n records in a transaction with plain records written while it is
+	// open, and commits or aborts it.
+	transaction := func(commit bool, n int) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatalf("BeginTransaction: %v", err)
+		}
+		kind, end := "aborted", kgo.TryAbort
+		if commit {
+			kind, end = "committed", kgo.TryCommit
+		}
+		produceSync(t, txn, next(kind, n/2)...)
+		produceSync(t, plain, next("plain", 3)...)
+		produceSync(t, txn, next(kind, n-n/2)...)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		if err := txn.EndTransaction(ctx, end); err != nil {
+			t.Fatalf("EndTransaction(commit %v): %v", commit, err)
+		}
+	}
+	for round := range 6 {
+		produceSync(t, plain, next("plain", 10)...)
+		transaction(round%2 == 0, 20)
+		if round%3 == 2 {
+			transaction(false, 8) // two transactions in a row, the second aborted
+		}
+	}
+	waitUntil(t, "the plain and committed records from read_committed", func() bool { return rc.has(committed) })
+	waitUntil(t, "every record from read_uncommitted", func() bool { return ru.has(all) && dflt.has(all) })
+
+	// After the last marker: more plain records, and a committed transaction.
+	produceSync(t, plain, next("plain", 10)...)
+	transaction(true, 10)
+	waitUntil(t, "the records after the last markers from read_committed", func() bool { return rc.has(committed) })
+	waitUntil(t, "the records after the last markers from read_uncommitted", func() bool { return ru.has(all) && dflt.has(all) })
+
+	for _, name := range []string{"rc", "ru", "dflt"} {
+		noLastingError(t, c, name)
+		if _, _, dlq := statsCounts(t, c, name); dlq != 0 {
+			got := drainSample(t, c, name, cursors[name], func(s sampled) bool { return int64(len(s.dead)) >= dlq })
+			t.Errorf("processor %s has %d dead letters; transaction markers are not records. The first: %s", name, dlq, got.dead[0])
+		}
+	}
+	check := func(name string, o *seqOutputs, want map[int64]string) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for _, b := range o.bad {
+			t.Errorf("%s: an output without a seq: %s", name, b)
+		}
+		var extra []int64
+		for seq := range o.count {
+			if _, ok := want[seq]; !ok {
+				extra = append(extra, seq)
+			}
+		}
+		slices.Sort(extra)
+		if len(extra) > 0 {
+			kinds := map[string]int{}
+			for _, seq := range extra {
+				kinds[all[seq]]++
+			}
+			t.Errorf("%s: %d outputs that should not be there (by kind %v): seqs %v", name, len(extra), kinds, extra)
+		}
+		for seq, kind := range want {
+			if o.kind[seq] != kind {
+				t.Errorf("%s: seq %d came out as %q, want %q", name, seq, o.kind[seq], kind)
+			}
+		}
+		t.Logf("%s: %d outputs, %d distinct, %d wanted", name, o.total, len(o.count), len(want))
+	}
+	check("read_committed", rc, committed)
+	check("read_uncommitted", ru, all)
+	check("default isolation", dflt, all)
+	kinds := map[string]int{}
+	for _, kind := range all {
+		kinds[kind]++
+	}
+	t.Logf("input: %v", kinds)
+}
