@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -366,4 +368,145 @@ func TestKafkaFetcherTransactions(t *testing.T) {
 		kinds[kind]++
 	}
 	t.Logf("input: %v", kinds)
+}
+
+// A topic deleted and created again while a processor reads it. 1,000 records go through;
+// the topic is deleted, and once the fetchers have met the missing topic (a fetch of it after
+// the deletion, observed at the broker), it is created again with the same two partitions and
+// 100 new records, fewer than the old log held: the fetchers' offsets are past the new log's
+// end, so the attempt ends with OFFSET_OUT_OF_RANGE, the runtime retries, and the source resumes
+// at the new log's start (auto_offset_reset earliest). Every new record comes out, the source
+// reads the new partitions to their end, and the processor is STARTED with no error.
+//
+// Like Kafka's consumers that do not track topic IDs, the source cannot tell a recreated topic
+// that has grown past its old offsets from the old one; the test does not go there.
+func TestKafkaFetcherTopicRecreated(t *testing.T) {
+	t.Parallel()
+	const in, out, parts = "rec-in", "rec-out", 2
+	k := startKafka(t, 1, kfake.SeedTopics(parts, in, out))
+	s := startSpid(t)
+	a := newAPI(t, s.Creds(t))
+	a.ok("POST", "/streams/default/connections", kafkaConnection("kafka", k))
+	c := connectGo(t, s.Admin(t, "", ""))
+	createKafkaCopy(t, c, "recreated", "kafka", in, out)
+	outs := consumeSeqs(t, k, out)
+	prod := kgoProducer(t, k)
+
+	before, after := map[int64]string{}, map[int64]string{}
+	var recs []*kgo.Record
+	for seq := range int64(1000) {
+		recs = append(recs, seqRecord(in, seq, "before", parts))
+		before[seq] = "before"
+	}
+	produceSync(t, prod, recs...)
+	waitUntil(t, "the records produced before the deletion", func() bool { return outs.has(before) })
+
+	if err := k.DeleteTopic(in); err != nil {
+		t.Fatalf("deleting %s: %v", in, err)
+	}
+	fetches := k.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: in, Observe: true, Count: -1})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	if err := fetches.Wait(ctx, 2); err != nil {
+		t.Fatalf("waiting for fetches of the deleted topic: %v (%d seen)", err, fetches.Hits())
+	}
+	cancel()
+	fetches.Remove()
+	if err := k.CreateTopic(in, parts, nil); err != nil {
+		t.Fatalf("creating %s again: %v", in, err)
+	}
+	recs = nil
+	for seq := int64(1000); seq < 1100; seq++ {
+		recs = append(recs, seqRecord(in, seq, "after", parts))
+		after[seq] = "after"
+	}
+	// A new producer: the first one knows the old topic's ID.
+	produceSync(t, kgoProducer(t, k), recs...)
+	waitUntil(t, "the records produced after the topic was created again", func() bool { return outs.has(after) })
+	ends := topicEnds(t, k, in)
+	waitUntil(t, "the source at the end of the new partitions", func() bool {
+		for _, p := range kafkaPartitionsOf(t, c, "recreated") {
+			if p.Topic == in && p.CurrentOffset != ends[p.Partition] {
+				return false
+			}
+		}
+		return true
+	})
+	noLastingError(t, c, "recreated")
+	outs.mu.Lock()
+	defer outs.mu.Unlock()
+	for _, b := range outs.bad {
+		t.Errorf("an output without a seq: %s", b)
+	}
+	t.Logf("%d outputs, %d distinct; the topic's new ends %v", outs.total, len(outs.count), ends)
+}
+
+// A broker that stays down. One broker, on a data directory; 500 records go through, then the
+// broker is shut down and stays down until the processor, still STARTED, reports the outage in
+// errorMsg (getStreamProcessor and listStreamProcessors): the fetchers retry by themselves and
+// the source reports a broker it has failed to reach for 30 seconds (stallTimeout). The broker
+// then starts again on the same ports and data; 500 more records come out, the source reads
+// every partition to its end, and the error is gone.
+func TestKafkaFetcherBrokerOutage(t *testing.T) {
+	t.Parallel()
+	const in, out, parts = "down-in", "down-out", 2
+	k := startKafka(t, 1, kfake.DataDir(t.TempDir()), kfake.SeedTopics(parts, in, out))
+	s := startSpid(t)
+	a := newAPI(t, s.Creds(t))
+	a.ok("POST", "/streams/default/connections", kafkaConnection("kafka", k))
+	c := connectGo(t, s.Admin(t, "", ""))
+	createKafkaCopy(t, c, "outage", "kafka", in, out)
+	outs := consumeSeqs(t, k, out)
+
+	batch := func(from, n int64, kind string) ([]*kgo.Record, map[int64]string) {
+		var recs []*kgo.Record
+		want := map[int64]string{}
+		for seq := from; seq < from+n; seq++ {
+			recs = append(recs, seqRecord(in, seq, kind, parts))
+			want[seq] = kind
+		}
+		return recs, want
+	}
+	recs, before := batch(0, 500, "before")
+	produceSync(t, kgoProducer(t, k), recs...)
+	waitUntil(t, "the records produced before the outage", func() bool { return outs.has(before) })
+	noLastingError(t, c, "outage")
+
+	k.Close()
+	var state, msg, lstate, lmsg string
+	waitUntil(t, "the outage in errorMsg while STARTED", func() bool {
+		state, _, msg = processorState(t, c, "outage")
+		lstate, lmsg = listed(t, c, "outage")
+		if state != "STARTED" || lstate != "STARTED" {
+			t.Fatalf("during the outage the processor is %s (%q) in getStreamProcessor, %s (%q) in listStreamProcessors; want STARTED while it retries",
+				state, msg, lstate, lmsg)
+		}
+		return msg != "" && lmsg != ""
+	})
+	t.Logf("during the outage: errorMsg %q", msg)
+	for _, addr := range strings.Split(k.Brokers, ",") { // a closed kfake cluster does not answer ListenAddrs
+		if !strings.Contains(msg, addr) {
+			t.Errorf("errorMsg %q does not name the broker %s", msg, addr)
+		}
+	}
+
+	k.restart(t, 0)
+	recs, after := batch(500, 500, "after")
+	produceSync(t, kgoProducer(t, k), recs...)
+	waitUntil(t, "the records produced after the outage", func() bool { return outs.has(after) && outs.has(before) })
+	ends := topicEnds(t, k, in)
+	waitUntil(t, "the source at the end of every partition", func() bool {
+		for _, p := range kafkaPartitionsOf(t, c, "outage") {
+			if p.Topic == in && p.CurrentOffset != ends[p.Partition] {
+				return false
+			}
+		}
+		return true
+	})
+	noLastingError(t, c, "outage")
+	outs.mu.Lock()
+	defer outs.mu.Unlock()
+	for _, b := range outs.bad {
+		t.Errorf("an output without a seq: %s", b)
+	}
+	t.Logf("%d outputs, %d distinct", outs.total, len(outs.count))
 }
