@@ -104,7 +104,7 @@ func seqRecord(topic string, seq int64, kind string, partitions int) *kgo.Record
 
 // kgoProducer is a kgo client that produces to the partition each record names (acks=all),
 // with more options (a TransactionalID) when given. It is closed when the test ends.
-func kgoProducer(t *testing.T, k *kafkaCluster, opts ...kgo.Opt) *kgo.Client {
+func kgoProducer(t *testing.T, k *kafkaCluster, opts ...kgo.Opt) *closingProducer {
 	t.Helper()
 	all := append([]kgo.Opt{kgo.SeedBrokers(k.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks())}, opts...)
@@ -112,12 +112,22 @@ func kgoProducer(t *testing.T, k *kafkaCluster, opts ...kgo.Opt) *kgo.Client {
 	if err != nil {
 		t.Fatalf("kgo producer: %v", err)
 	}
-	t.Cleanup(cl.Close)
-	return cl
+	p := &closingProducer{Client: cl, close: sync.OnceFunc(cl.Close)}
+	t.Cleanup(p.Close)
+	return p
 }
 
+// closingProducer is a kgo client that a test may close before it ends.
+type closingProducer struct {
+	*kgo.Client
+	close func()
+}
+
+// Close closes the client; it may be called more than once.
+func (p *closingProducer) Close() { p.close() }
+
 // produceSync produces records with cl and fails the test on any error.
-func produceSync(t *testing.T, cl *kgo.Client, recs ...*kgo.Record) {
+func produceSync(t *testing.T, cl *closingProducer, recs ...*kgo.Record) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -390,6 +400,8 @@ func TestKafkaFetcherTopicRecreated(t *testing.T) {
 	c := connectGo(t, s.Admin(t, "", ""))
 	createKafkaCopy(t, c, "recreated", "kafka", in, out)
 	outs := consumeSeqs(t, k, out)
+	// The first producer is closed before the deletion, so that only the source asks the
+	// broker about the deleted topic.
 	prod := kgoProducer(t, k)
 
 	before, after := map[int64]string{}, map[int64]string{}
@@ -400,17 +412,20 @@ func TestKafkaFetcherTopicRecreated(t *testing.T) {
 	}
 	produceSync(t, prod, recs...)
 	waitUntil(t, "the records produced before the deletion", func() bool { return outs.has(before) })
+	prod.Close()
 
 	if err := k.DeleteTopic(in); err != nil {
 		t.Fatalf("deleting %s: %v", in, err)
 	}
-	fetches := k.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: in, Observe: true, Count: -1})
+	// The source has met the missing topic once it fetches it, or looks its leader up (as a
+	// fetcher does after a failed fetch, and Open does), after the deletion.
+	met := k.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch, kmsg.Metadata}, Topic: in, Observe: true, Count: -1})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	if err := fetches.Wait(ctx, 2); err != nil {
-		t.Fatalf("waiting for fetches of the deleted topic: %v (%d seen)", err, fetches.Hits())
+	if err := met.Wait(ctx, 2); err != nil {
+		t.Fatalf("waiting for the source to fetch or look up the deleted topic: %v (%d seen)", err, met.Hits())
 	}
 	cancel()
-	fetches.Remove()
+	met.Remove()
 	if err := k.CreateTopic(in, parts, nil); err != nil {
 		t.Fatalf("creating %s again: %v", in, err)
 	}
