@@ -24,8 +24,11 @@ import (
 
 // seqOutputs reads an output topic from its start with kgo in the background for as long as
 // the test runs, and keeps, for each output's "seq", how often it came out and its "kind".
+// An output record is counted once however often the consumer reads it (kgo may read a
+// partition again from its start after kfake moves its leader).
 type seqOutputs struct {
 	mu    sync.Mutex
+	seen  map[[2]int64]bool // output partition and offset
 	count map[int64]int
 	kind  map[int64]string
 	total int
@@ -40,27 +43,32 @@ func consumeSeqs(t *testing.T, k *kafkaCluster, topic string, opts ...kgo.Opt) *
 	if err != nil {
 		t.Fatalf("kgo consumer of %s: %v", topic, err)
 	}
-	o := &seqOutputs{count: map[int64]int{}, kind: map[int64]string{}}
+	o := &seqOutputs{seen: map[[2]int64]bool{}, count: map[int64]int{}, kind: map[int64]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
 			fs := cl.PollFetches(ctx)
-			fs.EachRecord(func(r *kgo.Record) { o.add(r.Value) })
+			fs.EachRecord(func(r *kgo.Record) { o.add(r.Partition, r.Offset, r.Value) })
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done; cl.Close() })
 	return o
 }
 
-func (o *seqOutputs) add(v []byte) {
+func (o *seqOutputs) add(partition int32, offset int64, v []byte) {
 	var d struct {
 		Seq  json.RawMessage `json:"seq"`
 		Kind string          `json:"kind"`
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if pos := [2]int64{int64(partition), offset}; o.seen[pos] {
+		return
+	} else {
+		o.seen[pos] = true
+	}
 	o.total++
 	seq, ok := int64(0), false
 	if json.Unmarshal(v, &d) == nil {
@@ -160,8 +168,11 @@ func noLastingError(t *testing.T, c *mongo.Client, name string) {
 // steady pace (20,000 records, each with its own seq) while a processor $source → $emit copies
 // it to an output topic. Six times, each once more of the input has come out, every input
 // partition's leader moves to another broker (kfake's MoveTopicPartition: the old leader
-// answers fetches with NOT_LEADER_FOR_PARTITION from then on). In the end every seq is in the
-// output, the processor has read each partition to its end, and it is STARTED with no error.
+// answers fetches with NOT_LEADER_FOR_PARTITION from then on); then every partition of both
+// topics gets a new leader at random (ShufflePartitionLeaders), and then a broker leaves the
+// cluster (RemoveNode: it stops listening, and its partitions get new leaders). In the end
+// every seq is in the output, the processor has read each partition to its end, and it is
+// STARTED with no error.
 func TestKafkaFetcherLeaderMoves(t *testing.T) {
 	t.Parallel()
 	const in, out, parts, total, moves = "lm-in", "lm-out", 4, 20_000, 6
@@ -197,7 +208,7 @@ func TestKafkaFetcherLeaderMoves(t *testing.T) {
 
 	nodes := []int32{0, 1, 2}
 	for i := range moves {
-		target := total * (i + 1) / (moves + 2)
+		target := total * (i + 1) / (moves + 4)
 		waitUntil(t, fmt.Sprintf("%d distinct outputs before move %d", target, i+1), func() bool { return outs.distinct() >= target })
 		var moved []string
 		for p := range int32(parts) {
@@ -213,6 +224,21 @@ func TestKafkaFetcherLeaderMoves(t *testing.T) {
 		}
 		t.Logf("move %d after %d distinct outputs: %v", i+1, outs.distinct(), moved)
 	}
+	// Then an election of every partition's leader, the output topic's too; then one broker
+	// leaves the cluster (kfake's RemoveNode: it stops listening and leads nothing).
+	waitUntil(t, "more outputs before the election", func() bool { return outs.distinct() >= total*(moves+1)/(moves+4) })
+	k.ShufflePartitionLeaders()
+	t.Logf("every leader elected again after %d distinct outputs", outs.distinct())
+	waitUntil(t, "more outputs before a broker leaves", func() bool { return outs.distinct() >= total*(moves+2)/(moves+4) })
+	if err := k.RemoveNode(2); err != nil {
+		t.Fatalf("removing node 2: %v", err)
+	}
+	for p := range int32(parts) {
+		if l := k.LeaderFor(in, p); l == 2 {
+			t.Fatalf("%s/%d is led by the removed node", in, p)
+		}
+	}
+	t.Logf("node 2 removed after %d distinct outputs", outs.distinct())
 	if err := <-produced; err != nil {
 		t.Fatalf("producing the input: %v", err)
 	}
@@ -242,6 +268,13 @@ func TestKafkaFetcherLeaderMoves(t *testing.T) {
 		}
 	}
 	t.Logf("%d inputs, %d outputs (%d distinct)", total, outs.total, len(outs.count))
+	// The source's fetchers retry by themselves; an $emit that meets a moved leader of the
+	// output topic may fail the attempt, which the runtime retries from the last checkpoint.
+	for _, l := range strings.Split(s.Stderr.String(), "\n") {
+		if strings.Contains(l, "processor error; retrying") {
+			t.Logf("the processor retried: %.300s", l)
+		}
+	}
 }
 
 // kafkaConnectionWith is kafkaConnection with a config of Kafka properties.
