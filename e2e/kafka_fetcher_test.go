@@ -64,11 +64,11 @@ func (o *seqOutputs) add(partition int32, offset int64, v []byte) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if pos := [2]int64{int64(partition), offset}; o.seen[pos] {
+	pos := [2]int64{int64(partition), offset}
+	if o.seen[pos] {
 		return
-	} else {
-		o.seen[pos] = true
 	}
+	o.seen[pos] = true
 	o.total++
 	seq, ok := int64(0), false
 	if json.Unmarshal(v, &d) == nil {
