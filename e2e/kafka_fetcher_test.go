@@ -287,12 +287,13 @@ func kafkaConnectionWith(name string, k *kafkaCluster, config map[string]string)
 // Transactions. A franz-go transactional producer writes committed and aborted transactions
 // into a two-partition topic, and a plain producer writes records between them and while they
 // are open, so that the log interleaves plain records, transactional records and transaction
-// markers. Two processors copy the topic: one through a connection whose config sets
-// isolation.level read_committed, one through a connection with the default
-// (read_uncommitted). The read_committed one outputs exactly the plain and committed records,
-// the other all of them; neither turns a transaction marker into a dead letter. Then, after
-// both have caught up, more plain records and a committed transaction arrive at both: the
-// fetchers went on past the markers.
+// markers. Three processors copy the topic, through connections whose config sets
+// isolation.level read_committed, read_uncommitted, or nothing (read_uncommitted, the
+// default). The read_committed one outputs exactly the plain and committed records, the others
+// all of them; none turns a transaction marker into a dead letter. Then, after they have caught
+// up, more plain records and a committed transaction arrive at all three: the fetchers went on
+// past the markers. kfake implements transactions as Kafka does (a read_committed fetch stops
+// at the last stable offset and lists the aborted transactions, which the client filters out).
 func TestKafkaFetcherTransactions(t *testing.T) {
 	t.Parallel()
 	const in, parts = "tx-in", 2
