@@ -401,7 +401,9 @@ func TestBufferedConn(t *testing.T) {
 
 // ReadBatch hands over at most maxDocs records: a fetch it takes only part of is finished,
 // in offset order, before any other fetch, and each partition's next offset follows what was
-// handed over. An error a fetcher ended with comes after its records and fails the read.
+// handed over, past the transaction markers after a fetch's last record. A fetch of markers
+// alone moves the offset too. An error a fetcher ended with comes after its records and
+// fails the read.
 func TestReadBatchSplitsFetches(t *testing.T) {
 	src, err := source(t, bson.D{{Key: "topic", Value: "in"}})
 	if err != nil {
@@ -420,8 +422,8 @@ func TestReadBatchSplitsFetches(t *testing.T) {
 		}
 		return out
 	}
-	s.recs <- fetched{p: p0, msgs: msgs(0, 5)}
-	s.recs <- fetched{p: p1, msgs: msgs(10, 3)}
+	s.recs <- fetched{p: p0, msgs: msgs(0, 5), next: 5}
+	s.recs <- fetched{p: p1, msgs: msgs(10, 3), next: 14} // a transaction marker at 13
 	s.recs <- fetched{p: p1, err: kafka.OffsetOutOfRange}
 	read := func() []string {
 		t.Helper()
@@ -445,8 +447,12 @@ func TestReadBatchSplitsFetches(t *testing.T) {
 			t.Fatalf("after batch 0: next offsets %d and %d", p0.next.Load(), p1.next.Load())
 		}
 	}
-	if p0.next.Load() != 5 || p1.next.Load() != 13 || p1.hwm.Load() != 13 {
+	if p0.next.Load() != 5 || p1.next.Load() != 14 || p1.hwm.Load() != 13 {
 		t.Fatalf("next offsets %d and %d, high watermark %d", p0.next.Load(), p1.next.Load(), p1.hwm.Load())
+	}
+	s.recs <- fetched{p: p0, next: 7} // two markers
+	if got := read(); len(got) != 0 || p0.next.Load() != 7 {
+		t.Fatalf("a fetch of markers alone: %v, next offset %d", got, p0.next.Load())
 	}
 }
 

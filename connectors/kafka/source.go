@@ -103,6 +103,9 @@ type part struct {
 type fetched struct {
 	p    *part
 	msgs []kafka.Message
+	// next is the offset after the fetch: past its records, and past transaction markers
+	// after them, which are not records.
+	next int64
 	err  error
 }
 
@@ -502,12 +505,14 @@ func (s *Source) fetch(p *part, offset int64) {
 		}
 		msgs, err := s.fetchOnce(conn, size)
 		size = max(len(msgs), 16)
-		// The connection's offset is past the fetch's records, and past records a reader
-		// does not see (transaction markers, aborted records under read_committed).
+		// The connection's offset is past the fetch's records and past the transaction
+		// markers among and after them. A fetch of markers alone still moves the partition's
+		// position, so that its lag does not count them.
+		prev := offset
 		offset, _ = conn.Offset()
-		if len(msgs) > 0 {
+		if len(msgs) > 0 || offset > prev {
 			select {
-			case s.recs <- fetched{p: p, msgs: msgs}:
+			case s.recs <- fetched{p: p, msgs: msgs, next: offset}:
 			case <-s.ctx.Done():
 				return
 			}
@@ -600,8 +605,8 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 	// take adds a fetch to the batch, up to maxDocs records; the rest waits in s.pending.
 	take := func(f fetched) {
 		if k := maxDocs - n; len(f.msgs) > k {
-			s.pending = fetched{p: f.p, msgs: f.msgs[k:]}
-			f.msgs = f.msgs[:k]
+			s.pending = fetched{p: f.p, msgs: f.msgs[k:], next: f.next}
+			f.msgs, f.next = f.msgs[:k], f.msgs[k].Offset
 		}
 		got = append(got, f)
 		n += len(f.msgs)
@@ -658,7 +663,11 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 		if f.err != nil {
 			return b, s.c.explain(fmt.Errorf("reading %s: %w", splitName(f.p.topic, f.p.partition), f.err), "")
 		}
+		if f.next > f.p.next.Load() {
+			f.p.next.Store(f.next)
+		}
 		if len(f.msgs) == 0 {
+			*f = fetched{}
 			continue
 		}
 		for j := range f.msgs {
@@ -668,9 +677,7 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 			b.Inputs = append(b.Inputs, in)
 			b.Bytes += int64(len(m.Value))
 		}
-		last := &f.msgs[len(f.msgs)-1]
-		f.p.next.Store(last.Offset + 1)
-		f.p.hwm.Store(last.HighWaterMark)
+		f.p.hwm.Store(f.msgs[len(f.msgs)-1].HighWaterMark)
 		f.p.lastData = now
 		f.p.isIdle.Store(false)
 		*f = fetched{} // the records' bytes are not kept past the batch
