@@ -204,7 +204,14 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	if _, err := opts.LookupErr("schemaRegistry"); err == nil {
 		return nil, invalid("$emit.schemaRegistry: Avro with a schema registry is not supported by spid yet")
 	}
-	s.w = &kafka.Writer{Addr: kafka.TCP(c.brokers...), Transport: &partitionCounts{RoundTripper: c.transport()}, Balancer: &kafka.Murmur2Balancer{},
+	// The writer routes each batch to the partition's leader as its transport's metadata
+	// says; a leader that moved answers NOT_LEADER_OR_FOLLOWER until that metadata is
+	// refreshed, and the transport refreshes it only on its TTL. A second keeps that shorter
+	// than the writer's retries (about 2.5 s by default), so that a leader change is retried
+	// through rather than failing the attempt.
+	t := c.transport()
+	t.MetadataTTL = time.Second
+	s.w = &kafka.Writer{Addr: kafka.TCP(c.brokers...), Transport: &partitionCounts{RoundTripper: t}, Balancer: &kafka.Murmur2Balancer{},
 		BatchTimeout: linger, BatchSize: batchSize, BatchBytes: maxBytes, RequiredAcks: acks, Compression: codec,
 		Async: true, Completion: s.completed, AllowAutoTopicCreation: true, MaxAttempts: attempts,
 		WriteBackoffMin: 100 * time.Millisecond, WriteBackoffMax: time.Second, WriteTimeout: timeout, ReadTimeout: timeout}
