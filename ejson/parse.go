@@ -288,21 +288,33 @@ func (p *parser) object(typeOff int, top bool) error {
 		if err := p.value(elemOff); err != nil {
 			return err
 		}
-		p.skipWS()
-		if p.pos < len(p.src) {
-			switch p.src[p.pos] {
-			case ',':
-				p.pos++
-				p.skipWS()
-				p.frames[p.depth-1].keyOff = -1
-				continue
-			case '}':
-				p.pos++
-				return p.endContainer(start, typeOff, tDocument)
-			}
+		more, err := p.separator('}')
+		if err != nil {
+			return err
 		}
-		return p.syntaxErr("expected ',' or '}'")
+		if !more {
+			return p.endContainer(start, typeOff, tDocument)
+		}
+		p.frames[p.depth-1].keyOff = -1
 	}
+}
+
+// separator reads what follows a member or an element: ',' (more follow: true) or close (the
+// object or array ends: false). Anything else is a syntax error.
+func (p *parser) separator(close byte) (bool, error) {
+	p.skipWS()
+	if p.pos < len(p.src) {
+		switch p.src[p.pos] {
+		case ',':
+			p.pos++
+			p.skipWS()
+			return true, nil
+		case close:
+			p.pos++
+			return false, nil
+		}
+	}
+	return false, p.syntaxErr("expected ',' or '" + string(close) + "'")
 }
 
 // endContainer closes the document or array begun at start.
@@ -345,19 +357,13 @@ func (p *parser) array(typeOff int) error {
 		if err := p.value(elemOff); err != nil {
 			return err
 		}
-		p.skipWS()
-		if p.pos < len(p.src) {
-			switch p.src[p.pos] {
-			case ',':
-				p.pos++
-				p.skipWS()
-				continue
-			case ']':
-				p.pos++
-				return p.endContainer(start, typeOff, tArray)
-			}
+		more, err := p.separator(']')
+		if err != nil {
+			return err
 		}
-		return p.syntaxErr("expected ',' or ']'")
+		if !more {
+			return p.endContainer(start, typeOff, tArray)
+		}
 	}
 }
 

@@ -437,19 +437,9 @@ func (p *parser) members(msg string, fn func(key int) error) error {
 		if err := fn(key); err != nil {
 			return err
 		}
-		p.skipWS()
-		if p.pos < len(p.src) {
-			switch p.src[p.pos] {
-			case ',':
-				p.pos++
-				p.skipWS()
-				continue
-			case '}':
-				p.pos++
-				return nil
-			}
+		if more, err := p.separator('}'); err != nil || !more {
+			return err
 		}
-		return p.syntaxErr("expected ',' or '}'")
 	}
 }
 

@@ -685,16 +685,8 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 // RunningUsing names the workspace's running (STARTED) processors whose pipeline or dead-letter
 // queue uses the connection: Atlas refuses to modify or delete a connection they use (spec §4.2).
 func (m *Manager) RunningUsing(ws, conn string) []string {
-	m.mu.Lock()
-	var ps []*proc
-	for _, p := range m.procs {
-		if p.rec.Workspace == ws && !p.ephemeral {
-			ps = append(ps, p)
-		}
-	}
-	m.mu.Unlock()
 	var out []string
-	for _, p := range ps {
+	for _, p := range m.inWorkspace(ws) {
 		p.mu.Lock()
 		rec := p.rec
 		p.mu.Unlock()
@@ -811,16 +803,22 @@ func (p *proc) info() Info {
 	return in
 }
 
-// List returns a workspace's processors sorted by name (sp.process() runs are not listed).
-func (m *Manager) List(ws string) []Info {
+// inWorkspace is a workspace's processors as of now, without sp.process() runs.
+func (m *Manager) inWorkspace(ws string) []*proc {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	var ps []*proc
 	for _, p := range m.procs {
 		if p.rec.Workspace == ws && !p.ephemeral {
 			ps = append(ps, p)
 		}
 	}
-	m.mu.Unlock()
+	return ps
+}
+
+// List returns a workspace's processors sorted by name (sp.process() runs are not listed).
+func (m *Manager) List(ws string) []Info {
+	ps := m.inWorkspace(ws)
 	out := make([]Info, 0, len(ps))
 	for _, p := range ps {
 		p.mu.Lock()

@@ -32,6 +32,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/youmark/pkcs8"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/spi-streams/spi/connectors"
 	"github.com/spi-streams/spi/store"
@@ -327,4 +328,33 @@ func (f *freeList[T]) put(x T) {
 	if len(f.items) < f.max {
 		f.items = append(f.items, x)
 	}
+}
+
+// stageConfig returns the elements of a stage's config document (none when there is none);
+// stage ("$source" or "$emit") names it in the error when config is not a document.
+func stageConfig(opts bson.Raw, stage string) ([]bson.RawElement, error) {
+	v, err := opts.LookupErr("config")
+	if err != nil {
+		return nil, nil
+	}
+	cfg, ok := v.DocumentOK()
+	if !ok {
+		return nil, invalid("%s.config: must be a document", stage)
+	}
+	elems, _ := cfg.Elements()
+	return elems, nil
+}
+
+// bufferSize rounds a buffer's size up to a multiple of 256 KiB, so that batches of similar
+// sizes fit in the same reused buffers (freeList).
+func bufferSize(n int) int { return (n + 256<<10 - 1) &^ (256<<10 - 1) }
+
+// keyFormat reads a keyFormat option, the same for $source and $emit (spec §3.1.1 and §3.8):
+// binData, string, json, int or long.
+func keyFormat(v bson.RawValue, field string) (string, error) {
+	switch str, _ := v.StringValueOK(); str {
+	case "binData", "string", "json", "int", "long":
+		return str, nil
+	}
+	return "", invalid("%s: must be binData, string, json, int or long", field)
 }

@@ -136,69 +136,63 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 		}
 		attempts = min(n, 100) + 1
 	}
-	if v, err := opts.LookupErr("config"); err == nil {
-		cfg, ok := v.DocumentOK()
-		if !ok {
-			return nil, invalid("$emit.config: must be a document")
-		}
-		elems, _ := cfg.Elements()
-		for _, e := range elems {
-			v := e.Value()
-			field := "$emit.config." + e.Key()
-			switch e.Key() {
-			case "acks":
-				str, isStr := v.StringValueOK()
-				if n, isNum := v.AsInt64OK(); isNum {
-					str, isStr = strconv.FormatInt(n, 10), true
-				}
-				if !isStr {
-					return nil, invalid("%s: must be -1, 0, 1 or \"all\"", field)
-				}
-				if acks, err = parseAcks(str); err != nil {
-					return nil, invalid("%s: %v", field, err)
-				}
-			case "compression_type":
-				str, _ := v.StringValueOK()
-				if codec, err = parseCodec(str); err != nil {
-					return nil, invalid("%s: %v", field, err)
-				}
-			case "dateFormat":
-				switch str, _ := v.StringValueOK(); str {
-				case "default":
-				case "ISO8601":
-					s.format.ISODates = true
-				default:
-					return nil, invalid("%s: must be default or ISO8601", field)
-				}
-			case "outputFormat":
-				str, _ := v.StringValueOK()
-				f, err := ejson.ParseFormat(str)
-				if err != nil {
-					return nil, invalid("%s: must be relaxedJson, canonicalJson or basicJson", field)
-				}
-				s.format.Format = f
-			case "keyFormat":
-				switch str, _ := v.StringValueOK(); str {
-				case "binData", "string", "json", "int", "long":
-					s.keyFormat = str
-				default:
-					return nil, invalid("%s: must be binData, string, json, int or long", field)
-				}
-			case "key":
-				if s.key, err = expr.Compile(v); err != nil {
-					return nil, invalid("%s: %v", field, err)
-				}
-			case "headers":
-				if s.headers, err = expr.Compile(v); err != nil {
-					return nil, invalid("%s: %v", field, err)
-				}
-			case "tombstoneWhen":
-				if s.tombstone, err = expr.Compile(v); err != nil {
-					return nil, invalid("%s: %v", field, err)
-				}
-			default:
-				return nil, invalid("%s: is not an option of a Kafka $emit (%v)", field, emitConfig)
+	elems, err := stageConfig(opts, "$emit")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range elems {
+		v := e.Value()
+		field := "$emit.config." + e.Key()
+		switch e.Key() {
+		case "acks":
+			str, isStr := v.StringValueOK()
+			if n, isNum := v.AsInt64OK(); isNum {
+				str, isStr = strconv.FormatInt(n, 10), true
 			}
+			if !isStr {
+				return nil, invalid("%s: must be -1, 0, 1 or \"all\"", field)
+			}
+			if acks, err = parseAcks(str); err != nil {
+				return nil, invalid("%s: %v", field, err)
+			}
+		case "compression_type":
+			str, _ := v.StringValueOK()
+			if codec, err = parseCodec(str); err != nil {
+				return nil, invalid("%s: %v", field, err)
+			}
+		case "dateFormat":
+			switch str, _ := v.StringValueOK(); str {
+			case "default":
+			case "ISO8601":
+				s.format.ISODates = true
+			default:
+				return nil, invalid("%s: must be default or ISO8601", field)
+			}
+		case "outputFormat":
+			str, _ := v.StringValueOK()
+			f, err := ejson.ParseFormat(str)
+			if err != nil {
+				return nil, invalid("%s: must be relaxedJson, canonicalJson or basicJson", field)
+			}
+			s.format.Format = f
+		case "keyFormat":
+			if s.keyFormat, err = keyFormat(v, field); err != nil {
+				return nil, err
+			}
+		case "key":
+			if s.key, err = expr.Compile(v); err != nil {
+				return nil, invalid("%s: %v", field, err)
+			}
+		case "headers":
+			if s.headers, err = expr.Compile(v); err != nil {
+				return nil, invalid("%s: %v", field, err)
+			}
+		case "tombstoneWhen":
+			if s.tombstone, err = expr.Compile(v); err != nil {
+				return nil, invalid("%s: %v", field, err)
+			}
+		default:
+			return nil, invalid("%s: is not an option of a Kafka $emit (%v)", field, emitConfig)
 		}
 	}
 	if _, err := opts.LookupErr("schemaRegistry"); err == nil {
@@ -414,8 +408,7 @@ func (s *Sink) getValues(size int) *values {
 	if vb, ok := s.free.get(); ok && cap(vb.b) >= size {
 		return vb
 	}
-	// Capacity in steps of 256 KiB, so that batches of similar sizes share buffers.
-	return &values{b: make([]byte, 0, (size+256<<10-1)&^(256<<10-1))}
+	return &values{b: make([]byte, 0, bufferSize(size))}
 }
 
 // putValues keeps vb for reuse, or leaves it to the collector when enough are kept.

@@ -181,55 +181,49 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 		return nil, invalid("$source.schemaRegistry: Avro with a schema registry is not supported by spid yet")
 	}
 	autoCommit := -1
-	if v, err := opts.LookupErr("config"); err == nil {
-		cfg, ok := v.DocumentOK()
-		if !ok {
-			return nil, invalid("$source.config: must be a document")
-		}
-		elems, _ := cfg.Elements()
-		for _, e := range elems {
-			v := e.Value()
-			field := "$source.config." + e.Key()
-			switch e.Key() {
-			case "auto_offset_reset":
-				str, _ := v.StringValueOK()
-				if s.reset, err = parseReset(str); err != nil {
-					return nil, invalid("%s: %v", field, err)
-				}
-			case "group_id":
-				g, ok := v.StringValueOK()
-				if !ok || g == "" {
-					return nil, invalid("%s: must be a non-empty string", field)
-				}
-				s.group = g
-			case "enable_auto_commit":
-				b, ok := v.BooleanOK()
-				if !ok {
-					return nil, invalid("%s: must be a boolean", field)
-				}
-				autoCommit = 0
-				if b {
-					autoCommit = 1
-				}
-			case "keyFormat":
-				switch str, _ := v.StringValueOK(); str {
-				case "binData", "string", "json", "int", "long":
-					s.keyFormat = str
-				default:
-					return nil, invalid("%s: must be binData, string, json, int or long", field)
-				}
-			case "keyFormatError":
-				switch str, _ := v.StringValueOK(); str {
-				case "dlq":
-					s.keyDLQ = true
-				case "passThrough":
-					s.keyDLQ = false
-				default:
-					return nil, invalid("%s: must be dlq or passThrough", field)
-				}
-			default:
-				return nil, invalid("%s: is not an option of a Kafka $source (%s)", field, strings.Join(sourceConfig, ", "))
+	elems, err := stageConfig(opts, "$source")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range elems {
+		v := e.Value()
+		field := "$source.config." + e.Key()
+		switch e.Key() {
+		case "auto_offset_reset":
+			str, _ := v.StringValueOK()
+			if s.reset, err = parseReset(str); err != nil {
+				return nil, invalid("%s: %v", field, err)
 			}
+		case "group_id":
+			g, ok := v.StringValueOK()
+			if !ok || g == "" {
+				return nil, invalid("%s: must be a non-empty string", field)
+			}
+			s.group = g
+		case "enable_auto_commit":
+			b, ok := v.BooleanOK()
+			if !ok {
+				return nil, invalid("%s: must be a boolean", field)
+			}
+			autoCommit = 0
+			if b {
+				autoCommit = 1
+			}
+		case "keyFormat":
+			if s.keyFormat, err = keyFormat(v, field); err != nil {
+				return nil, err
+			}
+		case "keyFormatError":
+			switch str, _ := v.StringValueOK(); str {
+			case "dlq":
+				s.keyDLQ = true
+			case "passThrough":
+				s.keyDLQ = false
+			default:
+				return nil, invalid("%s: must be dlq or passThrough", field)
+			}
+		default:
+			return nil, invalid("%s: is not an option of a Kafka $source (%s)", field, strings.Join(sourceConfig, ", "))
 		}
 	}
 	switch {
@@ -650,8 +644,7 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 			}
 		}
 	}
-	// Capacity in steps of 256 KiB, so that batches of similar sizes share buffers.
-	size = (size + size/8 + 256<<10 - 1) &^ (256<<10 - 1)
+	size = bufferSize(size + size/8)
 	buf, ok := s.free.get()
 	if !ok || cap(buf) < size {
 		buf = make([]byte, 0, size)
