@@ -415,10 +415,7 @@ func (w *writer) date(ms int64) {
 // appendISODate writes YYYY-MM-DDTHH:mm:ss then, with fixed, .sss, else the milliseconds
 // without trailing zeros (none when zero), then Z.
 func appendISODate(dst []byte, ms int64, fixed bool) []byte {
-	days := ms / msPerDay
-	if ms%msPerDay < 0 {
-		days--
-	}
+	days := floorDiv(ms, msPerDay)
 	tod := int(ms - days*msPerDay)
 	y, mo, d := civil(days)
 	h, mi, s, frac := tod/3_600_000, tod/60_000%60, tod/1000%60, tod%1000
@@ -471,10 +468,7 @@ const (
 // per-call time zone work.
 func civil(days int64) (year, month, day int) {
 	z := days + 719_468 // days from 0000-03-01
-	era := z / 146_097
-	if z%146_097 < 0 {
-		era--
-	}
+	era := floorDiv(z, 146_097)
 	doe := z - era*146_097                                   // [0, 146096]
 	yoe := (doe - doe/1460 + doe/36_524 - doe/146_096) / 365 // [0, 399]
 	doy := doe - (365*yoe + yoe/4 - yoe/100)                 // [0, 365]
@@ -489,6 +483,15 @@ func civil(days int64) (year, month, day int) {
 		year++
 	}
 	return year, month, day
+}
+
+// floorDiv is a / b rounded toward negative infinity (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
 }
 
 func appendPad(dst []byte, v, width int) []byte {

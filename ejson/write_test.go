@@ -235,7 +235,7 @@ func TestCivil(t *testing.T) {
 	check := func(ms int64) {
 		t.Helper()
 		tm := time.UnixMilli(ms).UTC()
-		y, m, d := civil(floorDay(ms))
+		y, m, d := civil(floorDiv(ms, msPerDay))
 		if y != tm.Year() || m != int(tm.Month()) || d != tm.Day() {
 			t.Fatalf("civil(%d ms) = %d-%d-%d, time says %s", ms, y, m, d, tm)
 		}
@@ -256,12 +256,4 @@ func TestCivil(t *testing.T) {
 	for range 20_000 {
 		check(r.Int64() / 1000) // years far outside 0..9999: civil only
 	}
-}
-
-func floorDay(ms int64) int64 {
-	d := ms / msPerDay
-	if ms%msPerDay < 0 {
-		d--
-	}
-	return d
 }

@@ -217,7 +217,7 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 // the record's partition), and the Transport answers each from its own cache with a fresh copy
 // of the response: about half a microsecond and three allocations per record. partitionCounts
 // keeps each topic's successful answer for partitionCountsTTL and passes every other request
-// through; the Transport's own cache (MetadataTTL, 10 s) bounds how fresh the answer is anyway.
+// through; the Transport refreshes its own metadata every second (MetadataTTL) anyway.
 type partitionCounts struct {
 	kafka.RoundTripper
 	mu      sync.Mutex
