@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -118,7 +119,7 @@ func (w *writer) document(b []byte, array bool, depth int) (int, error) {
 	first := true
 	for len(body) > 0 {
 		t := body[0]
-		k := indexByte(body[1:], 0)
+		k, esc := keyEnd(body)
 		if k < 0 {
 			return 0, errMalformed
 		}
@@ -127,10 +128,13 @@ func (w *writer) document(b []byte, array bool, depth int) (int, error) {
 		}
 		first = false
 		if !array {
-			w.dst = appendString(w.dst, body[1:1+k])
-			w.dst = append(w.dst, ':')
+			if esc {
+				w.dst = append(appendString(w.dst, body[1:k]), ':')
+			} else {
+				w.dst = append(append(append(w.dst, '"'), body[1:k]...), '"', ':')
+			}
 		}
-		body = body[2+k:]
+		body = body[k+1:]
 		m, err := w.value(t, body, depth)
 		if err != nil {
 			return 0, err
@@ -143,6 +147,41 @@ func (w *writer) document(b []byte, array bool, depth int) (int, error) {
 		w.dst = append(w.dst, '}')
 	}
 	return n, nil
+}
+
+// keyEnd finds the NUL that ends the key of the element at the start of body (after its type
+// byte) and reports whether the key needs escaping in JSON (skipPlain's bytes), in one pass a
+// word at a time; -1 when there is no NUL.
+func keyEnd(body []byte) (int, bool) {
+	k := 1
+	for ; k+8 <= len(body); k += 8 {
+		w := binary.LittleEndian.Uint64(body[k:])
+		// Bytes equal to 0 (the classic "has zero byte" test; only the lowest flagged lane
+		// is exact, and it is the one used).
+		if z := (w - lanes01) &^ w & lanes80; z != 0 {
+			n := bits.TrailingZeros64(z) / 8
+			// The lanes before the NUL: all but the low n bytes masked off.
+			mask := uint64(1)<<(8*n) - 1
+			return k + n, special(w)&mask != 0
+		}
+		if special(w) != 0 {
+			return keySlow(body, k)
+		}
+	}
+	return keySlow(body, k)
+}
+
+// keySlow is keyEnd a byte at a time from k, for keys that need escaping and the last bytes.
+func keySlow(body []byte, k int) (int, bool) {
+	esc := false
+	for ; k < len(body); k++ {
+		c := body[k]
+		if c == 0 {
+			return k, esc
+		}
+		esc = esc || !plain[c]
+	}
+	return -1, esc
 }
 
 // bstring reads a BSON string (int32 length with the NUL, bytes, NUL) at the start of b.
@@ -380,6 +419,9 @@ func (w *writer) double(f float64) {
 }
 
 func appendDouble(dst []byte, f float64) []byte {
+	if out, ok := appendShortDouble(dst, f); ok {
+		return out
+	}
 	start := len(dst)
 	dst = strconv.AppendFloat(dst, f, 'G', -1, 64)
 	for _, c := range dst[start:] {
@@ -388,6 +430,62 @@ func appendDouble(dst []byte, f float64) []byte {
 		}
 	}
 	return append(dst, ".0"...)
+}
+
+// pow10 holds the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// appendShortDouble writes what strconv's shortest 'G' form (plus ".0" for integers) writes
+// for the common doubles of payloads, decimals of few digits between 1e-4 and 1e6 (where 'G'
+// uses no exponent), without strconv's general algorithm; ok is false for every other f.
+//
+// For k = 0, 1, … it looks for an integer u = f·10^k with u / 10^k == f exactly (both
+// operands are exact, so the division is correctly rounded, and the decimal u·10^-k parses to
+// f). With u < 2^51, the gap between f and its neighbours is below 10^-k, so no other
+// decimal of k or fewer fractional digits rounds to f: it is f's shortest form, the one
+// strconv writes (TestShortDouble checks millions of values against it).
+func appendShortDouble(dst []byte, f float64) ([]byte, bool) {
+	a := math.Abs(f)
+	if !(a >= 1e-4 && a < 1e6) {
+		return dst, false
+	}
+	for k := 0; k < len(pow10); k++ {
+		m := a * pow10[k]
+		if m >= 1<<51 {
+			return dst, false
+		}
+		if math.Trunc(m) != m {
+			continue
+		}
+		if m/pow10[k] != a {
+			return dst, false
+		}
+		u := uint64(m)
+		for k > 0 && u%10 == 0 {
+			u /= 10
+			k--
+		}
+		if f < 0 {
+			dst = append(dst, '-')
+		}
+		var b [24]byte
+		i := len(b)
+		for n := 0; u > 0 || n <= k; n++ {
+			if n == k && k > 0 {
+				i--
+				b[i] = '.'
+			}
+			i--
+			b[i] = byte('0' + u%10)
+			u /= 10
+		}
+		dst = append(dst, b[i:]...)
+		if k == 0 {
+			dst = append(dst, ".0"...)
+		}
+		return dst, true
+	}
+	return dst, false
 }
 
 // date writes a Date (ms since the epoch): an ISO string with ISODates; else basic as the
@@ -420,16 +518,37 @@ func appendISODate(dst []byte, ms int64, fixed bool) []byte {
 	y, mo, d := civil(days)
 	h, mi, s, frac := tod/3_600_000, tod/60_000%60, tod/1000%60, tod%1000
 	if y >= 0 && y <= 9999 {
-		dst = appendPad(dst, y, 4)
-	} else {
-		if y < 0 {
-			dst = append(dst, '-')
-			y = -y
-		} else {
-			dst = append(dst, '+')
+		// The common case in one fixed buffer: YYYY-MM-DDTHH:mm:ss.sssZ.
+		b := [24]byte{4: '-', 7: '-', 10: 'T', 13: ':', 16: ':', 19: '.'}
+		put2(b[0:], y/100)
+		put2(b[2:], y%100)
+		put2(b[5:], mo)
+		put2(b[8:], d)
+		put2(b[11:], h)
+		put2(b[14:], mi)
+		put2(b[17:], s)
+		b[20], b[21], b[22] = byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10)
+		n := 23
+		switch {
+		case fixed:
+		case frac == 0:
+			n = 19
+		case frac%100 == 0:
+			n = 21
+		case frac%10 == 0:
+			n = 22
 		}
-		dst = appendPad(dst, y, 6)
+		b[n] = 'Z'
+		return append(dst, b[:n+1]...)
 	}
+	// Years outside 0-9999: a sign and six digits (ISO 8601's expanded years).
+	if y < 0 {
+		dst = append(dst, '-')
+		y = -y
+	} else {
+		dst = append(dst, '+')
+	}
+	dst = appendPad(dst, y, 6)
 	dst = append(dst, '-')
 	dst = appendPad(dst, mo, 2)
 	dst = append(dst, '-')
@@ -492,6 +611,11 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// put2 writes v (0 to 99) as two digits at the start of b.
+func put2(b []byte, v int) {
+	b[0], b[1] = byte('0'+v/10), byte('0'+v%10)
 }
 
 func appendPad(dst []byte, v, width int) []byte {

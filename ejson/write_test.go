@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -255,5 +256,99 @@ func TestCivil(t *testing.T) {
 	}
 	for range 20_000 {
 		check(r.Int64() / 1000) // years far outside 0..9999: civil only
+	}
+}
+
+// refDouble is appendDouble without its fast path: strconv's shortest 'G' form, with ".0"
+// added to integers.
+func refDouble(f float64) string {
+	s := strconv.FormatFloat(f, 'G', -1, 64)
+	if !strings.ContainsAny(s, ".E") {
+		s += ".0"
+	}
+	return s
+}
+
+// TestShortDouble holds appendShortDouble to strconv on short decimals of every magnitude
+// around its range, on the edges of the range, and on random bit patterns.
+func TestShortDouble(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	check := func(f float64) {
+		t.Helper()
+		got, ok := appendShortDouble([]byte("x"), f)
+		if !ok {
+			if string(got) != "x" {
+				t.Fatalf("%v: declined but wrote %q", f, got)
+			}
+			return
+		}
+		if want := refDouble(f); string(got[1:]) != want {
+			t.Fatalf("%v (%#x): got %s, strconv %s", f, math.Float64bits(f), got[1:], want)
+		}
+	}
+	edges := []float64{1e-4, 1e6, 0.1, 0.2, 0.3, 1.0 / 3, 2.0 / 3, 25.3, 0.29, 123456.789, 999999.9999999999, 1e-3, 5e-4, 100, 1, 0, 0.5, 4503599627370496.0 / 1e10}
+	for _, e := range edges {
+		for _, f := range []float64{e, -e, math.Nextafter(e, 0), math.Nextafter(e, 2e6), -math.Nextafter(e, 0)} {
+			check(f)
+		}
+	}
+	hits := 0
+	for range 2_000_000 {
+		k := r.IntN(16)
+		u := r.Uint64N(uint64(math.Pow10(1 + r.IntN(15))))
+		f := float64(u) / math.Pow10(k)
+		if r.IntN(2) == 0 {
+			f = -f
+		}
+		if _, ok := appendShortDouble(nil, f); ok {
+			hits++
+		}
+		check(f)
+		check(math.Float64frombits(r.Uint64()))
+		check(math.Nextafter(f, math.Inf(1)))
+	}
+	// The fast path must take the common case, or it is only cost.
+	if hits < 500_000 {
+		t.Fatalf("the fast path took only %d of 2,000,000 short decimals", hits)
+	}
+}
+
+// TestKeyEnd holds keyEnd to a byte-at-a-time reading of keys of every length up to 40, with a
+// byte that needs escaping at every position, and without the ending NUL.
+func TestKeyEnd(t *testing.T) {
+	for n := 0; n <= 40; n++ {
+		for pos := -1; pos < n; pos++ {
+			for _, c := range []byte{'"', '\\', 0x01, 0x1f, 0x80, 0xff, 'a'} {
+				key := bytes.Repeat([]byte{'k'}, n)
+				if pos >= 0 {
+					key[pos] = c
+				}
+				body := append(append([]byte{0x10}, key...), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+				k, esc := keyEnd(body)
+				wantEsc := false
+				for _, b := range key {
+					wantEsc = wantEsc || !plain[b]
+				}
+				if k != 1+n || esc != wantEsc {
+					t.Fatalf("key %q: got end %d escape %v, want %d %v", key, k, esc, 1+n, wantEsc)
+				}
+				if k, _ := keyEnd(append([]byte{0x10}, key...)); k != -1 {
+					t.Fatalf("key %q without its NUL: got end %d", key, k)
+				}
+			}
+		}
+	}
+}
+
+// TestRelaxedDatesMatchDriver holds relaxed dates (the fixed-buffer path) to the driver over
+// years 1970 to 9999, with every number of fraction digits.
+func TestRelaxedDatesMatchDriver(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 20_000 {
+		ms := r.Int64N(year10000)
+		for _, m := range []int64{ms, ms - ms%10, ms - ms%100, ms - ms%1000} {
+			doc, _ := bson.Marshal(bson.D{{Key: "d", Value: bson.DateTime(m)}})
+			checkAgainstDriver(t, doc)
+		}
 	}
 }

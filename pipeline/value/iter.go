@@ -2,6 +2,7 @@ package value
 
 import (
 	"encoding/binary"
+	"math/bits"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -84,11 +85,8 @@ func scan(r []byte) (keyEnd, end int) {
 	if len(r) == 0 {
 		return 0, 0
 	}
-	i := 1
-	for i < len(r) && r[i] != 0 {
-		i++
-	}
-	if i >= len(r) {
+	i := nulAt(r, 1)
+	if i < 0 {
 		return 0, 0
 	}
 	t := r[0]
@@ -103,6 +101,25 @@ func scan(r []byte) (keyEnd, end int) {
 		return 0, 0
 	}
 	return i, i + 1 + n
+}
+
+// nulAt is the index of the first NUL in r at or after i, or -1: a key's end, eight bytes at
+// a time. In w - 0x01…01 &^ w & 0x80…80 the lowest set bit marks the first zero byte of w
+// (higher lanes may be flagged by the borrow, and are not looked at): "Bit Twiddling Hacks"
+// (Sean Eron Anderson, Stanford), "Determine if a word has a zero byte".
+func nulAt(r []byte, i int) int {
+	for ; i+8 <= len(r); i += 8 {
+		w := binary.LittleEndian.Uint64(r[i:])
+		if z := (w - 0x0101010101010101) &^ w & 0x8080808080808080; z != 0 {
+			return i + bits.TrailingZeros64(z)>>3
+		}
+	}
+	for ; i < len(r); i++ {
+		if r[i] == 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // sizeOf is the length of a variable-size value at the start of v, or -1 if it is malformed.
@@ -168,13 +185,33 @@ func Lookup(doc []byte, key string) bson.RawValue {
 		return Missing
 	}
 	n := int(int32(binary.LittleEndian.Uint32(doc)))
-	if n < 5 || n > len(doc) {
+	if n < 5 || n > len(doc) || doc[n-1] != 0 {
 		return Missing
 	}
 	r := doc[4 : n-1]
-	for {
-		ke, end := scan(r)
-		if end == 0 {
+	// scan's work in one loop: most documents are a run of short keys and fixed-size values,
+	// and a lookup visits every element before the one it finds.
+	for len(r) > 0 {
+		ke := -1
+		if len(r) >= 9 {
+			w := binary.LittleEndian.Uint64(r[1:])
+			if z := (w - 0x0101010101010101) &^ w & 0x8080808080808080; z != 0 {
+				ke = 1 + bits.TrailingZeros64(z)>>3
+			}
+		}
+		if ke < 0 {
+			if ke = nulAt(r, 1); ke < 0 {
+				return Missing
+			}
+		}
+		n := int(fixedLen[r[0]])
+		if n == 0 {
+			if n = sizeOf(bson.Type(r[0]), r[ke+1:]); n < 0 {
+				return Missing
+			}
+		}
+		end := ke + 1 + n
+		if end > len(r) {
 			return Missing
 		}
 		if ke-1 == len(key) && string(r[1:ke]) == key {
@@ -182,4 +219,5 @@ func Lookup(doc []byte, key string) bson.RawValue {
 		}
 		r = r[end:]
 	}
+	return Missing
 }

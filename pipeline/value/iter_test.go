@@ -64,8 +64,8 @@ func sameAsBsoncore(t *testing.T, doc []byte) {
 			it.Val().Type != bson.Type(wv.Type) || !bytes.Equal(it.Val().Value, wv.Data) {
 			t.Fatalf("element %d: key %q elem %x, want key %q elem %x", i, it.Key(), it.Elem(), w.KeyBytes(), []byte(w))
 		}
-		if got := Lookup(doc, string(w.KeyBytes())); string(w.KeyBytes()) != "" && got.Type == 0 {
-			t.Fatalf("Lookup(%q) found nothing", w.KeyBytes())
+		if got, want := Lookup(doc, string(w.KeyBytes())), iterLookup(doc, string(w.KeyBytes())); got.Type != want.Type || !bytes.Equal(got.Value, want.Value) || got.Type == 0 {
+			t.Fatalf("Lookup(%q) = %v, want %v", w.KeyBytes(), got, want)
 		}
 	}
 	if i < len(want) && it.Err() {
@@ -82,6 +82,20 @@ func sameAsBsoncore(t *testing.T, doc []byte) {
 		t.Fatalf("%d elements (err %v), want %d", i, it.Err(), len(want))
 	}
 }
+
+// iterLookup is Lookup by Iter: the first element named key, or Missing.
+func iterLookup(doc []byte, key string) bson.RawValue {
+	it := NewIter(doc)
+	for it.Next() {
+		if string(it.Key()) == key {
+			return it.Val()
+		}
+	}
+	return Missing
+}
+
+// lookupKeys are keys of everyType's elements, short and long, and keys it lacks.
+var lookupKeys = []string{"maxkey", "int64", "doc", "timestamp", "undefined", "nope", "", "a_much_longer_key_name"}
 
 // lacksNul reports whether a string-bearing element's string does not end in a NUL.
 func lacksNul(e bsoncore.Element) bool {
@@ -130,7 +144,11 @@ func TestIterMalformed(t *testing.T) {
 					t.Fatalf("corrupt byte %d: element of %d bytes", i, len(e))
 				}
 			}
-			Lookup(bad, "maxkey")
+			for _, k := range lookupKeys {
+				if got, want := Lookup(bad, k), iterLookup(bad, k); got.Type != want.Type || !bytes.Equal(got.Value, want.Value) {
+					t.Fatalf("corrupt byte %d: Lookup(%q) = %v, Iter finds %v", i, k, got, want)
+				}
+			}
 		}
 	}
 	// A string whose length prefix does not count its NUL.
