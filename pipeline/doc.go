@@ -28,6 +28,29 @@ type Doc struct {
 
 	// env is reused for every expression evaluated on this document.
 	env expr.Env
+
+	// metaField is the engine's stream metadata field (Options.StreamMetaField), and metaFree
+	// the one document known to have no top-level field of that name: what emitOut would
+	// otherwise look for in every output. The engine sets it at ingest; a stage that derives
+	// its output from d.Raw without adding that name passes it on (keepMetaFree); any other
+	// new d.Raw is no longer the same slice, and is looked at again.
+	metaField string
+	metaFree  []byte
+}
+
+// isMetaFree reports that d.Raw is known to have no top-level field named d.metaField.
+func (d *Doc) isMetaFree() bool {
+	return len(d.Raw) > 0 && len(d.metaFree) == len(d.Raw) && &d.metaFree[0] == &d.Raw[0]
+}
+
+// keepMetaFree records that out, derived from d.Raw without setting the top-level field
+// d.metaField unless set says so, is as free of it as d.Raw was.
+func (d *Doc) keepMetaFree(out []byte, set func(name string) bool) {
+	if d.isMetaFree() && !set(d.metaField) {
+		d.metaFree = out
+		return
+	}
+	d.metaFree = nil
 }
 
 // Duration is a {size, unit} option such as interval, gap or allowedLateness.

@@ -145,6 +145,7 @@ func NewEngine(plan *Plan, opts Options) *Engine {
 	}
 	e := &Engine{plan: plan, opts: opts, partitions: map[int32]*partition{}, watermark: math.MinInt64,
 		panes: map[int64]*pane{}, sessions: map[string][]*session{}}
+	e.doc.metaField = opts.StreamMetaField
 	e.after = e.chain(plan.After, e.emitOut)
 	if plan.Window != nil {
 		e.pre = e.chain(plan.Window.pre, e.addToWindow)
@@ -316,7 +317,14 @@ func (e *Engine) emitOut(d *Doc) {
 		return
 	}
 	f := e.opts.StreamMetaField
-	out := appendField(e.outBuf(len(d.Raw)+len(f)+2+len(d.Meta)), d.Raw, f, bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: d.Meta})
+	meta := bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: d.Meta}
+	buf := e.outBuf(len(d.Raw) + len(f) + 2 + len(d.Meta))
+	var out []byte
+	if d.isMetaFree() && d.metaField == f {
+		out = appendNew(buf, d.Raw, f, meta)
+	} else {
+		out = appendField(buf, d.Raw, f, meta)
+	}
 	e.res.Out = append(e.res.Out, out)
 }
 
@@ -335,7 +343,7 @@ func (d *Doc) retain() *Doc {
 // ingest assigns the event time, stamps the time field and runs the document on.
 func (e *Engine) ingest(in Input, now time.Time) {
 	d := &e.doc
-	d.Raw, d.Meta, d.Time = in.Doc, in.Meta, in.Time
+	d.Raw, d.Meta, d.Time, d.metaFree = in.Doc, in.Meta, in.Time, nil
 	if in.Err != nil {
 		if d.Raw != nil && bsoncheck.Validate(d.Raw) != nil {
 			d.Raw = nil
@@ -355,11 +363,11 @@ func (e *Engine) ingest(in Input, now time.Time) {
 	// without re-checking them: what a source hands over is checked once, here, in the same
 	// pass that looks for the time field.
 	var (
-		hasTs bool
-		err   error
+		hasTs, hasMeta bool
+		err            error
 	)
 	if in.Checked {
-		hasTs = value.Lookup(in.Doc, tsField).Type != 0
+		hasTs, hasMeta = value.Has(in.Doc, tsField, d.metaField)
 	} else if hasTs, err = bsoncheck.ValidateHas(in.Doc, tsField); err != nil {
 		d.Raw = nil
 		e.dead("$source", fmt.Errorf("the document is not valid BSON: %w", err), d)
@@ -395,6 +403,9 @@ func (e *Engine) ingest(in Input, now time.Time) {
 		e.tsBuf = appendNew(e.tsBuf[:0], d.Raw, tsField, ts)
 	}
 	d.Raw = e.tsBuf
+	if in.Checked && !hasMeta && tsField != d.metaField {
+		d.metaFree = d.Raw
+	}
 	p, ok := e.partitions[in.Partition]
 	if !ok {
 		p = &partition{max: math.MinInt64}

@@ -324,3 +324,86 @@ func TestInputsMayBeReusedAfterPush(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamMetaFieldOnce: outputs carry the stream metadata field exactly once, holding the
+// source's metadata, whether the input, a stage or the time field already had that name. A
+// checked input lets the engine skip looking for the field in outputs (Doc.metaFree); an
+// unchecked one is always looked at, and both must give the same bytes.
+func TestStreamMetaFieldOnce(t *testing.T) {
+	meta := mustDoc(bson.D{{Key: "source", Value: bson.D{{Key: "type", Value: "kafka"}, {Key: "offset", Value: int64(7)}}}})
+	plan := func(tsFieldName string, stages ...bson.D) *Plan {
+		src := bson.D{{Key: "connectionName", Value: "k"}}
+		if tsFieldName != "" {
+			src = append(src, bson.E{Key: "tsFieldName", Value: tsFieldName})
+		}
+		arr := bson.A{bson.D{{Key: "$source", Value: src}}}
+		for _, s := range stages {
+			arr = append(arr, s)
+		}
+		_, b, err := bson.MarshalValue(arr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Parse(b, ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name      string
+		plan      *Plan
+		metaField string
+	}{
+		{"addFields", plan("", bson.D{{Key: "$addFields", Value: bson.D{{Key: "b", Value: 1}}}}), ""},
+		{"addFields sets it", plan("", bson.D{{Key: "$addFields", Value: bson.D{{Key: "_stream_meta", Value: "user"}}}}), ""},
+		{"addFields sets it nested", plan("", bson.D{{Key: "$match", Value: bson.D{}}}, bson.D{{Key: "$addFields", Value: bson.D{{Key: "_stream_meta.x", Value: 1}}}}), ""},
+		{"renamed", plan("", bson.D{{Key: "$addFields", Value: bson.D{{Key: "m", Value: "x"}}}}), "m"},
+		{"renamed, other name set", plan("", bson.D{{Key: "$addFields", Value: bson.D{{Key: "_stream_meta", Value: "x"}}}}), "m"},
+		{"time field of that name", plan("_stream_meta", bson.D{{Key: "$match", Value: bson.D{}}}), ""},
+		{"replaceRoot", plan("", bson.D{{Key: "$replaceRoot", Value: bson.D{{Key: "newRoot", Value: bson.D{{Key: "a", Value: 1}, {Key: "_stream_meta", Value: 2}}}}}}), ""},
+		{"no stages", plan(""), ""},
+	}
+	inputs := []bson.Raw{
+		mustDoc(bson.D{{Key: "a", Value: 1}}),
+		mustDoc(bson.D{{Key: "_stream_meta", Value: "in"}, {Key: "a", Value: 1}}),
+		mustDoc(bson.D{{Key: "a", Value: 1}, {Key: "m", Value: "in"}, {Key: "_stream_meta", Value: bson.D{{Key: "z", Value: 1}}}}),
+	}
+	for _, c := range cases {
+		field := c.metaField
+		if field == "" {
+			field = "_stream_meta"
+		}
+		run := func(checked bool) []bson.Raw {
+			eng := NewEngine(c.plan, Options{ProcessorName: "p", StreamMetaField: c.metaField})
+			var ins []Input
+			for _, d := range inputs {
+				ins = append(ins, Input{Doc: d, Meta: meta, Time: 1_767_225_600_000, Checked: checked})
+			}
+			r := eng.Push(ins)
+			if len(r.DLQ) != 0 || len(r.Out) != len(inputs) {
+				t.Fatalf("%s: %d outputs, dead letters %v", c.name, len(r.Out), r.DLQ)
+			}
+			return r.Out
+		}
+		checked, unchecked := run(true), run(false)
+		for i, out := range checked {
+			if !bytes.Equal(out, unchecked[i]) {
+				t.Fatalf("%s, input %d: checked %s, unchecked %s", c.name, i, out, unchecked[i])
+			}
+			n := 0
+			elems, _ := out.Elements()
+			for _, e := range elems {
+				if e.Key() == field {
+					n++
+					if v, ok := e.Value().DocumentOK(); !ok || !bytes.Equal(v, meta) {
+						t.Fatalf("%s, input %d: %s is %v, not the source's metadata", c.name, i, field, e.Value())
+					}
+				}
+			}
+			if n != 1 {
+				t.Fatalf("%s, input %d: %d fields %s in %s", c.name, i, n, field, out)
+			}
+		}
+	}
+}

@@ -73,6 +73,9 @@ func (n *projNode) find(k string) *projField {
 	return nil
 }
 
+// sets reports whether the node names the top-level field k (so $addFields may set it).
+func (n *projNode) sets(k string) bool { return n.find(k) != nil }
+
 // findBytes is find for a key given as bytes, without allocating.
 func (n *projNode) findBytes(k []byte) *projField {
 	if n.index != nil {
@@ -240,17 +243,20 @@ func (n *projNode) addFields(root bson.Raw, doc bson.Raw, d *Doc, dst []byte) ([
 	done := newFieldSet(len(n.fields))
 	var err error
 	it := value.NewIter(doc)
+	run := 0 // the start of the elements kept as they are and not yet copied
 	for it.Next() {
 		f := n.findBytes(it.Key())
 		if f == nil {
-			dst = append(dst, it.Elem()...)
 			continue
 		}
+		dst = append(dst, it.From(run)...)
+		run = it.End()
 		done.add(f.pos)
 		if dst, err = f.set(root, it.Val(), d, dst); err != nil {
 			return nil, err
 		}
 	}
+	dst = append(dst, it.From(run)...)
 	for _, f := range n.fields {
 		if done.has(f.pos) {
 			continue

@@ -37,6 +37,7 @@ func (s *addFieldsStage) Process(d *Doc, buf *[]byte, emit func(*Doc)) error {
 		return failed(s.name, err)
 	}
 	keep(buf, out)
+	d.keepMetaFree(out, s.root.sets)
 	d.Raw = out
 	emit(d)
 	return nil

@@ -198,15 +198,20 @@ func naryOp(lo, hi int, fn func(op string, vs []bson.RawValue) (bson.RawValue, e
 		if err != nil {
 			return nil, err
 		}
-		return evalFunc(func(env *Env) (bson.RawValue, error) {
-			vs, mark, err := evalAll(env, es)
-			if err != nil {
-				return value.Missing, err
-			}
-			defer env.release(mark)
-			return fn(op, vs)
-		}), nil
+		return naryEval(op, es, fn), nil
 	}
+}
+
+// naryEval is the evaluator of an operator of arguments es: their values, in order, to fn.
+func naryEval(op string, es []Expr, fn func(op string, vs []bson.RawValue) (bson.RawValue, error)) Expr {
+	return evalFunc(func(env *Env) (bson.RawValue, error) {
+		vs, mark, err := evalAll(env, es)
+		if err != nil {
+			return value.Missing, err
+		}
+		defer env.release(mark)
+		return fn(op, vs)
+	})
 }
 
 func anyNullish(vs ...bson.RawValue) bool {

@@ -17,9 +17,9 @@ func init() {
 		"$createUUID":  compileCreateUUID,
 
 		// arithmetic.go
-		"$add":      naryOp(0, -1, evalAdd),
+		"$add":      arithOp(opAdd, evalAdd),
 		"$subtract": binaryOp(evalSubtract),
-		"$multiply": naryOp(0, -1, evalMultiply),
+		"$multiply": arithOp(opMul, evalMultiply),
 		"$divide":   binaryOp(evalDivide),
 		"$mod":      binaryOp(evalMod),
 		"$abs":      unaryOp(evalAbs),

@@ -51,6 +51,14 @@ func (it *Iter) Val() bson.RawValue {
 // Elem is the whole current element (type byte, key, NUL and value).
 func (it *Iter) Elem() []byte { return it.b[it.off:it.end] }
 
+// End is the offset just past the current element, for From.
+func (it *Iter) End() int { return it.end }
+
+// From is the run of whole elements from offset start (0, or an earlier End) up to the current
+// element; once Next has returned false, up to the end of the last well-formed element. A
+// stage that keeps most elements as they are copies each run with one append.
+func (it *Iter) From(start int) []byte { return it.b[start:it.off] }
+
 // fixedLen is the length of each fixed-size value type; 0 marks the variable ones (and the
 // zero-length ones, which sizeOf handles).
 var fixedLen = [256]int8{
@@ -85,9 +93,17 @@ func scan(r []byte) (keyEnd, end int) {
 	if len(r) == 0 {
 		return 0, 0
 	}
-	i := nulAt(r, 1)
+	i := -1
+	if len(r) >= 9 {
+		w := binary.LittleEndian.Uint64(r[1:])
+		if z := (w - 0x0101010101010101) &^ w & 0x8080808080808080; z != 0 {
+			i = 1 + bits.TrailingZeros64(z)>>3
+		}
+	}
 	if i < 0 {
-		return 0, 0
+		if i = nulAt(r, 1); i < 0 {
+			return 0, 0
+		}
 	}
 	t := r[0]
 	n := int(fixedLen[t])
@@ -177,6 +193,28 @@ func sizeOf(t bson.Type, v []byte) int {
 		return 4 + l + 12
 	}
 	return -1
+}
+
+// Has reports whether a raw document has top-level fields named a and b, in one walk.
+func Has(doc []byte, a, b string) (hasA, hasB bool) {
+	if len(doc) < 5 {
+		return false, false
+	}
+	n := int(int32(binary.LittleEndian.Uint32(doc)))
+	if n < 5 || n > len(doc) || doc[n-1] != 0 {
+		return false, false
+	}
+	for r := doc[4 : n-1]; len(r) > 0 && (!hasA || !hasB); {
+		ke, end := scan(r)
+		if end == 0 {
+			break
+		}
+		k := r[1:ke]
+		hasA = hasA || string(k) == a
+		hasB = hasB || string(k) == b
+		r = r[end:]
+	}
+	return hasA, hasB
 }
 
 // Lookup returns the value of the field key of a raw document, or Missing.
