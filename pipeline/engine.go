@@ -44,6 +44,11 @@ type Input struct {
 	// the engine skips its own check of them (bsoncheck). A source of bytes received as BSON
 	// leaves it false.
 	Checked bool
+	// Room says that the bytes of Doc's capacity past its length belong to no one else: the
+	// engine may write there, and stamps the time field in place instead of copying the
+	// document. A source that hands out slices of a shared buffer limits their capacity or
+	// leaves it false.
+	Room bool
 }
 
 // Result is what a call produced: output documents (with stream metadata embedded) and
@@ -397,12 +402,16 @@ func (e *Engine) ingest(in Input, now time.Time) {
 	}
 	binary.LittleEndian.PutUint64(e.tsVal[:], uint64(d.Time))
 	ts := bson.RawValue{Type: bson.TypeDateTime, Value: e.tsVal[:]}
-	if hasTs {
+	switch {
+	case hasTs:
 		e.tsBuf = setPath(d.Raw, []string{tsField}, &ts, e.tsBuf[:0])
-	} else {
+		d.Raw = e.tsBuf
+	case in.Room && cap(d.Raw)-len(d.Raw) >= 1+len(tsField)+1+8:
+		d.Raw = appendInPlace(d.Raw, tsField, ts)
+	default:
 		e.tsBuf = appendNew(e.tsBuf[:0], d.Raw, tsField, ts)
+		d.Raw = e.tsBuf
 	}
-	d.Raw = e.tsBuf
 	if in.Checked && !hasMeta && tsField != d.metaField {
 		d.metaFree = d.Raw
 	}

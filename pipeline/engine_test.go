@@ -407,3 +407,45 @@ func TestStreamMetaFieldOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestStampInPlace: a source that leaves room after its documents (Input.Room) gets the time
+// field stamped there, with the same outputs as a copy, and nothing written past the room;
+// with too little room, or a time field already in the document, the engine copies.
+func TestStampInPlace(t *testing.T) {
+	plan := mustPlan(t, bson.D{{Key: "$addFields", Value: bson.D{{Key: "b", Value: bson.D{{Key: "$add", Value: bson.A{"$a", 1}}}}}}})
+	meta := mustDoc(bson.D{{Key: "source", Value: bson.D{{Key: "type", Value: "kafka"}}}})
+	docs := []bson.Raw{mustDoc(bson.D{{Key: "a", Value: 1}}), mustDoc(bson.D{{Key: "a", Value: 2}, {Key: "_ts", Value: "replaced"}})}
+	const guard = 16
+	for _, room := range []int{0, 12, 13, 32} {
+		run := func(inPlace bool) ([]bson.Raw, [][]byte) {
+			eng := NewEngine(plan, Options{ProcessorName: "p"})
+			var ins []Input
+			var arrays [][]byte
+			for _, d := range docs {
+				arr := append(append([]byte(nil), d...), bytes.Repeat([]byte{0xee}, room+guard)...)
+				arrays = append(arrays, arr)
+				ins = append(ins, Input{Doc: arr[:len(d):len(d)+room], Meta: meta, Time: 1_767_225_600_000, Checked: true, Room: inPlace})
+			}
+			r := eng.Push(ins)
+			if len(r.DLQ) != 0 || len(r.Out) != len(docs) {
+				t.Fatalf("room %d: %d outputs, dead letters %v", room, len(r.Out), r.DLQ)
+			}
+			return r.Out, arrays
+		}
+		copied, _ := run(false)
+		stamped, arrays := run(true)
+		for i := range docs {
+			if !bytes.Equal(copied[i], stamped[i]) {
+				t.Fatalf("room %d, input %d: in place %s, copied %s", room, i, stamped[i], copied[i])
+			}
+			if g := arrays[i][len(docs[i])+room:]; !bytes.Equal(g, bytes.Repeat([]byte{0xee}, guard)) {
+				t.Fatalf("room %d, input %d: bytes past the room were written: %x", room, i, g)
+			}
+		}
+		// 13 more bytes hold "_ts" as a date: type, key, NUL and eight bytes, and the document's NUL
+		// moves to the end.
+		if written := !bytes.Equal(arrays[0][len(docs[0]):len(docs[0])+room], bytes.Repeat([]byte{0xee}, room)); written != (room >= 13) {
+			t.Fatalf("room %d: stamped in place %v", room, written)
+		}
+	}
+}

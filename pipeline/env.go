@@ -56,6 +56,15 @@ func appendNew(dst []byte, doc bson.Raw, key string, v bson.RawValue) []byte {
 	return dst
 }
 
+// appendInPlace returns doc with the element key: v appended in doc's own array, which has
+// the room for it past its length (Input.Room); doc has no field key.
+func appendInPlace(doc bson.Raw, key string, v bson.RawValue) []byte {
+	out := appendElem(doc[:len(doc)-1], key, v)
+	out = append(out, 0)
+	binary.LittleEndian.PutUint32(out, uint32(len(out)))
+	return out
+}
+
 // evalErr makes a per-document failure of a stage.
 type evalErr struct {
 	stage string

@@ -331,21 +331,33 @@ func TestPartitionCounts(t *testing.T) {
 	if inner.calls != 2 {
 		t.Fatalf("a second topic: %d calls, want 2", inner.calls)
 	}
-	p.answers["out"] = partitionAnswer{res: p.answers["out"].res, at: time.Now().Add(-partitionCountsTTL)}
+	p.answers["out"] = partitionAnswer{res: p.answers["out"].res, at: time.Now().Add(-partitionCountsTTL).UnixNano()}
 	ask("out")
 	if inner.calls != 3 {
 		t.Fatalf("an expired answer: %d calls, want 3", inner.calls)
 	}
+	// Stamped by the sink, answers age by the stamped time, not by the clock.
+	p.stamp()
+	ask("out")
+	if inner.calls != 3 {
+		t.Fatalf("a fresh answer after a stamp: %d calls, want 3", inner.calls)
+	}
+	p.clock.Add(int64(partitionCountsTTL))
+	ask("out")
+	if inner.calls != 4 {
+		t.Fatalf("an answer a stamped second old: %d calls, want 4", inner.calls)
+	}
+	p.clock.Store(0)
 	inner.missing = true
 	for range 3 {
 		if r := ask("missing"); r.Topics[0].ErrorCode == 0 {
 			t.Fatal("the error was lost")
 		}
 	}
-	if inner.calls != 6 {
-		t.Fatalf("a missing topic is asked about each time: %d calls, want 6", inner.calls)
+	if inner.calls != 7 {
+		t.Fatalf("a missing topic is asked about each time: %d calls, want 7", inner.calls)
 	}
-	if _, err := p.RoundTrip(context.Background(), nil, &metadata.Request{TopicNames: []string{"a", "b"}}); err != nil || inner.calls != 7 {
+	if _, err := p.RoundTrip(context.Background(), nil, &metadata.Request{TopicNames: []string{"a", "b"}}); err != nil || inner.calls != 8 {
 		t.Fatalf("a request for two topics passes through: %v, %d calls", err, inner.calls)
 	}
 }
@@ -412,7 +424,7 @@ func TestReadBatchSplitsFetches(t *testing.T) {
 	s := src
 	p0, p1 := &part{topic: "in", partition: 0, split: 0}, &part{topic: "in", partition: 1, split: 1}
 	s.parts = []*part{p0, p1}
-	s.recs, s.free = make(chan fetched, 4), freeList[[]byte]{max: 8}
+	s.recs, s.free, s.fetchBufs = make(chan fetched, 4), freeList[[]byte]{max: 8}, freeList[[]kafka.Message]{max: 16}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.cancel()
 	msgs := func(from, n int64) []kafka.Message {
@@ -445,6 +457,15 @@ func TestReadBatchSplitsFetches(t *testing.T) {
 		}
 		if i == 0 && (p0.next.Load() != 3 || p1.next.Load() != 0) {
 			t.Fatalf("after batch 0: next offsets %d and %d", p0.next.Load(), p1.next.Load())
+		}
+		if i == 0 {
+			// A fetcher reuses the slice of the records read (fetchBufs) while the rest of
+			// their fetch is pending: filling it must not write over them.
+			reused, ok := s.fetchBufs.get()
+			if !ok {
+				t.Fatal("the records read were not given back for reuse")
+			}
+			_ = append(reused, msgs(100, 8)...)
 		}
 	}
 	if p0.next.Load() != 5 || p1.next.Load() != 14 || p1.hwm.Load() != 13 {

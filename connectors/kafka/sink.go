@@ -45,6 +45,7 @@ type Sink struct {
 	env       connectors.Env
 	c         *conn
 	w         *kafka.Writer
+	counts    *partitionCounts // w's transport
 	topic     string
 	topicExpr expr.Expr
 	key       expr.Expr
@@ -205,7 +206,8 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	// through rather than failing the attempt.
 	t := c.transport()
 	t.MetadataTTL = time.Second
-	s.w = &kafka.Writer{Addr: kafka.TCP(c.brokers...), Transport: &partitionCounts{RoundTripper: t}, Balancer: &kafka.Murmur2Balancer{},
+	s.counts = &partitionCounts{RoundTripper: t}
+	s.w = &kafka.Writer{Addr: kafka.TCP(c.brokers...), Transport: s.counts, Balancer: &kafka.Murmur2Balancer{},
 		BatchTimeout: linger, BatchSize: batchSize, BatchBytes: maxBytes, RequiredAcks: acks, Compression: codec,
 		Async: true, Completion: s.completed, AllowAutoTopicCreation: true, MaxAttempts: attempts,
 		WriteBackoffMin: 100 * time.Millisecond, WriteBackoffMax: time.Second, WriteTimeout: timeout, ReadTimeout: timeout}
@@ -222,12 +224,19 @@ type partitionCounts struct {
 	kafka.RoundTripper
 	mu      sync.Mutex
 	answers map[string]partitionAnswer
+	// clock is the time the sink stamped before its last WriteMessages (stamp), in Unix
+	// nanoseconds; 0 until then, and RoundTrip reads the clock itself. The question comes
+	// once per record, and reading the clock for each cost about as much as the cache saves.
+	clock atomic.Int64
 }
 
 type partitionAnswer struct {
 	res *metadata.Response
-	at  time.Time
+	at  int64 // Unix nanoseconds
 }
+
+// stamp sets the time RoundTrip judges the age of answers by, for the records that follow.
+func (p *partitionCounts) stamp() { p.clock.Store(time.Now().UnixNano()) }
 
 // partitionCountsTTL is how long partitionCounts keeps an answer.
 const partitionCountsTTL = time.Second
@@ -238,11 +247,14 @@ func (p *partitionCounts) RoundTrip(ctx context.Context, addr net.Addr, req kafk
 	if !ok || len(m.TopicNames) != 1 {
 		return p.RoundTripper.RoundTrip(ctx, addr, req)
 	}
-	topic, now := m.TopicNames[0], time.Now()
+	topic, now := m.TopicNames[0], p.clock.Load()
+	if now == 0 {
+		now = time.Now().UnixNano()
+	}
 	p.mu.Lock()
 	a, hit := p.answers[topic]
 	p.mu.Unlock()
-	if hit && now.Sub(a.at) < partitionCountsTTL {
+	if hit && now-a.at < int64(partitionCountsTTL) {
 		return a.res, nil
 	}
 	res, err := p.RoundTripper.RoundTrip(ctx, addr, req)
@@ -379,6 +391,7 @@ func (s *Sink) WriteBatch(ctx context.Context, docs []bson.Raw) ([]bson.Raw, err
 	s.mu.Lock()
 	s.inFlight += len(msgs)
 	s.mu.Unlock()
+	s.counts.stamp()
 	if err := s.w.WriteMessages(ctx, msgs...); err != nil {
 		// The writer may hold some of the records: the buffer is left to the collector.
 		s.mu.Lock()

@@ -68,6 +68,10 @@ type Source struct {
 	pending fetched          // the rest of a fetch ReadBatch took only part of
 	keyBuf  []byte           // the BSON value of the record key being read
 	free    freeList[[]byte] // batch buffers the engine is done with
+	// fetchBufs are the record slices of fetches ReadBatch is done with, for the fetchers:
+	// one fetch holds about a thousand records of 150 bytes each, too many to allocate
+	// and clear anew for every fetch.
+	fetchBufs freeList[[]kafka.Message]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -317,6 +321,7 @@ func (s *Source) Open(ctx context.Context, positions []store.SplitPosition) erro
 	// engine is at most two fetches per partition.
 	s.recs = make(chan fetched, len(s.parts))
 	s.free = freeList[[]byte]{max: 8}
+	s.fetchBufs = freeList[[]kafka.Message]{max: 16}
 	now := time.Now()
 	for _, p := range s.parts {
 		p.lastData = now
@@ -554,7 +559,10 @@ func (s *Source) dialLeader(p *part) (*kafka.Conn, error) {
 func (s *Source) fetchOnce(conn *kafka.Conn, size int) ([]kafka.Message, error) {
 	_ = conn.SetReadDeadline(time.Now().Add(fetchMaxWait + fetchTimeout))
 	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: s.fetchMin, MaxBytes: s.fetchMax, MaxWait: fetchMaxWait})
-	msgs := make([]kafka.Message, 0, size)
+	msgs, ok := s.fetchBufs.get()
+	if !ok || cap(msgs) < size {
+		msgs = make([]kafka.Message, 0, size)
+	}
 	for {
 		m, err := batch.ReadMessage()
 		if err != nil {
@@ -600,7 +608,9 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 	take := func(f fetched) {
 		if k := maxDocs - n; len(f.msgs) > k {
 			s.pending = fetched{p: f.p, msgs: f.msgs[k:], next: f.next}
-			f.msgs, f.next = f.msgs[:k], f.msgs[k].Offset
+			// The head's capacity ends where the rest begins, so that reusing it
+			// (fetchBufs) cannot write over the records still pending.
+			f.msgs, f.next = f.msgs[:k:k], f.msgs[k].Offset
 		}
 		got = append(got, f)
 		n += len(f.msgs)
@@ -638,7 +648,7 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 	for _, f := range got {
 		for i := range f.msgs {
 			m := &f.msgs[i]
-			size += len(m.Value) + len(m.Key) + 160
+			size += len(m.Value) + len(m.Key) + 160 + stampRoom
 			for _, h := range m.Headers {
 				size += len(h.Key) + len(h.Value) + 32
 			}
@@ -673,6 +683,7 @@ func (s *Source) ReadBatch(ctx context.Context, maxDocs int, maxWait time.Durati
 		f.p.hwm.Store(f.msgs[len(f.msgs)-1].HighWaterMark)
 		f.p.lastData = now
 		f.p.isIdle.Store(false)
+		s.fetchBufs.put(f.msgs[:0])
 		*f = fetched{} // the records' bytes are not kept past the batch
 	}
 	// The batch's buffer comes back once the engine is done with it. buf may have grown past
@@ -780,10 +791,16 @@ func (s *Source) record(buf []byte, p *part, m *kafka.Message) ([]byte, pipeline
 		in.Err = fmt.Errorf("the Kafka record's value is not a JSON document: %w", err)
 		return buf[:start], in
 	}
-	buf = out
-	in.Doc = bson.Raw(buf[start:len(buf):len(buf)])
+	// Room after the document for the engine to stamp the time field in place (Input.Room).
+	end := len(out)
+	buf = append(out, make([]byte, stampRoom)...)
+	in.Doc, in.Room = bson.Raw(buf[start:end:len(buf)]), true
 	return buf, in
 }
+
+// stampRoom is the room left after each document for the time field the engine stamps in
+// place: a date element named with up to 21 bytes (tsFieldName is usually "_ts").
+const stampRoom = 32
 
 // scratch keeps b as the key's scratch buffer: record copies the key into the batch's buffer at
 // once, so one buffer serves every record.
