@@ -424,7 +424,7 @@ func TestStampInPlace(t *testing.T) {
 			for _, d := range docs {
 				arr := append(append([]byte(nil), d...), bytes.Repeat([]byte{0xee}, room+guard)...)
 				arrays = append(arrays, arr)
-				ins = append(ins, Input{Doc: arr[:len(d):len(d)+room], Meta: meta, Time: 1_767_225_600_000, Checked: true, Room: inPlace})
+				ins = append(ins, Input{Doc: arr[: len(d) : len(d)+room], Meta: meta, Time: 1_767_225_600_000, Checked: true, Room: inPlace})
 			}
 			r := eng.Push(ins)
 			if len(r.DLQ) != 0 || len(r.Out) != len(docs) {
