@@ -604,7 +604,8 @@ func (p *parser) scanNumber() (numKind, int64, float64, error) {
 			i++
 		}
 	}
-	isFloat := false
+	isFloat, exp := false, false
+	mant, frac := u, 0 // the digits with the fraction's, while they fit Clinger's fast path
 	if i < len(src) && src[i] == '.' {
 		i++
 		if i >= len(src) || src[i] < '0' || src[i] > '9' {
@@ -612,11 +613,18 @@ func (p *parser) scanNumber() (numKind, int64, float64, error) {
 			return 0, 0, 0, p.syntaxErr("invalid number: expected a digit after '.'")
 		}
 		for i < len(src) && src[i] >= '0' && src[i] <= '9' {
+			if mant < 1<<53/10 {
+				mant = mant*10 + uint64(src[i]-'0')
+			} else {
+				frac = -1 << 20 // too many digits: strconv decides
+			}
+			frac++
 			i++
 		}
 		isFloat = true
 	}
 	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
+		exp = true
 		i++
 		if i < len(src) && (src[i] == '+' || src[i] == '-') {
 			i++
@@ -632,10 +640,21 @@ func (p *parser) scanNumber() (numKind, int64, float64, error) {
 	}
 	p.pos = i
 	lit := src[start:i]
+	if isFloat && !exp && digits <= 15 && frac >= 0 && frac < len(pow10) {
+		// Clinger's fast path ("How to Read Floating Point Numbers Accurately", 1990): a
+		// mantissa below 2^53 and a power of ten up to 10^22 are both exact doubles, so their
+		// quotient, one IEEE division, is the correctly rounded value strconv would give.
+		f := float64(mant) / pow10[frac]
+		if neg {
+			f = -f
+		}
+		return numDouble, 0, f, nil
+	}
 	if !isFloat {
 		var v int64
 		ok := false
-		if digits <= 18 {
+		if digits <= 19 && (u <= math.MaxInt64 || (neg && u == 1<<63)) {
+			// Nineteen digits cannot overflow a uint64.
 			v, ok = int64(u), true
 			if neg {
 				v = -v

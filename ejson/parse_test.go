@@ -3,6 +3,9 @@ package ejson
 import (
 	"bytes"
 	"errors"
+	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +235,50 @@ func TestFastISODateMatchesTimeParse(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("the fast path took no input")
+	}
+}
+
+// TestNumbersMatchStrconv holds the transcoder's number fast paths (Clinger's for short
+// decimals, nineteen-digit integers) to strconv over random literals of every length around
+// their limits.
+func TestNumbersMatchStrconv(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	digits := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		if n > 1 && b[0] == '0' {
+			b[0] = '1'
+		}
+		return string(b)
+	}
+	for range 300_000 {
+		lit := digits(1 + r.IntN(20))
+		if r.IntN(3) > 0 {
+			lit += "." + digits(1+r.IntN(24))
+		}
+		if r.IntN(2) == 0 {
+			lit = "-" + lit
+		}
+		doc, err := AppendBSON(nil, []byte(`{"n": `+lit+`}`))
+		if err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		v := bson.Raw(doc).Lookup("n")
+		switch v.Type {
+		case bson.TypeInt32, bson.TypeInt64:
+			want, err := strconv.ParseInt(lit, 10, 64)
+			if got := v.AsInt64(); err != nil || got != want {
+				t.Fatalf("%s: got %d, strconv %d (%v)", lit, got, want, err)
+			}
+		case bson.TypeDouble:
+			want, _ := strconv.ParseFloat(lit, 64)
+			if got := v.Double(); math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("%s: got %v, strconv %v", lit, got, want)
+			}
+		default:
+			t.Fatalf("%s: type %v", lit, v.Type)
+		}
 	}
 }

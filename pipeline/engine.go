@@ -214,6 +214,10 @@ func (e *Engine) Watermark() int64 { return e.watermark }
 // returns.
 func (e *Engine) Push(batch []Input) Result {
 	var res Result
+	if e.plan.Window == nil {
+		// Without a window, most inputs become one output each.
+		res.Out = make([]bson.Raw, 0, len(batch))
+	}
 	e.res = &res
 	now := e.opts.Now()
 	e.lastInput = now

@@ -503,7 +503,7 @@ func (s *Source) fetch(p *part, offset int64) {
 			use(c)
 		}
 		msgs, err := s.fetchOnce(conn, size)
-		size = max(len(msgs), 16)
+		size = max(len(msgs)+len(msgs)/4, 16) // the next fetch's records, with headroom
 		// The connection's offset is past the fetch's records and past the transaction
 		// markers among and after them. A fetch of markers alone still moves the partition's
 		// position, so that its lag does not count them.
