@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -85,7 +86,9 @@ var errMalformed = errors.New("ejson: malformed BSON document")
 // bson.MarshalExtJSON(doc, canonical, false), with one exception: a DBPointer's namespace is
 // escaped like every other string (the driver writes it raw, which can make invalid JSON).
 func AppendJSON(dst []byte, doc bson.Raw, o Options) ([]byte, error) {
-	w := writer{dst: dst, o: o}
+	// JSON is mostly a little longer than its BSON: room for that up front, so that
+	// appends rarely grow dst.
+	w := writer{dst: slices.Grow(dst, len(doc)+len(doc)/4+64), o: o}
 	base := len(dst)
 	n, err := w.document(doc, false, 0)
 	if err != nil || n != len(doc) {
@@ -128,9 +131,18 @@ func (w *writer) document(b []byte, array bool, depth int) (int, error) {
 		}
 		first = false
 		if !array {
-			if esc {
+			switch n := len(w.dst); {
+			case esc:
 				w.dst = append(appendString(w.dst, body[1:k]), ':')
-			} else {
+			case k <= 9 && len(body) >= 9 && cap(w.dst)-n >= 12:
+				// A key of up to 8 bytes: the 8 bytes from its start in one store (the
+				// bytes after the key are overwritten by what follows), then '":'.
+				d := w.dst[n : n+12]
+				d[0] = '"'
+				binary.LittleEndian.PutUint64(d[1:], binary.LittleEndian.Uint64(body[1:]))
+				d[k], d[k+1] = '"', ':'
+				w.dst = w.dst[:n+k+2]
+			default:
 				w.dst = append(append(append(w.dst, '"'), body[1:k]...), '"', ':')
 			}
 		}
@@ -516,7 +528,7 @@ func (w *writer) date(ms int64) {
 func appendISODate(dst []byte, ms int64, fixed bool) []byte {
 	days := floorDiv(ms, msPerDay)
 	tod := int(ms - days*msPerDay)
-	y, mo, d := civil(days)
+	y, mo, d := lastDay.civil(days)
 	h, mi, s, frac := tod/3_600_000, tod/60_000%60, tod/1000%60, tod%1000
 	if y >= 0 && y <= 9999 {
 		// The common case in one fixed buffer: YYYY-MM-DDTHH:mm:ss.sssZ.
@@ -601,6 +613,25 @@ func civil(days int64) (year, month, day int) {
 	year = int(yoe + era*400)
 	if month <= 2 {
 		year++
+	}
+	return year, month, day
+}
+
+// dayCache keeps the last day civil computed: the dates of a stream's documents mostly fall
+// on the same day. It packs the day (32 bits), year (16), month and day of the month (8 each)
+// into one word, read and written atomically, so that any goroutine may use it.
+type dayCache struct{ v atomic.Uint64 }
+
+var lastDay dayCache
+
+// civil is the package's civil through the cache, for days whose year fits 16 bits.
+func (c *dayCache) civil(days int64) (year, month, day int) {
+	if v := c.v.Load(); v != 0 && int64(int32(v>>32)) == days {
+		return int(v >> 16 & 0xffff), int(v >> 8 & 0xff), int(v & 0xff)
+	}
+	year, month, day = civil(days)
+	if days == int64(int32(days)) && year >= 0 && year <= 0xffff {
+		c.v.Store(uint64(uint32(days))<<32 | uint64(year)<<16 | uint64(month)<<8 | uint64(day))
 	}
 	return year, month, day
 }

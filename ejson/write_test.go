@@ -352,3 +352,40 @@ func TestRelaxedDatesMatchDriver(t *testing.T) {
 		}
 	}
 }
+
+// TestShortKeys: keys of every length up to 12, first, last and alone in their document
+// (where fewer than 8 bytes follow them), are written as the driver writes them.
+func TestShortKeys(t *testing.T) {
+	for n := 0; n <= 12; n++ {
+		k := strings.Repeat("k", n)
+		for _, d := range []bson.D{
+			{{Key: k, Value: int32(1)}},
+			{{Key: k, Value: true}},
+			{{Key: "a", Value: 1.5}, {Key: k, Value: "x"}},
+			{{Key: k, Value: bson.D{{Key: k, Value: false}}}, {Key: "z", Value: nil}},
+		} {
+			doc, err := bson.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAgainstDriver(t, doc)
+		}
+	}
+}
+
+// TestISODatesDayCache: consecutive instants across day boundaries, before and after 1970 and
+// going back and forth, render as the time package renders them (dayCache keeps the last day).
+func TestISODatesDayCache(t *testing.T) {
+	for _, start := range []int64{-3 * msPerDay, 0, 1_767_225_600_000 - 2*msPerDay, year10000 - 5*msPerDay} {
+		for ms := start; ms < start+4*msPerDay; ms += 3_599_999 {
+			for _, m := range []int64{ms, start, ms} {
+				doc, _ := bson.Marshal(bson.D{{Key: "d", Value: bson.DateTime(m)}})
+				got, err := AppendJSON(nil, doc, Options{ISODates: true})
+				want := `{"d":"` + time.UnixMilli(m).UTC().Format("2006-01-02T15:04:05.000Z07:00") + `"}`
+				if err != nil || string(got) != want {
+					t.Fatalf("%d: got %s want %s", m, got, want)
+				}
+			}
+		}
+	}
+}
