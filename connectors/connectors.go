@@ -77,6 +77,15 @@ type Sink interface {
 	Close() error
 }
 
+// Copier is implemented by a sink whose WriteBatch keeps nothing that shares the bytes of
+// the documents it was given once it returns (it copies what it sends later, such as a key
+// taken from a document): the runtime then reuses their memory for later outputs
+// (pipeline.Result.Recycle).
+type Copier interface {
+	Sink
+	CopiesDocs()
+}
+
 // PartitionReporter is implemented by sources with partitions (Kafka): the runtime samples it
 // for stats (kafkaPartitions) and metrics. It may be called from another goroutine than
 // ReadBatch.

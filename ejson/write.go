@@ -456,7 +456,7 @@ var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1
 // operands are exact, so the division is correctly rounded, and the decimal u·10^-k parses to
 // f). With u < 2^51, the gap between f and its neighbours is below 10^-k, so no other
 // decimal of k or fewer fractional digits rounds to f: it is f's shortest form, the one
-// strconv writes (TestShortDouble checks millions of values against it).
+// strconv writes (TestShortDouble checks 1.5 million values against it).
 func appendShortDouble(dst []byte, f float64) ([]byte, bool) {
 	a := math.Abs(f)
 	if !(a >= 1e-4 && a < 1e6) {

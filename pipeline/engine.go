@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -56,6 +57,67 @@ type Input struct {
 type Result struct {
 	Out []bson.Raw
 	DLQ []bson.Raw
+	// chunks are the arena chunks Out's documents were carved from, which Recycle gives back
+	// to pool, the engine's.
+	chunks [][]byte
+	pool   *chunkPool
+}
+
+// Merge adds o's outputs and dead letters to r's, with the memory that holds them.
+func (r *Result) Merge(o Result) {
+	r.Out = append(r.Out, o.Out...)
+	r.DLQ = append(r.DLQ, o.DLQ...)
+	r.chunks = append(r.chunks, o.chunks...)
+	if r.pool == nil {
+		r.pool = o.pool
+	}
+}
+
+// Recycle gives the memory of r's outputs back to the engine, for the outputs of a later
+// call: the caller must hold nothing that shares their bytes any more (a sink that copies
+// what it keeps, connectors.Copier). Without it, the memory is left to the collector. It may
+// be called from any goroutine, once; r.Out is nil after it.
+func (r *Result) Recycle() {
+	if r.pool != nil {
+		r.pool.put(r.chunks)
+	}
+	r.Out, r.chunks = nil, nil
+}
+
+// chunkPool keeps the arena chunks results gave back (Result.Recycle), up to maxFreeChunks:
+// outputs written into memory used before cost neither the allocation and clearing of a
+// fresh chunk nor the collection of the old one.
+type chunkPool struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// maxFreeChunks bounds the chunks a pool keeps: the outputs of a few batches in flight
+// between engine and sink (8 MiB).
+const maxFreeChunks = 128
+
+func (p *chunkPool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.free)
+	if n == 0 {
+		return make([]byte, arenaChunk)
+	}
+	c := p.free[n-1]
+	p.free[n-1] = nil
+	p.free = p.free[:n-1]
+	return c
+}
+
+func (p *chunkPool) put(chunks [][]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range chunks {
+		if len(p.free) >= maxFreeChunks {
+			return
+		}
+		p.free = append(p.free, c[:arenaChunk])
+	}
 }
 
 // Engine runs documents through a plan. It is not safe for concurrent use.
@@ -83,8 +145,10 @@ type Engine struct {
 	doc   Doc
 	tsBuf []byte
 	tsVal [8]byte
-	// arena is the free tail of the chunk output documents are carved from.
+	// arena is the free tail of the chunk output documents are carved from, and pool the
+	// chunks results gave back.
 	arena []byte
+	pool  *chunkPool
 	// groupHint is the number of groups the last closed window had: the size to expect.
 	groupHint int
 	// ops counts documents per stage, in the order chain built them (see Operators); win
@@ -95,16 +159,18 @@ type Engine struct {
 }
 
 // arenaChunk is the size of the chunks output documents are carved from: one allocation
-// serves many outputs. An output keeps its chunk alive while it is referenced.
-const arenaChunk = 32 << 10
+// serves many outputs. An output keeps its chunk alive while it is referenced; the chunks of a
+// call's outputs belong to its Result, which may give them back (Recycle).
+const arenaChunk = 64 << 10
 
-// outBuf returns an empty buffer of capacity n for one output document.
+// outBuf returns an empty buffer of capacity n for one output document of e.res.
 func (e *Engine) outBuf(n int) []byte {
 	if n > arenaChunk/4 {
 		return make([]byte, 0, n)
 	}
 	if cap(e.arena) < n {
-		e.arena = make([]byte, arenaChunk)
+		e.arena = e.pool.get()
+		e.res.chunks = append(e.res.chunks, e.arena)
 	}
 	b := e.arena[:0:n]
 	e.arena = e.arena[n:]
@@ -151,6 +217,7 @@ func NewEngine(plan *Plan, opts Options) *Engine {
 	e := &Engine{plan: plan, opts: opts, partitions: map[int32]*partition{}, watermark: math.MinInt64,
 		panes: map[int64]*pane{}, sessions: map[string][]*session{}}
 	e.doc.metaField = opts.StreamMetaField
+	e.pool = &chunkPool{}
 	e.after = e.chain(plan.After, e.emitOut)
 	if plan.Window != nil {
 		e.pre = e.chain(plan.Window.pre, e.addToWindow)
@@ -218,7 +285,7 @@ func (e *Engine) Push(batch []Input) Result {
 		// Without a window, most inputs become one output each.
 		res.Out = make([]bson.Raw, 0, len(batch))
 	}
-	e.res = &res
+	e.res, res.pool, e.arena = &res, e.pool, nil // no chunk serves two results
 	now := e.opts.Now()
 	e.lastInput = now
 	for _, in := range batch {
@@ -232,7 +299,7 @@ func (e *Engine) Push(batch []Input) Result {
 // Flush closes every open window, as at the end of inline documents.
 func (e *Engine) Flush() Result {
 	var res Result
-	e.res = &res
+	e.res, res.pool, e.arena = &res, e.pool, nil // no chunk serves two results
 	e.watermark = math.MaxInt64
 	e.closeUpTo(math.MaxInt64)
 	e.res = nil
@@ -246,7 +313,7 @@ func (e *Engine) Idle(p int32) Result {
 		part.idle = true
 	}
 	var res Result
-	e.res = &res
+	e.res, res.pool, e.arena = &res, e.pool, nil // no chunk serves two results
 	e.advance()
 	e.res = nil
 	return res
@@ -256,7 +323,7 @@ func (e *Engine) Idle(p int32) Result {
 // input the watermark moves forward by the idle time.
 func (e *Engine) Tick() Result {
 	var res Result
-	e.res = &res
+	e.res, res.pool, e.arena = &res, e.pool, nil // no chunk serves two results
 	w := e.plan.Window
 	now := e.opts.Now()
 	switch {

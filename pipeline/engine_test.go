@@ -449,3 +449,68 @@ func TestStampInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestResultRecycle: a result's outputs live in chunks no other result shares, so one result's
+// outputs stay as they were while later calls write theirs; once recycled, its memory serves
+// later outputs, which are as they would have been in fresh memory.
+func TestResultRecycle(t *testing.T) {
+	plan := mustPlan(t, bson.D{{Key: "$addFields", Value: bson.D{{Key: "b", Value: bson.D{{Key: "$add", Value: bson.A{"$a", 1}}}}}}})
+	meta := mustDoc(bson.D{{Key: "source", Value: bson.D{{Key: "type", Value: "kafka"}}}})
+	batch := func(from int) []Input {
+		var ins []Input
+		for i := from; i < from+200; i++ {
+			ins = append(ins, Input{Doc: mustDoc(bson.D{{Key: "a", Value: i}, {Key: "pad", Value: strings.Repeat("x", 300)}}), Meta: meta, Time: 1_767_225_600_000})
+		}
+		return ins
+	}
+	clone := func(out []bson.Raw) (c []bson.Raw) {
+		for _, d := range out {
+			c = append(c, bytes.Clone(d))
+		}
+		return c
+	}
+	eng, ref := NewEngine(plan, Options{}), NewEngine(plan, Options{})
+	r1 := eng.Push(batch(0))
+	want1 := clone(r1.Out)
+	r2 := eng.Push(batch(200))
+	want2 := clone(r2.Out)
+	for i := range want1 {
+		if !bytes.Equal(r1.Out[i], want1[i]) {
+			t.Fatalf("output %d of the first result changed under the second", i)
+		}
+	}
+	if len(r1.chunks) == 0 || len(r2.chunks) == 0 {
+		t.Fatalf("outputs carved from %d and %d chunks", len(r1.chunks), len(r2.chunks))
+	}
+	first := &r1.chunks[0][0]
+	r1.Recycle()
+	if r1.Out != nil {
+		t.Fatal("a recycled result keeps its outputs")
+	}
+	var merged Result
+	merged.Merge(eng.Push(batch(400)))
+	merged.Merge(eng.Idle(0))
+	ref.Push(batch(0))
+	ref.Push(batch(200))
+	want3 := ref.Push(batch(400)).Out
+	if len(merged.Out) != len(want3) {
+		t.Fatalf("%d outputs, want %d", len(merged.Out), len(want3))
+	}
+	for i := range want3 {
+		if !bytes.Equal(merged.Out[i], want3[i]) {
+			t.Fatalf("output %d in recycled memory: %s, want %s", i, merged.Out[i], want3[i])
+		}
+	}
+	for i := range want2 {
+		if !bytes.Equal(r2.Out[i], want2[i]) {
+			t.Fatalf("output %d of the second result changed when the first was recycled", i)
+		}
+	}
+	reused := false
+	for _, c := range merged.chunks {
+		reused = reused || &c[0] == first
+	}
+	if !reused {
+		t.Fatal("the recycled chunks were not used again")
+	}
+}

@@ -190,13 +190,14 @@ func (s *cursorSink) Flush(context.Context) error { return nil }
 func (s *cursorSink) Close() error                { return nil }
 
 // tap gives a batch to the processor's sample cursors.
-func (m *Manager) tap(p *proc, docs []bson.Raw, dlq bool) {
+func (m *Manager) tap(p *proc, docs []bson.Raw, dlq bool) (kept bool) {
 	p.tapMu.Lock()
 	taps := p.taps
 	p.tapMu.Unlock()
 	for _, c := range taps {
 		_ = c.push(context.Background(), docs, dlq)
 	}
+	return len(taps) > 0
 }
 
 // closeTaps ends every sample cursor of p.

@@ -71,8 +71,11 @@ type item struct {
 
 // out flows from the engine goroutine to the sink goroutine.
 type out struct {
-	docs    []bson.Raw
-	dlq     []bson.Raw
+	docs []bson.Raw
+	dlq  []bson.Raw
+	// res holds the memory of docs, which the sink loop gives back to the engine once the
+	// sink is done with them (Result.Recycle).
+	res     pipeline.Result
 	readAt  time.Time
 	barrier *barrier
 }
@@ -243,7 +246,8 @@ func (r *runner) attempt() (err error) {
 	}
 
 	limit, why := r.m.stateLimit(rec)
-	l := &loop{r: r, eng: eng, src: src, sink: sink, dlq: dlq, limit: limit, limitWhy: why,
+	_, copier := sink.(connectors.Copier)
+	l := &loop{r: r, eng: eng, src: src, sink: sink, dlq: dlq, copier: copier, limit: limit, limitWhy: why,
 		items: make(chan item, queueDepth), outs: make(chan out, queueDepth), barrierReq: make(chan *barrier, 1),
 		nextID: cp.ID + 1, finalDone: make(chan struct{})}
 	errc := make(chan error, 3)
@@ -375,8 +379,11 @@ type loop struct {
 	eng       *pipeline.Engine
 	src       connectors.Source
 	sink, dlq connectors.Sink
-	limit     int64
-	limitWhy  string
+	// copier says the sink keeps nothing of the documents it writes (connectors.Copier):
+	// their memory goes back to the engine.
+	copier   bool
+	limit    int64
+	limitWhy string
 
 	items      chan item
 	outs       chan out
@@ -489,14 +496,10 @@ func (l *loop) engineLoop(ctx context.Context) error {
 			res = l.eng.Push(bt.Inputs)
 		}
 		for _, p := range bt.Idle {
-			r := l.eng.Idle(p)
-			res.Out = append(res.Out, r.Out...)
-			res.DLQ = append(res.DLQ, r.DLQ...)
+			res.Merge(l.eng.Idle(p))
 		}
 		if bt.EOF {
-			r := l.eng.Flush()
-			res.Out = append(res.Out, r.Out...)
-			res.DLQ = append(res.DLQ, r.DLQ...)
+			res.Merge(l.eng.Flush())
 		}
 		if len(bt.Inputs) == 0 && len(bt.Idle) == 0 && !bt.EOF {
 			res = l.eng.Tick()
@@ -522,7 +525,7 @@ func (l *loop) engineLoop(ctx context.Context) error {
 		if len(res.Out) == 0 && len(res.DLQ) == 0 {
 			continue
 		}
-		if err := send(ctx, l.outs, out{docs: res.Out, dlq: res.DLQ, readAt: it.readAt}); err != nil {
+		if err := send(ctx, l.outs, out{docs: res.Out, dlq: res.DLQ, res: res, readAt: it.readAt}); err != nil {
 			return nil
 		}
 	}
@@ -602,7 +605,9 @@ func (l *loop) sinkLoop(ctx context.Context) error {
 			}
 			st.output(n, max(bytes, 0))
 			st.observe(time.Since(o.readAt), int(n))
-			r.m.tap(r.p, o.docs, false)
+			if tapped := r.m.tap(r.p, o.docs, false); !tapped && l.copier {
+				o.res.Recycle() // nothing refers to the outputs' bytes any more
+			}
 		}
 		if len(o.dlq) > 0 {
 			var bytes int64

@@ -541,3 +541,36 @@ func TestTxnMarker(t *testing.T) {
 		}
 	}
 }
+
+// TestSinkCopiesDocs: the sink is a connectors.Copier, so the runtime reuses the memory of the
+// documents it wrote: a record's key and headers taken from a document as binData must not
+// share its bytes, which the next outputs overwrite.
+func TestSinkCopiesDocs(t *testing.T) {
+	p := plan(t, bson.D{{Key: "$source", Value: bson.D{{Key: "documents", Value: bson.A{}}}}},
+		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "out"}, {Key: "config", Value: bson.D{
+			{Key: "key", Value: "$k"}, {Key: "keyFormat", Value: "binData"},
+			{Key: "headers", Value: bson.D{{Key: "h", Value: "$k"}}}}}}}})
+	sk, err := NewSink(connectors.Env{Processor: "proc", Connection: connection("PLAINTEXT", "")}, p.Sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sk.(connectors.Copier); !ok {
+		t.Fatal("the Kafka sink is not a connectors.Copier")
+	}
+	s := sk.(*Sink)
+	defer func() { _ = s.Close() }()
+	d, err := bson.Marshal(bson.D{{Key: "k", Value: bson.Binary{Data: []byte("key1")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := s.message(nil, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range d {
+		d[i] = 'X' // the runtime reuses the memory
+	}
+	if string(m.Key) != "key1" || len(m.Headers) != 1 || string(m.Headers[0].Value) != "key1" {
+		t.Fatalf("the record changed with the document's memory: key %q, headers %v", m.Key, m.Headers)
+	}
+}

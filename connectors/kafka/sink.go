@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -430,6 +431,11 @@ func (s *Sink) putValues(vb *values) {
 	s.free.put(vb)
 }
 
+// CopiesDocs marks the sink as a connectors.Copier: a record's value is written into the
+// sink's own buffers, and its key and headers are copied, so WriteBatch keeps nothing of the
+// documents it is given.
+func (s *Sink) CopiesDocs() {}
+
 // dead is the dead-letter record of a document $emit could not send.
 func (s *Sink) dead(d bson.Raw, err error) bson.Raw {
 	var meta bson.Raw
@@ -513,7 +519,7 @@ func serialize(v bson.RawValue, format string) ([]byte, error) {
 	switch format {
 	case "binData":
 		if _, b, ok := v.BinaryOK(); ok {
-			return b, nil
+			return bytes.Clone(b), nil // b is the document's: the sink keeps no part of it
 		}
 		if str, ok := v.StringValueOK(); ok {
 			return []byte(str), nil
@@ -568,6 +574,7 @@ func headers(v bson.RawValue) ([]kafka.Header, error) {
 		switch v.Type {
 		case bson.TypeBinary:
 			_, b = v.Binary()
+			b = bytes.Clone(b) // the document's bytes: the sink keeps no part of it
 		case bson.TypeString:
 			b = []byte(v.StringValue())
 		case bson.TypeInt32:
