@@ -22,7 +22,9 @@
 // The broker is kfake (github.com/twmb/franz-go/pkg/kfake), an in-memory implementation of the
 // Kafka protocol, running in this process, so the broker, the copier being measured and this
 // process share the machine's CPUs: on a machine with few CPUs the ratio of (b) to (a) is
-// mostly the ratio of their CPU time per message.
+// mostly the ratio of their CPU time per message. kfake keeps each partition's log in an
+// in-memory file that grows by doubling, so the broker's CPU per message, and with it the
+// ratio, varies from run to run by more than a tenth: read several runs.
 package main
 
 import (
