@@ -12,7 +12,13 @@ import (
 
 func mustPlan(t *testing.T, stages ...bson.D) *Plan {
 	t.Helper()
-	arr := bson.A{bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "k"}}}}}
+	return mustPlanFrom(t, bson.D{{Key: "connectionName", Value: "k"}}, stages...)
+}
+
+// mustPlanFrom is mustPlan with the $source options src.
+func mustPlanFrom(t *testing.T, src bson.D, stages ...bson.D) *Plan {
+	t.Helper()
+	arr := bson.A{bson.D{{Key: "$source", Value: src}}}
 	for _, s := range stages {
 		arr = append(arr, s)
 	}
@@ -336,19 +342,7 @@ func TestStreamMetaFieldOnce(t *testing.T) {
 		if tsFieldName != "" {
 			src = append(src, bson.E{Key: "tsFieldName", Value: tsFieldName})
 		}
-		arr := bson.A{bson.D{{Key: "$source", Value: src}}}
-		for _, s := range stages {
-			arr = append(arr, s)
-		}
-		_, b, err := bson.MarshalValue(arr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := Parse(b, ParseOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return mustPlanFrom(t, src, stages...)
 	}
 	cases := []struct {
 		name      string

@@ -93,13 +93,7 @@ func scan(r []byte) (keyEnd, end int) {
 	if len(r) == 0 {
 		return 0, 0
 	}
-	i := -1
-	if len(r) >= 9 {
-		w := binary.LittleEndian.Uint64(r[1:])
-		if z := (w - 0x0101010101010101) &^ w & 0x8080808080808080; z != 0 {
-			i = 1 + bits.TrailingZeros64(z)>>3
-		}
-	}
+	i := shortKey(r)
 	if i < 0 {
 		if i = nulAt(r, 1); i < 0 {
 			return 0, 0
@@ -117,6 +111,19 @@ func scan(r []byte) (keyEnd, end int) {
 		return 0, 0
 	}
 	return i, i + 1 + n
+}
+
+// shortKey is the index of the NUL that ends the key of the element at the start of r when
+// the key has at most 7 bytes and 8 follow the type byte, found in one word (nulAt's test);
+// else -1, and nulAt(r, 1) finds it. Small enough to be inlined in the hot loops.
+func shortKey(r []byte) int {
+	if len(r) >= 9 {
+		w := binary.LittleEndian.Uint64(r[1:])
+		if z := (w - 0x0101010101010101) &^ w & 0x8080808080808080; z != 0 {
+			return 1 + bits.TrailingZeros64(z)>>3
+		}
+	}
+	return -1
 }
 
 // nulAt is the index of the first NUL in r at or after i, or -1: a key's end, eight bytes at
@@ -230,13 +237,7 @@ func Lookup(doc []byte, key string) bson.RawValue {
 	// scan's work in one loop: most documents are a run of short keys and fixed-size values,
 	// and a lookup visits every element before the one it finds.
 	for len(r) > 0 {
-		ke := -1
-		if len(r) >= 9 {
-			w := binary.LittleEndian.Uint64(r[1:])
-			if z := (w - 0x0101010101010101) &^ w & 0x8080808080808080; z != 0 {
-				ke = 1 + bits.TrailingZeros64(z)>>3
-			}
-		}
+		ke := shortKey(r)
 		if ke < 0 {
 			if ke = nulAt(r, 1); ke < 0 {
 				return Missing
