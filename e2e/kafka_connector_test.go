@@ -203,6 +203,21 @@ func TestKafkaConnectorRoundTrip(t *testing.T) {
 		t.Errorf("listStreamProcessors: %+v", list.StreamProcessors)
 	}
 
+	// A missing output topic on a broker that does not create topics (kfake by default, as
+	// many managed clusters): the error names the topic while the runtime retries.
+	emitMissing := bson.A{
+		bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "in"},
+			{Key: "config", Value: bson.D{{Key: "auto_offset_reset", Value: "earliest"}}}}}},
+		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "nope-out"}}}},
+	}
+	mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: "missingOut"}, {Key: "pipeline", Value: emitMissing}})
+	mustAdmin(t, c, bson.D{{Key: "startStreamProcessor", Value: "missingOut"}})
+	waitUntil(t, "the missing output topic named", func() bool {
+		_, code, msg := processorState(t, c, "missingOut")
+		return code == 419 && strings.Contains(msg, `topic "nope-out" does not exist`)
+	})
+	mustAdmin(t, c, bson.D{{Key: "stopStreamProcessor", Value: "missingOut"}})
+
 	// The tier's partition limit (spec §10): an SP2 processor reads at most 32 partitions; the
 	// failure is permanent, so the processor fails at once, with code 420.
 	pipe[0] = bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "k"}, {Key: "topic", Value: "wide"}}}}

@@ -110,3 +110,95 @@ func TestRetriesAndFailures(t *testing.T) {
 	}
 	flakyFailures.Store(0)
 }
+
+// flakySink is a fake sink, acceptable for the same reason as flaky: its writes fail with a
+// retryable error while flakySinkFailures > 0, then it discards what it is given.
+type flakySink struct{}
+
+var flakySinkFailures atomic.Int64
+
+func (flakySink) WriteBatch(context.Context, []bson.Raw) ([]bson.Raw, error) {
+	if flakySinkFailures.Add(-1) >= 0 {
+		return nil, connectors.Retryable(errors.New("topic not available yet"))
+	}
+	return nil, nil
+}
+func (flakySink) Flush(context.Context) error { return nil }
+func (flakySink) Close() error                { return nil }
+
+func init() {
+	connectors.Register(connectors.Type{Name: "FlakySink", NewSink: func(connectors.Env, *pipeline.Sink) (connectors.Sink, error) {
+		return flakySink{}, nil
+	}})
+}
+
+// TestRetryBeforeFirstCheckpoint: attempts that fail before the first checkpoint read the
+// input again from the start, and the counters go back with them: after two failed attempts
+// and a good one, inputMessageCount counts each input once.
+func TestRetryBeforeFirstCheckpoint(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := newStore(t)
+	if err := st.Update(func(tx *store.Txn) error {
+		return tx.PutConnection(store.Connection{Workspace: "w", Name: "out", Type: "FlakySink"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := processor.NewManager(processor.Config{Store: st, RetryTimeout: time.Minute})
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	docs := bson.A{}
+	for i := range 7 {
+		docs = append(docs, bson.D{{Key: "i", Value: i}})
+	}
+	p := pipe(t, bson.D{{Key: "$source", Value: bson.D{{Key: "documents", Value: docs}}}},
+		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "out"}, {Key: "topic", Value: "t"}}}})
+	if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: "r", Pipeline: p}); err != nil {
+		t.Fatal(err)
+	}
+	flakySinkFailures.Store(2)
+	if err := m.Start("w", "r", processor.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the outputs after the retries", func() bool { i, _ := m.Get("w", "r"); return i.Stats.OutputCount == 7 })
+	if i, _ := m.Get("w", "r"); i.Stats.InputCount != 7 || flakySinkFailures.Load() >= 0 {
+		t.Fatalf("inputMessageCount %d for 7 inputs (failures left %d)", i.Stats.InputCount, flakySinkFailures.Load())
+	}
+}
+
+// TestProcessFailsAtFirstError: an sp.process() run does not retry: the first error (here a
+// retryable one, which a named processor would retry for minutes) ends it, and the client's
+// next getMore returns it with its code.
+func TestProcessFailsAtFirstError(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := newStore(t)
+	if err := st.Update(func(tx *store.Txn) error {
+		return tx.PutConnection(store.Connection{Workspace: "w", Name: "flaky", Type: "Flaky"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := processor.NewManager(processor.Config{Store: st, RetryTimeout: time.Hour})
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	flakyErr.Store(connectors.Retryable(errors.New("Kafka broker 127.0.0.1:9 is unreachable")))
+	flakyFailures.Store(1 << 30)
+	defer flakyFailures.Store(0)
+	p := pipe(t, bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "flaky"}}}})
+	name, id, err := m.Process(processor.ProcessOptions{Workspace: "w", Pipeline: p, Owner: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.ReleaseOwner(7)
+	var got error
+	waitFor(t, "the error in the cursor", func() bool {
+		_, _, got = m.GetMore(context.Background(), "w", name, id, 10)
+		return got != nil
+	})
+	var pe *processor.Error
+	if !errors.As(got, &pe) || pe.Code != processor.CodeStreamProcessorConnError || pe.Msg != "Kafka broker 127.0.0.1:9 is unreachable" {
+		t.Fatalf("getMore: %v", got)
+	}
+}

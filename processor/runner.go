@@ -135,8 +135,10 @@ func (r *runner) supervise() {
 		if firstFailure.IsZero() {
 			firstFailure = now
 		}
-		if !e.Retryable || now.Sub(firstFailure)+backoff > r.m.cfg.RetryTimeout {
-			if e.Retryable {
+		// An sp.process() run is interactive: its client sees the first error at once
+		// rather than a cursor that stays empty while the runtime retries.
+		if !e.Retryable || r.p.ephemeral || now.Sub(firstFailure)+backoff > r.m.cfg.RetryTimeout {
+			if e.Retryable && !r.p.ephemeral {
 				e = &Error{Code: e.Code, Retryable: true, Msg: fmt.Sprintf("%s (retried for %s)", e.Msg, now.Sub(firstFailure).Round(time.Second))}
 			}
 			// Recording the failure takes the processor's lock, which a concurrent stop holds
@@ -213,6 +215,10 @@ func (r *runner) attempt() (err error) {
 			}
 		}
 		r.p.stats.restore(cp.Counters, cp.Watermark)
+	} else {
+		// No checkpoint: the attempt reads from the start, so the counters of a failed
+		// attempt before it go back to zero, as they go back to a checkpoint's.
+		r.p.stats.restore(store.Counters{}, 0)
 	}
 
 	src, sink, dlq, err := r.m.connect(env, plan, r.p)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -398,9 +400,29 @@ func (s *Sink) WriteBatch(ctx context.Context, docs []bson.Raw) ([]bson.Raw, err
 		s.mu.Lock()
 		s.inFlight -= len(msgs)
 		s.mu.Unlock()
+		if errors.Is(err, kafka.UnknownTopicOrPartition) {
+			// kafka-go does not say which topic: the batch's topics are named.
+			return nil, s.c.explain(fmt.Errorf("$emit: topic %s does not exist, and the broker did not create it (it creates topics only with auto.create.topics.enable): %w",
+				topicsOf(msgs), err), "")
+		}
 		return nil, s.c.explain(fmt.Errorf("$emit: %w", err), "")
 	}
 	return rejected, nil
+}
+
+// topicsOf names the distinct topics of msgs, quoted, up to three.
+func topicsOf(msgs []kafka.Message) string {
+	var names []string
+	for _, m := range msgs {
+		q := strconv.Quote(m.Topic)
+		if !slices.Contains(names, q) {
+			if len(names) == 3 {
+				return strings.Join(names, ", ") + ", ..."
+			}
+			names = append(names, q)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // values is the buffer of one batch's record values; refs counts its records the broker has
