@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -678,7 +679,13 @@ func (l *loop) commit(ctx context.Context, b *barrier) error {
 		return err
 	}
 	r.p.stats.checkpointed()
-	r.m.log.Info("checkpoint committed", "workspace", r.rec.Workspace, "processor", r.rec.Name, "checkpoint", b.id, "stateBytes", len(b.state), "final", b.final)
+	// Every few seconds per processor: the periodic ones at debug level, the final one (a stop)
+	// at info.
+	level := slog.LevelDebug
+	if b.final {
+		level = slog.LevelInfo
+	}
+	r.m.log.Log(ctx, level, "checkpoint committed", "workspace", r.rec.Workspace, "processor", r.rec.Name, "checkpoint", b.id, "stateBytes", len(b.state), "final", b.final)
 	l.src.CheckpointComplete(ctx, b.id, b.positions)
 	if pr, ok := l.src.(connectors.PartitionReporter); ok {
 		r.p.stats.refreshOffsets(pr.Partitions())
