@@ -1,0 +1,238 @@
+package mongodb
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/spi-streams/spi/connectors"
+	"github.com/spi-streams/spi/pipeline"
+	"github.com/spi-streams/spi/store"
+)
+
+func raw(t *testing.T, d bson.D) bson.Raw {
+	t.Helper()
+	b, err := bson.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func env(role string, typ string) connectors.Env {
+	return connectors.Env{Processor: "p", Connection: &store.Connection{Name: "c", Type: store.TypeCluster, Cluster: &store.Cluster{
+		ConnectionString: "mongodb://db1.example:27017,db2.example:27018/?replicaSet=rs0",
+		DBRoleToExecute:  store.RoleToExecute{Role: role, Type: typ},
+		Username:         "spuser", Password: "s3cr3t-pw",
+	}}}
+}
+
+func mergeStage(t *testing.T, extra ...bson.E) *pipeline.Sink {
+	opts := bson.D{{Key: "into", Value: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "db"}, {Key: "coll", Value: "coll"}}}}
+	opts = append(opts, extra...)
+	return &pipeline.Sink{Stage: "$merge", ConnectionName: "c", Options: raw(t, opts)}
+}
+
+func newSink(t *testing.T, extra ...bson.E) *Sink {
+	t.Helper()
+	s, err := NewSink(env("readWriteAnyDatabase", "BUILT_IN"), mergeStage(t, extra...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.(*Sink)
+}
+
+func ext(t *testing.T, v any) string {
+	t.Helper()
+	var r bson.Raw
+	switch x := v.(type) {
+	case bson.Raw:
+		r = x
+	default:
+		t.Fatalf("not raw BSON: %T", v)
+	}
+	return r.String()
+}
+
+// The write model of each supported mode, as MongoDB's $merge manual describes it.
+func TestWriteModels(t *testing.T) {
+	doc := bson.D{{Key: "_id", Value: 1}, {Key: "k", Value: "a"}, {Key: "n", Value: 2}}
+	for _, tc := range []struct {
+		wm, wnm      string
+		on           any
+		kind, filter string
+		update       string
+		upsert       bool
+	}{
+		{"", "", nil, "update", `{"_id": {"$numberInt":"1"}}`, `{"$set": {"k": "a","n": {"$numberInt":"2"}}}`, true},
+		{"merge", "discard", nil, "update", `{"_id": {"$numberInt":"1"}}`, `{"$set": {"k": "a","n": {"$numberInt":"2"}}}`, false},
+		{"replace", "insert", nil, "replace", `{"_id": {"$numberInt":"1"}}`, `{"_id": {"$numberInt":"1"},"k": "a","n": {"$numberInt":"2"}}`, true},
+		{"replace", "discard", "k", "replace", `{"k": "a"}`, `{"_id": {"$numberInt":"1"},"k": "a","n": {"$numberInt":"2"}}`, false},
+		{"keepExisting", "insert", bson.A{"k", "_id"}, "update", `{"k": "a","_id": {"$numberInt":"1"}}`, `{"$setOnInsert": {"k": "a","n": {"$numberInt":"2"}}}`, true},
+		{"merge", "insert", "k", "update", `{"k": "a"}`, `{"$set": {"_id": {"$numberInt":"1"},"k": "a","n": {"$numberInt":"2"}}}`, true},
+	} {
+		var extra []bson.E
+		if tc.wm != "" {
+			extra = append(extra, bson.E{Key: "whenMatched", Value: tc.wm}, bson.E{Key: "whenNotMatched", Value: tc.wnm})
+		}
+		if tc.on != nil {
+			extra = append(extra, bson.E{Key: "on", Value: tc.on})
+		}
+		s := newSink(t, extra...)
+		m, key, reason := s.model(raw(t, doc))
+		if reason != "" || key == "" {
+			t.Fatalf("%s/%s: reason %q key %q", tc.wm, tc.wnm, reason, key)
+		}
+		var filter, update string
+		var upsert *bool
+		switch x := m.(type) {
+		case *mongo.UpdateOneModel:
+			if tc.kind != "update" {
+				t.Errorf("%s/%s: an update, want %s", tc.wm, tc.wnm, tc.kind)
+			}
+			filter, update, upsert = ext(t, x.Filter), ext(t, x.Update), x.Upsert
+		case *mongo.ReplaceOneModel:
+			if tc.kind != "replace" {
+				t.Errorf("%s/%s: a replacement, want %s", tc.wm, tc.wnm, tc.kind)
+			}
+			filter, update, upsert = ext(t, x.Filter), ext(t, x.Replacement), x.Upsert
+		default:
+			t.Fatalf("model %T", m)
+		}
+		if filter != tc.filter || update != tc.update || upsert == nil || *upsert != tc.upsert {
+			t.Errorf("%s/%s on %v: filter %s update %s upsert %v; want %s %s %v", tc.wm, tc.wnm, tc.on, filter, update, *upsert, tc.filter, tc.update, tc.upsert)
+		}
+	}
+}
+
+// A document holding only its _id still makes a valid update (an empty $set is refused by mongod).
+func TestOnlyIDDocument(t *testing.T) {
+	s := newSink(t)
+	m, _, _ := s.model(raw(t, bson.D{{Key: "_id", Value: 7}}))
+	if got := ext(t, m.(*mongo.UpdateOneModel).Update); got != `{"$set": {"_id": {"$numberInt":"7"}}}` {
+		t.Errorf("update %s", got)
+	}
+}
+
+// A document without an on field, or with a null or array one, is a dead-letter record, as
+// mongod refuses it; writes to a repeated key go to successive rounds, in the batch's order.
+func TestPlanDeadLettersAndRounds(t *testing.T) {
+	s := newSink(t, bson.E{Key: "on", Value: bson.A{"k", "a.b"}})
+	docs := []bson.Raw{
+		raw(t, bson.D{{Key: "k", Value: 1}, {Key: "a", Value: bson.D{{Key: "b", Value: 1}}}, {Key: "v", Value: "first"}}),
+		raw(t, bson.D{{Key: "k", Value: 2}, {Key: "a", Value: bson.D{{Key: "b", Value: 1}}}}),
+		raw(t, bson.D{{Key: "k", Value: 1}, {Key: "a", Value: bson.D{{Key: "b", Value: 1}}}, {Key: "v", Value: "second"}}),
+		raw(t, bson.D{{Key: "k", Value: 3}}),
+		raw(t, bson.D{{Key: "k", Value: nil}, {Key: "a", Value: bson.D{{Key: "b", Value: 1}}}}),
+		raw(t, bson.D{{Key: "k", Value: bson.A{1}}, {Key: "a", Value: bson.D{{Key: "b", Value: 1}}}}),
+		raw(t, bson.D{{Key: "k", Value: 1}, {Key: "a", Value: bson.D{{Key: "b", Value: 1}}}, {Key: "v", Value: "third"}}),
+		raw(t, bson.D{{Key: "k", Value: int64(1)}, {Key: "a", Value: bson.D{{Key: "b", Value: 1}}}}),
+	}
+	rounds, rejected := s.plan(docs)
+	if len(rejected) != 3 {
+		t.Fatalf("%d dead letters, want 3", len(rejected))
+	}
+	for _, r := range rejected {
+		reason, _ := r.Lookup("errInfo", "reason").StringValueOK()
+		if !strings.Contains(reason, "on field") || r.Lookup("operatorName").StringValue() != "$merge" || r.Lookup("processorName").StringValue() != "p" {
+			t.Errorf("dead letter %s", r)
+		}
+	}
+	var sizes []int
+	for _, r := range rounds {
+		sizes = append(sizes, len(r.models))
+	}
+	// k=1 three times: rounds 0, 1, 2; k=2 and k=1 as int64 (another key) in round 0.
+	if len(rounds) != 3 || sizes[0] != 3 || sizes[1] != 1 || sizes[2] != 1 {
+		t.Fatalf("round sizes %v", sizes)
+	}
+	if v := rounds[1].docs[0].Lookup("v").StringValue(); v != "second" {
+		t.Errorf("round 1 writes %q", v)
+	}
+	if v := rounds[2].docs[0].Lookup("v").StringValue(); v != "third" {
+		t.Errorf("round 2 writes %q", v)
+	}
+}
+
+// What this increment does not support is refused with 420, saying so; nothing is accepted
+// that would silently misbehave.
+func TestRefusedOptions(t *testing.T) {
+	for _, tc := range []struct {
+		extra []bson.E
+		into  bson.D
+		want  string
+	}{
+		{extra: []bson.E{{Key: "whenMatched", Value: "fail"}}, want: "not supported yet"},
+		{extra: []bson.E{{Key: "whenMatched", Value: "delete"}}, want: "not supported yet"},
+		{extra: []bson.E{{Key: "whenMatched", Value: bson.A{bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}}}}, want: "pipeline or an expression is not supported yet"},
+		{extra: []bson.E{{Key: "whenNotMatched", Value: "fail"}}, want: "not supported yet"},
+		{extra: []bson.E{{Key: "whenNotMatched", Value: bson.D{{Key: "$cond", Value: bson.A{true, "insert", "discard"}}}}}, want: "expression is not supported yet"},
+		{extra: []bson.E{{Key: "whenMatched", Value: "keepExisting"}, {Key: "whenNotMatched", Value: "discard"}}, want: "not a supported combination"},
+		{extra: []bson.E{{Key: "let", Value: bson.D{{Key: "x", Value: 1}}}}, want: "let: is not supported yet"},
+		{extra: []bson.E{{Key: "parallelism", Value: 2}}, want: "parallelism: values above 1 are not supported yet"},
+		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "$dbField"}, {Key: "coll", Value: "coll"}}, want: "into.db: a dynamic target"},
+		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "db"}, {Key: "coll", Value: bson.D{{Key: "$concat", Value: bson.A{"a", "b"}}}}}, want: "into.coll: a dynamic target"},
+	} {
+		st := mergeStage(t, tc.extra...)
+		if tc.into != nil {
+			st.Options = raw(t, append(bson.D{{Key: "into", Value: tc.into}}, tc.extra...))
+		}
+		_, err := NewSink(env("readWriteAnyDatabase", "BUILT_IN"), st)
+		var ce *connectors.Error
+		if !errors.As(err, &ce) || ce.Code != connectors.CodeInvalidOptions || ce.Retryable || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: %v, want 420 with %q", tc.extra, tc.into, err, tc.want)
+		}
+	}
+	if _, err := NewSink(env("readWriteAnyDatabase", "BUILT_IN"), &pipeline.Sink{Stage: "$emit", Options: raw(t, bson.D{})}); err == nil || !strings.Contains(err.Error(), "$emit to a Cluster connection is not supported yet") {
+		t.Errorf("$emit: %v", err)
+	}
+	if _, err := NewSink(env("r", "CUSTOM"), mergeStage(t)); err == nil || !strings.Contains(err.Error(), "CUSTOM dbRoleToExecute (r) is not supported yet") {
+		t.Errorf("CUSTOM: %v", err)
+	}
+}
+
+// The execute-as role is checked before anything is built: readAnyDatabase may not write.
+func TestExecuteAsDenied(t *testing.T) {
+	_, err := NewSink(env("readAnyDatabase", "BUILT_IN"), mergeStage(t))
+	var ce *connectors.Error
+	if !errors.As(err, &ce) || ce.Code != connectors.CodeInvalidOptions || !strings.Contains(err.Error(), "execute-as role readAnyDatabase may not") || !strings.Contains(err.Error(), "db.coll") {
+		t.Fatalf("%v", err)
+	}
+	if _, err := NewSink(env("readWriteAnyDatabase", "BUILT_IN"), mergeStage(t, bson.E{Key: "whenMatched", Value: "replace"}, bson.E{Key: "whenNotMatched", Value: "discard"})); err != nil {
+		t.Fatal(err)
+	}
+	// System collections are outside readWriteAnyDatabase (and refused as targets).
+	st := mergeStage(t)
+	st.Options = raw(t, bson.D{{Key: "into", Value: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "admin"}, {Key: "coll", Value: "system.users"}}}})
+	if _, err := NewSink(env("readWriteAnyDatabase", "BUILT_IN"), st); err == nil {
+		t.Fatal("system.users accepted")
+	}
+}
+
+// Messages name the deployment's hosts and namespace, never a credential, even when a
+// connection string carries one.
+func TestMessagesCarryNoCredential(t *testing.T) {
+	for cs, want := range map[string]string{
+		"mongodb://alice:hunter2@h1.example:27017,h2.example/db?authSource=admin": "h1.example:27017,h2.example",
+		"mongodb+srv://alice:hunter2@cluster0.example.net/?retryWrites=true":      "cluster0.example.net",
+		"mongodb://alice:hunter2@[::1]:27017":                                     "[::1]:27017",
+		"not a uri alice:hunter2@h3:1/x":                                          "h3:1",
+	} {
+		if got := hostsOf(cs); got != want || strings.Contains(got, "hunter2") || strings.Contains(got, "alice") {
+			t.Errorf("hostsOf(%q) = %q, want %q", cs, got, want)
+		}
+	}
+	s := newSink(t)
+	err := s.connError(errors.New("auth failed for spuser with s3cr3t-pw"))
+	var ce *connectors.Error
+	if !errors.As(err, &ce) || !ce.Retryable || ce.Code != connectors.CodeAtlasConnection {
+		t.Fatalf("%#v", err)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "s3cr3t-pw") || !strings.Contains(msg, "db.coll") || !strings.Contains(msg, "db1.example:27017,db2.example:27018") {
+		t.Errorf("message %q", msg)
+	}
+}
