@@ -225,7 +225,7 @@ func hostsOf(cs string) string {
 	return cs
 }
 
-// CopiesDocs: WriteBatch returns only once its bulk writes are acknowledged and keeps nothing.
+// CopiesDocs says the sink keeps no document: WriteBatch returns only once its bulk writes are acknowledged and keeps nothing.
 func (s *Sink) CopiesDocs() {}
 
 // Flush has nothing to wait for: WriteBatch is synchronous.
@@ -345,6 +345,11 @@ func (s *Sink) model(d bson.Raw) (m mongo.WriteModel, key string, reason string)
 	if len(d) > maxBSONSize {
 		return nil, "", fmt.Sprintf("$merge into %s.%s: the document is %d bytes, over MongoDB's 16 MiB limit", s.spec.db, s.spec.coll, len(d))
 	}
+	if s.spec.onID {
+		if _, err := d.LookupErr("_id"); err != nil {
+			d = withID(d)
+		}
+	}
 	fidx, filter := bsoncore.AppendDocumentStart(nil)
 	var kb strings.Builder
 	for _, f := range s.spec.on {
@@ -368,6 +373,17 @@ func (s *Sink) model(d bson.Raw) (m mongo.WriteModel, key string, reason string)
 	default: // merge
 		return mongo.NewUpdateOneModel().SetFilter(bson.Raw(filter)).SetUpdate(s.update("$set", d, filter)).SetUpsert(upsert), kb.String(), ""
 	}
+}
+
+// withID returns d with a new ObjectId as its first field, _id: $merge generates the _id of a
+// document that has none (MongoDB manual, $merge, "on": with the default on _id, a results
+// document without _id gets one generated), so an on that holds _id can match it.
+func withID(d bson.Raw) bson.Raw {
+	idx, b := bsoncore.AppendDocumentStart(make([]byte, 0, len(d)+17))
+	b = bsoncore.AppendObjectIDElement(b, "_id", bson.NewObjectID())
+	b = append(b, d[4:len(d)-1]...)
+	b, _ = bsoncore.AppendDocumentEnd(b, idx)
+	return b
 }
 
 // update is {op: fields}, fields being the document's fields but _id when on holds _id (the

@@ -117,6 +117,20 @@ func TestOnlyIDDocument(t *testing.T) {
 	}
 }
 
+// A document without _id gets a new ObjectId when on holds _id, as mongod's $merge does.
+func TestGeneratedID(t *testing.T) {
+	s := newSink(t, bson.E{Key: "whenMatched", Value: "replace"})
+	m, _, reason := s.model(raw(t, bson.D{{Key: "n", Value: 1}}))
+	if reason != "" {
+		t.Fatal(reason)
+	}
+	r := m.(*mongo.ReplaceOneModel)
+	id, ok := r.Filter.(bson.Raw).Lookup("_id").ObjectIDOK()
+	if !ok || r.Replacement.(bson.Raw).Lookup("_id").ObjectID() != id || r.Replacement.(bson.Raw).Lookup("n").Int32() != 1 {
+		t.Errorf("filter %v replacement %v", r.Filter, r.Replacement)
+	}
+}
+
 // A document without an on field, or with a null or array one, is a dead-letter record, as
 // mongod refuses it; writes to a repeated key go to successive rounds, in the batch's order.
 func TestPlanDeadLettersAndRounds(t *testing.T) {
