@@ -73,6 +73,40 @@ func TestMergeIntoFerretDB(t *testing.T) {
 		if got := collection(t, fc, "db", name); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: collection\n%v\nwant\n%v", name, got, tc.want)
 		}
+		// Replaying the same input (as after a crash before a checkpoint) leaves the same
+		// collection: the writes are idempotent.
+		mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: name + "_replay"}, {Key: "pipeline", Value: pipe}})
+		mustAdmin(t, c, bson.D{{Key: "startStreamProcessor", Value: name + "_replay"}})
+		waitOutputs(t, c, name+"_replay", int64(len(input)), 0)
+		if got := collection(t, fc, "db", name); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s replayed: collection\n%v\nwant\n%v", name, got, tc.want)
+		}
+	}
+
+	// A write the deployment refuses for the document's own sake (a duplicate key in a unique
+	// index) is a dead letter; the other writes of the batch go through. (FerretDB 1.24 stops
+	// an unordered update batch at its first error and reports that error at index 0 whichever
+	// write failed, so the refused write comes first here; the sink sends the others again.)
+	dup := fc.Database("db").Collection("dup")
+	if _, err := dup.Indexes().CreateOne(t.Context(), mongo.IndexModel{Keys: bson.D{{Key: "u", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dup.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 9}, {Key: "u", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	dupPipe := bson.A{
+		bson.D{{Key: "$source", Value: bson.D{{Key: "documents", Value: bson.A{
+			bson.D{{Key: "_id", Value: 1}, {Key: "u", Value: 1}},
+			bson.D{{Key: "_id", Value: 3}, {Key: "u", Value: 3}},
+			bson.D{{Key: "_id", Value: 4}, {Key: "u", Value: 4}},
+		}}}}},
+		bson.D{{Key: "$merge", Value: bson.D{{Key: "into", Value: bson.D{{Key: "connectionName", Value: "fdb"}, {Key: "db", Value: "db"}, {Key: "coll", Value: "dup"}}}}}},
+	}
+	mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: "dup"}, {Key: "pipeline", Value: dupPipe}})
+	mustAdmin(t, c, bson.D{{Key: "startStreamProcessor", Value: "dup"}})
+	waitOutputs(t, c, "dup", 2, 1)
+	if got, want := collection(t, fc, "db", "dup"), []string{`{"_id":3,"u":3}`, `{"_id":4,"u":4}`, `{"_id":9,"u":1}`}; !reflect.DeepEqual(got, want) {
+		t.Errorf("dup: %v, want %v", got, want)
 	}
 
 	// on a field other than _id, compound: a document without one of them is a dead letter;

@@ -269,20 +269,46 @@ func (s *Sink) WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson
 	}
 	rounds, rejected := s.plan(docs)
 	for _, r := range rounds {
+		dead, err := s.writeRound(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		rejected = append(rejected, dead...)
+	}
+	return rejected, nil
+}
+
+// writeRound sends one round as an unordered bulk write. The writes the deployment refuses for
+// the document's own sake become dead letters, and the others are sent again: some servers
+// (FerretDB 1.x) stop an unordered update batch at its first error without saying which writes
+// they skipped, and every write here is idempotent, so sending one that was applied again
+// changes nothing. Each pass removes at least one write, so it ends.
+func (s *Sink) writeRound(ctx context.Context, r round) (rejected []bson.Raw, err error) {
+	for len(r.models) > 0 {
 		_, err := s.coll.BulkWrite(ctx, r.models, options.BulkWrite().SetOrdered(false))
 		if err == nil {
-			continue
+			return rejected, nil
 		}
 		var bwe mongo.BulkWriteException
-		if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 && !authError(bwe) {
-			for _, we := range bwe.WriteErrors {
-				if we.Index >= 0 && we.Index < len(r.docs) {
-					rejected = append(rejected, s.deadLetter(r.docs[we.Index], fmt.Sprintf("$merge into %s.%s: write refused by the deployment: %s (code %d)", s.spec.db, s.spec.coll, s.scrub(we.Message), we.Code)))
-				}
-			}
-			continue
+		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || authError(bwe) {
+			return nil, s.connError(err)
 		}
-		return nil, s.connError(err)
+		failed := map[int]bool{}
+		for _, we := range bwe.WriteErrors {
+			if we.Index < 0 || we.Index >= len(r.docs) || failed[we.Index] {
+				return nil, s.connError(err)
+			}
+			failed[we.Index] = true
+			rejected = append(rejected, s.deadLetter(r.docs[we.Index], fmt.Sprintf("$merge into %s.%s: write refused by the deployment: %s (code %d)", s.spec.db, s.spec.coll, s.scrub(we.Message), we.Code)))
+		}
+		var next round
+		for i := range r.models {
+			if !failed[i] {
+				next.models = append(next.models, r.models[i])
+				next.docs = append(next.docs, r.docs[i])
+			}
+		}
+		r = next
 	}
 	return rejected, nil
 }
