@@ -187,7 +187,17 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 		return nil, invalid("$merge into %s through connection %q: %v", ns, c.Name, err)
 	}
 	hosts := hostsOf(cl.ConnectionString)
-	opts := options.Client().ApplyURI(cl.ConnectionString).SetServerSelectionTimeout(selectTimeout).SetConnectTimeout(connectTimeout).SetAppName("spi")
+	opts := options.Client().ApplyURI(cl.ConnectionString)
+	// The connection string's own timeouts (serverSelectionTimeoutMS, connectTimeoutMS) win.
+	if opts.ServerSelectionTimeout == nil {
+		opts.SetServerSelectionTimeout(selectTimeout)
+	}
+	if opts.ConnectTimeout == nil {
+		opts.SetConnectTimeout(connectTimeout)
+	}
+	if opts.AppName == nil {
+		opts.SetAppName("spi")
+	}
 	if opts.Validate() != nil {
 		// The driver's message may quote the string: say only that it is unusable.
 		return nil, invalid("connection %q: connectionString (%s) is not a connection string the MongoDB driver can use", c.Name, hosts)

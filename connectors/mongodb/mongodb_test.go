@@ -250,3 +250,32 @@ func TestMessagesCarryNoCredential(t *testing.T) {
 		t.Errorf("message %q", msg)
 	}
 }
+
+// A deployment that cannot be reached fails the batch with a retryable 421 that names its host
+// and the namespace, and never the password.
+func TestUnreachableDeployment(t *testing.T) {
+	e := env("readWriteAnyDatabase", "BUILT_IN")
+	e.Connection.Cluster.ConnectionString = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
+	s, err := NewSink(e, mergeStage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	_, err = s.WriteBatch(t.Context(), []bson.Raw{raw(t, bson.D{{Key: "_id", Value: 1}})})
+	var ce *connectors.Error
+	if !errors.As(err, &ce) || !ce.Retryable || ce.Code != connectors.CodeAtlasConnection {
+		t.Fatalf("%v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "db.coll on 127.0.0.1:1") || strings.Contains(msg, "s3cr3t-pw") {
+		t.Errorf("message %q", msg)
+	}
+}
+
+// A document over MongoDB's 16 MiB limit is a dead letter, not a failed batch.
+func TestDocumentTooLarge(t *testing.T) {
+	s := newSink(t)
+	big := raw(t, bson.D{{Key: "_id", Value: 1}, {Key: "s", Value: strings.Repeat("x", maxBSONSize)}})
+	if _, _, reason := s.model(big); !strings.Contains(reason, "over MongoDB's 16 MiB limit") {
+		t.Errorf("reason %q", reason)
+	}
+}
