@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -27,7 +26,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
-	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/spi-streams/spi/authz"
 	"github.com/spi-streams/spi/connectors"
@@ -152,9 +150,11 @@ func parseMerge(opts bson.Raw) (mergeSpec, error) {
 type Sink struct {
 	env   connectors.Env
 	spec  mergeSpec
-	opts  *options.ClientOptions
+	cs    string // the connection string, without credentials (the Admin API refuses them in it)
+	user  string
+	mech  string
+	pass  string // the password; scrubbed from any message
 	hosts string // for messages: the deployment's hosts, never a credential
-	pass  string // scrubbed from any message
 	meta  string
 
 	client *mongo.Client
@@ -186,8 +186,25 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	if err := authz.ExecuteAsAllows(cl.DBRoleToExecute, noCustom, ns, authz.MergeActions(spec.whenMatched, spec.whenNotMatched)...); err != nil {
 		return nil, invalid("$merge into %s through connection %q: %v", ns, c.Name, err)
 	}
-	hosts := hostsOf(cl.ConnectionString)
-	opts := options.Client().ApplyURI(cl.ConnectionString)
+	s := &Sink{env: env, spec: spec, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism, hosts: hostsOf(cl.ConnectionString),
+		pass: cl.Password.Reveal(), meta: env.StreamMetaField}
+	if s.meta == "" {
+		s.meta = "_stream_meta"
+	}
+	// A mongodb+srv:// string is resolved through DNS by the driver when read: that waits for
+	// the first write, since the constructor does no I/O.
+	if !strings.HasPrefix(s.cs, "mongodb+srv://") {
+		if _, err := s.clientOptions(); err != nil {
+			return nil, invalid("connection %q: connectionString (%s) is not a connection string the MongoDB driver can use", c.Name, s.hosts)
+		}
+	}
+	return s, nil
+}
+
+// clientOptions builds the driver's options: the connection string with the credentials in
+// the registry. The driver's error may quote the string: callers say only that it is unusable.
+func (s *Sink) clientOptions() (*options.ClientOptions, error) {
+	opts := options.Client().ApplyURI(s.cs)
 	// The connection string's own timeouts (serverSelectionTimeoutMS, connectTimeoutMS) win.
 	if opts.ServerSelectionTimeout == nil {
 		opts.SetServerSelectionTimeout(selectTimeout)
@@ -198,39 +215,31 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	if opts.AppName == nil {
 		opts.SetAppName("spi")
 	}
-	if opts.Validate() != nil {
-		// The driver's message may quote the string: say only that it is unusable.
-		return nil, invalid("connection %q: connectionString (%s) is not a connection string the MongoDB driver can use", c.Name, hosts)
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	if cl.Username != "" {
-		cred := options.Credential{Username: cl.Username, Password: cl.Password.Reveal(), AuthMechanism: cl.Mechanism}
+	if s.user != "" {
+		cred := options.Credential{Username: s.user, Password: s.pass, AuthMechanism: s.mech}
 		if opts.Auth != nil {
 			cred.AuthSource = opts.Auth.AuthSource
 		}
 		opts.SetAuth(cred)
 	}
-	s := &Sink{env: env, spec: spec, opts: opts, hosts: hosts, pass: cl.Password.Reveal(), meta: env.StreamMetaField}
-	if s.meta == "" {
-		s.meta = "_stream_meta"
-	}
-	return s, nil
+	return opts, nil
 }
 
-// hostsOf returns the hosts of a connection string, comma-separated, without user, password or
-// options: what messages may name.
+// hostsOf returns the hosts of a connection string as written, without scheme, user,
+// password, database or options: what messages may name. It does no I/O (a mongodb+srv://
+// string gives its SRV name).
 func hostsOf(cs string) string {
-	if p, err := connstring.Parse(cs); err == nil && len(p.Hosts) > 0 {
-		return strings.Join(p.Hosts, ",")
+	if i := strings.Index(cs, "://"); i >= 0 {
+		cs = cs[i+3:]
 	}
-	if u, err := url.Parse(cs); err == nil && u.Host != "" {
-		return u.Host
+	if i := strings.IndexAny(cs, "/?"); i >= 0 {
+		cs = cs[:i]
 	}
 	if i := strings.LastIndex(cs, "@"); i >= 0 {
 		cs = cs[i+1:]
-	}
-	cs = strings.TrimPrefix(strings.TrimPrefix(cs, "mongodb+srv://"), "mongodb://")
-	if i := strings.IndexAny(cs, "/?"); i >= 0 {
-		cs = cs[:i]
 	}
 	return cs
 }
@@ -257,7 +266,14 @@ func (s *Sink) connect() error {
 	if s.client != nil {
 		return nil
 	}
-	cl, err := mongo.Connect(s.opts)
+	opts, err := s.clientOptions()
+	if err != nil {
+		// The registry holds no credential in the string (the Admin API refuses them there) and
+		// connError scrubs the password: the driver's reason (e.g. an SRV name that does not
+		// resolve) may be shown.
+		return s.connError(fmt.Errorf("the connection string cannot be used: %w", err))
+	}
+	cl, err := mongo.Connect(opts)
 	if err != nil {
 		return s.connError(err)
 	}

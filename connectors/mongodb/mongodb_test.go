@@ -233,11 +233,17 @@ func TestMessagesCarryNoCredential(t *testing.T) {
 		"mongodb://alice:hunter2@h1.example:27017,h2.example/db?authSource=admin": "h1.example:27017,h2.example",
 		"mongodb+srv://alice:hunter2@cluster0.example.net/?retryWrites=true":      "cluster0.example.net",
 		"mongodb://alice:hunter2@[::1]:27017":                                     "[::1]:27017",
-		"not a uri alice:hunter2@h3:1/x":                                          "h3:1",
+		"mongodb://alice:p%40ss@h3:1/x":                                           "h3:1",
 	} {
 		if got := hostsOf(cs); got != want || strings.Contains(got, "hunter2") || strings.Contains(got, "alice") {
 			t.Errorf("hostsOf(%q) = %q, want %q", cs, got, want)
 		}
+	}
+	// A mongodb+srv:// string is not resolved at create: the constructor does no I/O.
+	e := env("readWriteAnyDatabase", "BUILT_IN")
+	e.Connection.Cluster.ConnectionString = "mongodb+srv://cluster0.invalid/?retryWrites=true"
+	if _, err := NewSink(e, mergeStage(t)); err != nil {
+		t.Errorf("mongodb+srv: %v", err)
 	}
 	s := newSink(t)
 	err := s.connError(errors.New("auth failed for spuser with s3cr3t-pw"))
