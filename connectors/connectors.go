@@ -21,6 +21,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/spi-streams/spi/authz"
 	"github.com/spi-streams/spi/pipeline"
 	"github.com/spi-streams/spi/store"
 )
@@ -171,6 +172,12 @@ type Env struct {
 	// StreamMetaField is the field outputs carry their stream metadata in (default
 	// "_stream_meta"), which sinks read for {$meta: ...} and their dead letters.
 	StreamMetaField string
+	// Roles finds the project's custom roles by name (custom roles are project-wide in Atlas,
+	// spec section 6.3), for a Cluster connection's CUSTOM dbRoleToExecute
+	// (authz.ExecuteAsAllows). It reads the registry on every call, so a role changed there
+	// counts from the next check. nil knows no custom role: a CUSTOM execute-as role is then
+	// refused as unknown.
+	Roles authz.RoleSource
 }
 
 // Type is one connection type in the table: its name, what it can do, and its constructors.

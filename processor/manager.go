@@ -603,6 +603,15 @@ func compatible(old, cur *pipeline.Plan) *Error {
 	return nil
 }
 
+// roles finds a custom role of the project in the registry, read at each call (a
+// connectors.Env's Roles): a CUSTOM execute-as role is checked as the registry has it at create
+// and at each start.
+func (m *Manager) roles(name string) (store.Role, bool) {
+	var r store.Role
+	err := m.cfg.Store.View(func(tx *store.Txn) (err error) { r, err = tx.Role(name); return err })
+	return r, err == nil
+}
+
 // validate parses a pipeline and checks every connection it names against the registry and
 // the connector table.
 func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *store.DLQ) (*pipeline.Plan, *Error) {
@@ -640,7 +649,7 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 		}
 		// A constructor only reads options (connecting is Open's work): building the source
 		// here refuses bad options at create rather than at start.
-		src, err := t.NewSource(connectors.Env{Workspace: ws, Connection: &c}, plan.Source)
+		src, err := t.NewSource(connectors.Env{Workspace: ws, Connection: &c, Roles: m.roles}, plan.Source)
 		if err != nil {
 			return nil, classify(err)
 		}
@@ -661,7 +670,7 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 			if !ok || t.NewSink == nil {
 				return nil, Errorf(CodeStreamProcessorInvalidOption, "%s: connection %q is of type %s, which this spid cannot write to yet", s.Stage, s.ConnectionName, c.Type)
 			}
-			sink, err := t.NewSink(connectors.Env{Workspace: ws, Connection: &c}, s)
+			sink, err := t.NewSink(connectors.Env{Workspace: ws, Connection: &c, Roles: m.roles}, s)
 			if err != nil {
 				return nil, classify(err)
 			}

@@ -5,8 +5,9 @@
 // field or an array of fields (default _id); whenMatched merge (default), replace or
 // keepExisting; whenNotMatched insert (default) or discard. Everything else — dynamic targets,
 // whenMatched fail, delete or a pipeline, whenNotMatched fail or an expression, let,
-// parallelism above 1, $emit to a time-series collection, CUSTOM execute-as roles — is refused
-// at create with code 420 (StreamProcessorInvalidOptions) saying it is not supported yet.
+// parallelism above 1, $emit to a time-series collection — is refused at create with code 420
+// (StreamProcessorInvalidOptions) saying it is not supported yet. The execute-as role may be
+// BUILT_IN or one of the project's CUSTOM roles (read through connectors.Env.Roles).
 //
 // Each WriteBatch is one or more unordered bulk writes, synchronous, keyed by the on fields, so
 // a batch that returns is acknowledged and a replayed batch leaves the same collection
@@ -178,12 +179,12 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 		return nil, err
 	}
 	cl := c.Cluster
-	if cl.DBRoleToExecute.Type == "CUSTOM" {
-		return nil, invalid("connection %q: a CUSTOM dbRoleToExecute (%s) is not supported yet by spid's Cluster connection; use a BUILT_IN role", c.Name, cl.DBRoleToExecute.Role)
-	}
 	ns := authz.Namespace{DB: spec.db, Coll: spec.coll}
-	noCustom := func(string) (store.Role, bool) { return store.Role{}, false }
-	if err := authz.ExecuteAsAllows(cl.DBRoleToExecute, noCustom, ns, authz.MergeActions(spec.whenMatched, spec.whenNotMatched)...); err != nil {
+	roles := env.Roles
+	if roles == nil {
+		roles = func(string) (store.Role, bool) { return store.Role{}, false }
+	}
+	if err := authz.ExecuteAsAllows(cl.DBRoleToExecute, roles, ns, authz.MergeActions(spec.whenMatched, spec.whenNotMatched)...); err != nil {
 		return nil, invalid("$merge into %s through connection %q: %v", ns, c.Name, err)
 	}
 	s := &Sink{env: env, spec: spec, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism, hosts: hostsOf(cl.ConnectionString),

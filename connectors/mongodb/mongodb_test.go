@@ -203,9 +203,6 @@ func TestRefusedOptions(t *testing.T) {
 	if _, err := NewSink(env("readWriteAnyDatabase", "BUILT_IN"), &pipeline.Sink{Stage: "$emit", Options: raw(t, bson.D{})}); err == nil || !strings.Contains(err.Error(), "$emit to a Cluster connection is not supported yet") {
 		t.Errorf("$emit: %v", err)
 	}
-	if _, err := NewSink(env("r", "CUSTOM"), mergeStage(t)); err == nil || !strings.Contains(err.Error(), "CUSTOM dbRoleToExecute (r) is not supported yet") {
-		t.Errorf("CUSTOM: %v", err)
-	}
 }
 
 // The execute-as role is checked before anything is built: readAnyDatabase may not write.
