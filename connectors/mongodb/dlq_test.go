@@ -72,3 +72,20 @@ func TestDLQUnreachable(t *testing.T) {
 		t.Fatalf("err = %q", msg)
 	}
 }
+
+// A record over MongoDB's 16 MiB limit is dropped (returned as rejected, with a warning) and
+// never sent: the batch does not fail, even with a deployment that cannot be reached.
+func TestDLQRecordTooLarge(t *testing.T) {
+	e := env("readWriteAnyDatabase", "BUILT_IN")
+	e.Connection.Cluster.ConnectionString = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200&connectTimeoutMS=200"
+	d, err := NewDLQ(e, &store.DLQ{ConnectionName: "c", DB: "errors", Coll: "dlq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = d.Close() }()
+	big := raw(t, bson.D{{Key: "doc", Value: strings.Repeat("x", maxBSONSize)}})
+	rejected, err := d.WriteBatch(context.Background(), []bson.Raw{big})
+	if err != nil || len(rejected) != 1 {
+		t.Fatalf("rejected %d, err %v; want the record rejected and no error", len(rejected), err)
+	}
+}
