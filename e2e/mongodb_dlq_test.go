@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // options.dlq {connectionName, db, coll} through a Cluster connection (embedded FerretDB): the
@@ -100,6 +101,28 @@ func TestDeadLetterCollection(t *testing.T) {
 	}
 	if got := collection(t, fc, "db", "good"); len(got) != 2 {
 		t.Errorf("db.good: %v, want inputs 1 and 3", got)
+	}
+
+	// A record the deployment refuses (here a unique index of the dead-letter collection on
+	// doc.zero, which inputs 2 and 4 share) is dropped with a warning, never retried; the
+	// others are written and the processor keeps running.
+	idx := fc.Database("errors").Collection("dlqidx")
+	if _, err := idx.Indexes().CreateOne(t.Context(), mongo.IndexModel{Keys: bson.D{{Key: "doc.zero", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
+		t.Fatal(err)
+	}
+	idxOpt := bson.D{{Key: "dlq", Value: bson.D{{Key: "connectionName", Value: "fdb"}, {Key: "db", Value: "errors"}, {Key: "coll", Value: "dlqidx"}}}}
+	mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: "refusing"}, {Key: "pipeline", Value: bson.A{source, addFields,
+		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "__discard"}}}}}}, {Key: "options", Value: idxOpt}})
+	mustAdmin(t, c, bson.D{{Key: "startStreamProcessor", Value: "refusing"}})
+	waitOutputs(t, c, "refusing", 2, 3)
+	waitUntil(t, "the refused record's warning", func() bool {
+		return strings.Contains(s.Stdout.String()+s.Stderr.String(), "dead-letter record dropped")
+	})
+	if n, err := idx.CountDocuments(t.Context(), bson.D{}); err != nil || n != 2 {
+		t.Errorf("errors.dlqidx: %d records (%v), want 2 (one of inputs 2 and 4 refused)", n, err)
+	}
+	if state, code, msg := processorState(t, c, "refusing"); state != "STARTED" {
+		t.Errorf("refusing: %s %d %s", state, code, msg)
 	}
 
 	// A connection whose execute-as role may not insert into the dead-letter collection: 420,

@@ -140,8 +140,9 @@ func (d *DLQ) WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson.
 	}
 	// Some servers (FerretDB 1.x) may stop an unordered batch at its first error without
 	// saying which inserts they skipped: the inserts that did not fail are sent again, and a
-	// duplicate key then means written. Each pass removes at least one record, so it ends.
-	for len(pending) > 0 {
+	// duplicate key then means written if the collection holds the record's _id (written),
+	// refused otherwise. Each pass removes at least one record, so it ends.
+	for pass := 0; len(pending) > 0; pass++ {
 		_, err := d.coll.InsertMany(ctx, pending, options.InsertMany().SetOrdered(false))
 		if err == nil {
 			return rejected, nil
@@ -151,16 +152,30 @@ func (d *DLQ) WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson.
 			return nil, d.connError(err)
 		}
 		failed := map[int]bool{}
+		var dups []int
 		for _, we := range bwe.WriteErrors {
 			if we.Index < 0 || we.Index >= len(pending) || failed[we.Index] {
 				return nil, d.connError(err)
 			}
 			failed[we.Index] = true
-			if we.Code == codeDuplicateKey {
-				continue // written by an earlier pass
+			if pass > 0 && we.Code == codeDuplicateKey {
+				dups = append(dups, we.Index) // written by an earlier pass, or refused by another unique index
+				continue
 			}
 			d.log.Warn("dead-letter record dropped: the deployment refused it", "reason", d.s.scrub(we.Message), "code", we.Code)
 			rejected = append(rejected, recs[we.Index])
+		}
+		if len(dups) > 0 {
+			written, err := d.written(ctx, recs, dups)
+			if err != nil {
+				return nil, err
+			}
+			for _, i := range dups {
+				if !written[i] {
+					d.log.Warn("dead-letter record dropped: the deployment refused it as a duplicate key")
+					rejected = append(rejected, recs[i])
+				}
+			}
 		}
 		var next []any
 		var nextRecs []bson.Raw
@@ -173,6 +188,34 @@ func (d *DLQ) WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson.
 		pending, recs = next, nextRecs
 	}
 	return rejected, nil
+}
+
+// written says which of recs[idx] the collection holds, by their _id: a duplicate key on a
+// second send means written only if the _id is there (another unique index may refuse it).
+func (d *DLQ) written(ctx context.Context, recs []bson.Raw, idx []int) (map[int]bool, error) {
+	ids := bson.A{}
+	for _, i := range idx {
+		ids = append(ids, recs[i].Lookup("_id"))
+	}
+	cur, err := d.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	defer func() { _ = cur.Close(ctx) }()
+	found := map[string]bool{}
+	for cur.Next(ctx) {
+		v := cur.Current.Lookup("_id")
+		found[string(v.Value)+string(rune(v.Type))] = true
+	}
+	if err := cur.Err(); err != nil {
+		return nil, d.connError(err)
+	}
+	out := map[int]bool{}
+	for _, i := range idx {
+		v := recs[i].Lookup("_id")
+		out[i] = found[string(v.Value)+string(rune(v.Type))]
+	}
+	return out, nil
 }
 
 // connError is a failure of the whole batch: retryable, code 421, naming the deployment's hosts
