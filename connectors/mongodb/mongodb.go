@@ -35,7 +35,7 @@ import (
 )
 
 func init() {
-	connectors.Register(connectors.Type{Name: store.TypeCluster, NewSink: NewSink})
+	connectors.Register(connectors.Type{Name: store.TypeCluster, NewSink: NewSink, NewDLQ: NewDLQ})
 }
 
 // Timeouts of the connection.

@@ -1,0 +1,226 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/spi-streams/spi/authz"
+	"github.com/spi-streams/spi/connectors"
+	"github.com/spi-streams/spi/store"
+)
+
+// codeDuplicateKey is mongod's DuplicateKey (11000): an insert of an _id the collection holds.
+const codeDuplicateKey = 11000
+
+// DLQ writes a processor's dead-letter records (spec §4.5: {processorName, dlqTime,
+// operatorName, errInfo: {reason}, doc, _stream_meta}) into the collection options.dlq names
+// ({connectionName, db, coll}), through a Cluster connection. It connects at its first write.
+type DLQ struct {
+	// s holds the connection's settings and client; only its connection helpers are used
+	// (clientOptions, scrub, hosts), never its $merge writes.
+	s      *Sink
+	log    *slog.Logger
+	client *mongo.Client
+	coll   *mongo.Collection
+}
+
+// NewDLQ reads a Cluster connection and a processor's options.dlq, and checks the connection's
+// execute-as role against {db, coll} with authz.DeadLetterActions (insert; spec §6.3); it does
+// not connect. Errors are *connectors.Error with code 420 (StreamProcessorInvalidOptions): no
+// Cluster settings, a missing or invalid db or coll, a CUSTOM role (not supported yet, as for
+// $merge), a role that does not allow inserts there, a connection string the driver cannot read.
+func NewDLQ(env connectors.Env, dlq *store.DLQ) (connectors.Sink, error) {
+	c := env.Connection
+	if c == nil || c.Cluster == nil {
+		return nil, invalid("options.dlq: connection has no Cluster settings")
+	}
+	if dlq == nil || dlq.DB == "" || dlq.Coll == "" {
+		return nil, invalid("options.dlq: db and coll are required")
+	}
+	if strings.ContainsAny(dlq.DB, "/\\. \"$\x00") {
+		return nil, invalid("options.dlq.db: %q is not a valid database name", dlq.DB)
+	}
+	if strings.ContainsAny(dlq.Coll, "$\x00") || strings.HasPrefix(dlq.Coll, "system.") {
+		return nil, invalid("options.dlq.coll: %q is not a collection a dead-letter queue may write to", dlq.Coll)
+	}
+	cl := c.Cluster
+	if cl.DBRoleToExecute.Type == "CUSTOM" {
+		return nil, invalid("options.dlq: connection %q: a CUSTOM dbRoleToExecute (%s) is not supported yet by spid's Cluster connection; use a BUILT_IN role", c.Name, cl.DBRoleToExecute.Role)
+	}
+	ns := authz.Namespace{DB: dlq.DB, Coll: dlq.Coll}
+	noCustom := func(string) (store.Role, bool) { return store.Role{}, false }
+	if err := authz.ExecuteAsAllows(cl.DBRoleToExecute, noCustom, ns, authz.DeadLetterActions...); err != nil {
+		return nil, invalid("options.dlq: dead-letter collection %s through connection %q: %v", ns, c.Name, err)
+	}
+	s := &Sink{env: env, spec: mergeSpec{db: dlq.DB, coll: dlq.Coll}, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism,
+		hosts: hostsOf(cl.ConnectionString), pass: cl.Password.Reveal()}
+	if !strings.HasPrefix(s.cs, "mongodb+srv://") {
+		if _, err := s.clientOptions(); err != nil {
+			return nil, invalid("options.dlq: connection %q: connectionString (%s) is not a connection string the MongoDB driver can use", c.Name, s.hosts)
+		}
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &DLQ{s: s, log: log.With("workspace", env.Workspace, "processor", env.Processor, "dlq", dlq.DB+"."+dlq.Coll)}, nil
+}
+
+// CopiesDocs says the writer keeps no record once WriteBatch returns.
+func (d *DLQ) CopiesDocs() {}
+
+// Flush has nothing to wait for: WriteBatch is synchronous.
+func (d *DLQ) Flush(context.Context) error { return nil }
+
+// Close disconnects from the deployment.
+func (d *DLQ) Close() error {
+	if d.client == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := d.client.Disconnect(ctx)
+	d.client, d.coll = nil, nil
+	return err
+}
+
+func (d *DLQ) connect() error {
+	if d.client != nil {
+		return nil
+	}
+	opts, err := d.s.clientOptions()
+	if err != nil {
+		return d.connError(fmt.Errorf("the connection string cannot be used: %w", err))
+	}
+	cl, err := mongo.Connect(opts)
+	if err != nil {
+		return d.connError(err)
+	}
+	d.client = cl
+	d.coll = cl.Database(d.s.spec.db).Collection(d.s.spec.coll)
+	return nil
+}
+
+// WriteBatch inserts the dead-letter records as they are, each with a new ObjectId _id, with
+// unordered InsertMany, and returns once they are acknowledged. A record the deployment refuses
+// for its own sake (over MongoDB's 16 MiB maxBsonObjectSize, or any other write error but
+// Unauthorized) is dropped with a warning log and returned as rejected; it is never retried. A
+// connection, authentication, authorization or write-concern failure fails the batch with a
+// retryable error, code 421 (StreamProcessorAtlasConnectionError), naming hosts and namespace.
+func (d *DLQ) WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson.Raw, err error) {
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	if err := d.connect(); err != nil {
+		return nil, err
+	}
+	var pending []any
+	var recs []bson.Raw
+	for _, doc := range docs {
+		if len(doc) > maxBSONSize {
+			d.log.Warn("dead-letter record dropped: over MongoDB's 16 MiB document limit", "bytes", len(doc))
+			rejected = append(rejected, doc)
+			continue
+		}
+		if _, err := doc.LookupErr("_id"); err != nil {
+			// An _id of our own makes a second send of the same record a duplicate key,
+			// which the loop below takes as written.
+			doc = withID(doc)
+		}
+		pending = append(pending, doc)
+		recs = append(recs, doc)
+	}
+	// Some servers (FerretDB 1.x) may stop an unordered batch at its first error without
+	// saying which inserts they skipped: the inserts that did not fail are sent again, and a
+	// duplicate key then means written if the collection holds the record's _id (written),
+	// refused otherwise. Each pass removes at least one record, so it ends.
+	for pass := 0; len(pending) > 0; pass++ {
+		_, err := d.coll.InsertMany(ctx, pending, options.InsertMany().SetOrdered(false))
+		if err == nil {
+			return rejected, nil
+		}
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || authError(bwe) {
+			return nil, d.connError(err)
+		}
+		failed := map[int]bool{}
+		var dups []int
+		for _, we := range bwe.WriteErrors {
+			if we.Index < 0 || we.Index >= len(pending) || failed[we.Index] {
+				return nil, d.connError(err)
+			}
+			failed[we.Index] = true
+			if pass > 0 && we.Code == codeDuplicateKey {
+				dups = append(dups, we.Index) // written by an earlier pass, or refused by another unique index
+				continue
+			}
+			d.log.Warn("dead-letter record dropped: the deployment refused it", "reason", d.s.scrub(we.Message), "code", we.Code)
+			rejected = append(rejected, recs[we.Index])
+		}
+		if len(dups) > 0 {
+			written, err := d.written(ctx, recs, dups)
+			if err != nil {
+				return nil, err
+			}
+			for _, i := range dups {
+				if !written[i] {
+					d.log.Warn("dead-letter record dropped: the deployment refused it as a duplicate key")
+					rejected = append(rejected, recs[i])
+				}
+			}
+		}
+		var next []any
+		var nextRecs []bson.Raw
+		for i := range pending {
+			if !failed[i] {
+				next = append(next, pending[i])
+				nextRecs = append(nextRecs, recs[i])
+			}
+		}
+		pending, recs = next, nextRecs
+	}
+	return rejected, nil
+}
+
+// written says which of recs[idx] the collection holds, by their _id: a duplicate key on a
+// second send means written only if the _id is there (another unique index may refuse it).
+func (d *DLQ) written(ctx context.Context, recs []bson.Raw, idx []int) (map[int]bool, error) {
+	ids := bson.A{}
+	for _, i := range idx {
+		ids = append(ids, recs[i].Lookup("_id"))
+	}
+	cur, err := d.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	defer func() { _ = cur.Close(ctx) }()
+	found := map[string]bool{}
+	for cur.Next(ctx) {
+		v := cur.Current.Lookup("_id")
+		found[string(v.Value)+string(rune(v.Type))] = true
+	}
+	if err := cur.Err(); err != nil {
+		return nil, d.connError(err)
+	}
+	out := map[int]bool{}
+	for _, i := range idx {
+		v := recs[i].Lookup("_id")
+		out[i] = found[string(v.Value)+string(rune(v.Type))]
+	}
+	return out, nil
+}
+
+// connError is a failure of the whole batch: retryable, code 421, naming the deployment's hosts
+// and the namespace, never a credential.
+func (d *DLQ) connError(err error) error {
+	return &connectors.Error{Retryable: true, Code: connectors.CodeAtlasConnection,
+		Err: fmt.Errorf("dead-letter queue %s.%s on %s: %s", d.s.spec.db, d.s.spec.coll, d.s.hosts, d.s.scrub(err.Error()))}
+}
