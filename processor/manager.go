@@ -687,6 +687,15 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 		case c.Type != store.TypeCluster:
 			return nil, Errorf(CodeStreamProcessorInvalidOption, "options.dlq.connectionName: connection %q is of type %s; a dead-letter queue needs a Cluster connection", dlq.ConnectionName, c.Type)
 		}
+		// Building the writer checks its options and the execute-as role, without I/O, so a
+		// dead-letter collection the role may not write to is refused at create.
+		if t, ok := connectors.Lookup(c.Type); ok && t.NewDLQ != nil {
+			w, err := t.NewDLQ(connectors.Env{Workspace: ws, Connection: &c, Roles: m.roles}, dlq)
+			if err != nil {
+				return nil, classify(err)
+			}
+			_ = w.Close()
+		}
 	}
 	return plan, nil
 }

@@ -35,8 +35,8 @@ type DLQ struct {
 // NewDLQ reads a Cluster connection and a processor's options.dlq, and checks the connection's
 // execute-as role against {db, coll} with authz.DeadLetterActions (insert; spec §6.3); it does
 // not connect. Errors are *connectors.Error with code 420 (StreamProcessorInvalidOptions): no
-// Cluster settings, a missing or invalid db or coll, a CUSTOM role (not supported yet, as for
-// $merge), a role that does not allow inserts there, a connection string the driver cannot read.
+// Cluster settings, a missing or invalid db or coll, a role (BUILT_IN or custom, through
+// env.Roles) that does not allow inserts there, a connection string the driver cannot read.
 func NewDLQ(env connectors.Env, dlq *store.DLQ) (connectors.Sink, error) {
 	c := env.Connection
 	if c == nil || c.Cluster == nil {
@@ -52,12 +52,8 @@ func NewDLQ(env connectors.Env, dlq *store.DLQ) (connectors.Sink, error) {
 		return nil, invalid("options.dlq.coll: %q is not a collection a dead-letter queue may write to", dlq.Coll)
 	}
 	cl := c.Cluster
-	if cl.DBRoleToExecute.Type == "CUSTOM" {
-		return nil, invalid("options.dlq: connection %q: a CUSTOM dbRoleToExecute (%s) is not supported yet by spid's Cluster connection; use a BUILT_IN role", c.Name, cl.DBRoleToExecute.Role)
-	}
 	ns := authz.Namespace{DB: dlq.DB, Coll: dlq.Coll}
-	noCustom := func(string) (store.Role, bool) { return store.Role{}, false }
-	if err := authz.ExecuteAsAllows(cl.DBRoleToExecute, noCustom, ns, authz.DeadLetterActions...); err != nil {
+	if err := executeAs(env, cl, ns, authz.DeadLetterActions...); err != nil {
 		return nil, invalid("options.dlq: dead-letter collection %s through connection %q: %v", ns, c.Name, err)
 	}
 	s := &Sink{env: env, spec: mergeSpec{db: dlq.DB, coll: dlq.Coll}, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism,

@@ -29,7 +29,8 @@ func TestNewDLQRefusals(t *testing.T) {
 		{"bad db", env("readWriteAnyDatabase", "BUILT_IN"), &store.DLQ{ConnectionName: "c", DB: "a.b", Coll: "dlq"}, "not a valid database name"},
 		{"system coll", env("readWriteAnyDatabase", "BUILT_IN"), &store.DLQ{ConnectionName: "c", DB: "errors", Coll: "system.users"}, "not a collection"},
 		{"read only", env("readAnyDatabase", "BUILT_IN"), q, "insert"},
-		{"custom", env("myRole", "CUSTOM"), q, "CUSTOM"},
+		{"unknown custom role", env("myRole", "CUSTOM"), q, `no custom role named "myRole"`},
+		{"custom role without insert there", customEnv("writer"), q, "may not insert into errors.dlq"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewDLQ(tc.env, tc.dlq)
@@ -51,6 +52,12 @@ func TestNewDLQRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A custom role that may insert into db1 holds a dead-letter queue there.
+	d, err := NewDLQ(customEnv("writer"), &store.DLQ{ConnectionName: "c", DB: "db1", Coll: "dlq"})
+	if err != nil {
+		t.Fatalf("custom role writer into db1.dlq: %v", err)
+	}
+	_ = d.Close()
 }
 
 // A deployment that cannot be reached fails the batch with a retryable 421 naming host and

@@ -180,11 +180,7 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	}
 	cl := c.Cluster
 	ns := authz.Namespace{DB: spec.db, Coll: spec.coll}
-	roles := env.Roles
-	if roles == nil {
-		roles = func(string) (store.Role, bool) { return store.Role{}, false }
-	}
-	if err := authz.ExecuteAsAllows(cl.DBRoleToExecute, roles, ns, authz.MergeActions(spec.whenMatched, spec.whenNotMatched)...); err != nil {
+	if err := executeAs(env, cl, ns, authz.MergeActions(spec.whenMatched, spec.whenNotMatched)...); err != nil {
 		return nil, invalid("$merge into %s through connection %q: %v", ns, c.Name, err)
 	}
 	s := &Sink{env: env, spec: spec, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism, hosts: hostsOf(cl.ConnectionString),
@@ -489,4 +485,14 @@ func (s *Sink) scrub(msg string) string {
 // invalid is an option error: not retryable, code 420 (StreamProcessorInvalidOptions).
 func invalid(format string, args ...any) error {
 	return &connectors.Error{Code: connectors.CodeInvalidOptions, Err: fmt.Errorf(format, args...)}
+}
+
+// executeAs checks the connection's execute-as role (BUILT_IN, or one of the project's custom
+// roles through env.Roles; none are known when it is nil) for actions on ns.
+func executeAs(env connectors.Env, cl *store.Cluster, ns authz.Namespace, actions ...authz.DBAction) error {
+	roles := env.Roles
+	if roles == nil {
+		roles = func(string) (store.Role, bool) { return store.Role{}, false }
+	}
+	return authz.ExecuteAsAllows(cl.DBRoleToExecute, roles, ns, actions...)
 }
