@@ -3,10 +3,8 @@ package mongodb
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -24,12 +22,10 @@ const codeDuplicateKey = 11000
 // operatorName, errInfo: {reason}, doc, _stream_meta}) into the collection options.dlq names
 // ({connectionName, db, coll}), through a Cluster connection. It connects at its first write.
 type DLQ struct {
-	// s holds the connection's settings and client; only its connection helpers are used
-	// (clientOptions, scrub, hosts), never its $merge writes.
-	s      *Sink
-	log    *slog.Logger
-	client *mongo.Client
-	coll   *mongo.Collection
+	// s holds the connection's settings and client: its connection (connect, Close,
+	// connError) is used, never its $merge writes.
+	s   *Sink
+	log *slog.Logger
 }
 
 // NewDLQ reads a Cluster connection and a processor's options.dlq, and checks the connection's
@@ -57,7 +53,7 @@ func NewDLQ(env connectors.Env, dlq *store.DLQ) (connectors.Sink, error) {
 		return nil, invalid("options.dlq: dead-letter collection %s through connection %q: %v", ns, c.Name, err)
 	}
 	s := &Sink{env: env, spec: mergeSpec{db: dlq.DB, coll: dlq.Coll}, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism,
-		hosts: hostsOf(cl.ConnectionString), pass: cl.Password.Reveal()}
+		hosts: hostsOf(cl.ConnectionString), pass: cl.Password.Reveal(), what: "dead-letter queue"}
 	if !strings.HasPrefix(s.cs, "mongodb+srv://") {
 		if _, err := s.clientOptions(); err != nil {
 			return nil, invalid("options.dlq: connection %q: connectionString (%s) is not a connection string the MongoDB driver can use", c.Name, s.hosts)
@@ -77,33 +73,7 @@ func (d *DLQ) CopiesDocs() {}
 func (d *DLQ) Flush(context.Context) error { return nil }
 
 // Close disconnects from the deployment.
-func (d *DLQ) Close() error {
-	if d.client == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := d.client.Disconnect(ctx)
-	d.client, d.coll = nil, nil
-	return err
-}
-
-func (d *DLQ) connect() error {
-	if d.client != nil {
-		return nil
-	}
-	opts, err := d.s.clientOptions()
-	if err != nil {
-		return d.connError(fmt.Errorf("the connection string cannot be used: %w", err))
-	}
-	cl, err := mongo.Connect(opts)
-	if err != nil {
-		return d.connError(err)
-	}
-	d.client = cl
-	d.coll = cl.Database(d.s.spec.db).Collection(d.s.spec.coll)
-	return nil
-}
+func (d *DLQ) Close() error { return d.s.Close() }
 
 // WriteBatch inserts the dead-letter records as they are, each with a new ObjectId _id, with
 // unordered InsertMany, and returns once they are acknowledged. A record the deployment refuses
@@ -115,7 +85,7 @@ func (d *DLQ) WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson.
 	if len(docs) == 0 {
 		return nil, nil
 	}
-	if err := d.connect(); err != nil {
+	if err := d.s.connect(); err != nil {
 		return nil, err
 	}
 	var pending []any
@@ -139,19 +109,19 @@ func (d *DLQ) WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson.
 	// duplicate key then means written if the collection holds the record's _id (written),
 	// refused otherwise. Each pass removes at least one record, so it ends.
 	for pass := 0; len(pending) > 0; pass++ {
-		_, err := d.coll.InsertMany(ctx, pending, options.InsertMany().SetOrdered(false))
+		_, err := d.s.coll.InsertMany(ctx, pending, options.InsertMany().SetOrdered(false))
 		if err == nil {
 			return rejected, nil
 		}
 		var bwe mongo.BulkWriteException
 		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || authError(bwe) {
-			return nil, d.connError(err)
+			return nil, d.s.connError(err)
 		}
 		failed := map[int]bool{}
 		var dups []int
 		for _, we := range bwe.WriteErrors {
 			if we.Index < 0 || we.Index >= len(pending) || failed[we.Index] {
-				return nil, d.connError(err)
+				return nil, d.s.connError(err)
 			}
 			failed[we.Index] = true
 			if pass > 0 && we.Code == codeDuplicateKey {
@@ -193,9 +163,9 @@ func (d *DLQ) written(ctx context.Context, recs []bson.Raw, idx []int) (map[int]
 	for _, i := range idx {
 		ids = append(ids, recs[i].Lookup("_id"))
 	}
-	cur, err := d.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	cur, err := d.s.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
-		return nil, d.connError(err)
+		return nil, d.s.connError(err)
 	}
 	defer func() { _ = cur.Close(ctx) }()
 	found := map[string]bool{}
@@ -204,7 +174,7 @@ func (d *DLQ) written(ctx context.Context, recs []bson.Raw, idx []int) (map[int]
 		found[string(v.Value)+string(rune(v.Type))] = true
 	}
 	if err := cur.Err(); err != nil {
-		return nil, d.connError(err)
+		return nil, d.s.connError(err)
 	}
 	out := map[int]bool{}
 	for _, i := range idx {
@@ -212,11 +182,4 @@ func (d *DLQ) written(ctx context.Context, recs []bson.Raw, idx []int) (map[int]
 		out[i] = found[string(v.Value)+string(rune(v.Type))]
 	}
 	return out, nil
-}
-
-// connError is a failure of the whole batch: retryable, code 421, naming the deployment's hosts
-// and the namespace, never a credential.
-func (d *DLQ) connError(err error) error {
-	return &connectors.Error{Retryable: true, Code: connectors.CodeAtlasConnection,
-		Err: fmt.Errorf("dead-letter queue %s.%s on %s: %s", d.s.spec.db, d.s.spec.coll, d.s.hosts, d.s.scrub(err.Error()))}
 }

@@ -60,17 +60,25 @@ func TestNewDLQRefusals(t *testing.T) {
 	_ = d.Close()
 }
 
-// A deployment that cannot be reached fails the batch with a retryable 421 naming host and
-// namespace, never the password.
-func TestDLQUnreachable(t *testing.T) {
+// unreachableDLQ is a dead-letter writer of errors.dlq on a deployment that cannot be reached,
+// closed when the test ends.
+func unreachableDLQ(t *testing.T) connectors.Sink {
+	t.Helper()
 	e := env("readWriteAnyDatabase", "BUILT_IN")
 	e.Connection.Cluster.ConnectionString = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200&connectTimeoutMS=200"
 	d, err := NewDLQ(e, &store.DLQ{ConnectionName: "c", DB: "errors", Coll: "dlq"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = d.Close() }()
-	_, err = d.WriteBatch(context.Background(), []bson.Raw{raw(t, bson.D{{Key: "processorName", Value: "p"}})})
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// A deployment that cannot be reached fails the batch with a retryable 421 naming host and
+// namespace, never the password.
+func TestDLQUnreachable(t *testing.T) {
+	d := unreachableDLQ(t)
+	_, err := d.WriteBatch(context.Background(), []bson.Raw{raw(t, bson.D{{Key: "processorName", Value: "p"}})})
 	var ce *connectors.Error
 	if !errors.As(err, &ce) || !ce.Retryable || ce.Code != connectors.CodeAtlasConnection {
 		t.Fatalf("err = %v, want a retryable 421", err)
@@ -83,13 +91,7 @@ func TestDLQUnreachable(t *testing.T) {
 // A record over MongoDB's 16 MiB limit is dropped (returned as rejected, with a warning) and
 // never sent: the batch does not fail, even with a deployment that cannot be reached.
 func TestDLQRecordTooLarge(t *testing.T) {
-	e := env("readWriteAnyDatabase", "BUILT_IN")
-	e.Connection.Cluster.ConnectionString = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200&connectTimeoutMS=200"
-	d, err := NewDLQ(e, &store.DLQ{ConnectionName: "c", DB: "errors", Coll: "dlq"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = d.Close() }()
+	d := unreachableDLQ(t)
 	big := raw(t, bson.D{{Key: "doc", Value: strings.Repeat("x", maxBSONSize)}})
 	rejected, err := d.WriteBatch(context.Background(), []bson.Raw{big})
 	if err != nil || len(rejected) != 1 {

@@ -157,6 +157,7 @@ type Sink struct {
 	pass  string // the password; scrubbed from any message
 	hosts string // for messages: the deployment's hosts, never a credential
 	meta  string
+	what  string // what writes, for messages: "$merge into", "dead-letter queue"
 
 	client *mongo.Client
 	coll   *mongo.Collection
@@ -184,7 +185,7 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 		return nil, invalid("$merge into %s through connection %q: %v", ns, c.Name, err)
 	}
 	s := &Sink{env: env, spec: spec, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism, hosts: hostsOf(cl.ConnectionString),
-		pass: cl.Password.Reveal(), meta: env.StreamMetaField}
+		pass: cl.Password.Reveal(), meta: env.StreamMetaField, what: "$merge into"}
 	if s.meta == "" {
 		s.meta = "_stream_meta"
 	}
@@ -471,7 +472,7 @@ func (s *Sink) deadLetter(d bson.Raw, reason string) bson.Raw {
 // naming the deployment's hosts and the namespace, never a credential.
 func (s *Sink) connError(err error) error {
 	return &connectors.Error{Retryable: true, Code: connectors.CodeAtlasConnection,
-		Err: fmt.Errorf("$merge into %s.%s on %s: %s", s.spec.db, s.spec.coll, s.hosts, s.scrub(err.Error()))}
+		Err: fmt.Errorf("%s %s.%s on %s: %s", s.what, s.spec.db, s.spec.coll, s.hosts, s.scrub(err.Error()))}
 }
 
 // scrub removes the connection's password from a message, should a driver message ever carry it.
