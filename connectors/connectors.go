@@ -141,6 +141,12 @@ const (
 // Retryable wraps err as a retryable connector error.
 func Retryable(err error) error { return &Error{Retryable: true, Err: err} }
 
+// Invalid is an option error: not retryable, code 420 (StreamProcessorInvalidOptions), with the
+// message format makes of args (name the field and the reason).
+func Invalid(format string, args ...any) error {
+	return &Error{Code: CodeInvalidOptions, Err: fmt.Errorf(format, args...)}
+}
+
 // Permanent wraps err as a non-retryable connector error.
 func Permanent(err error) error { return &Error{Err: err} }
 

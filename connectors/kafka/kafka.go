@@ -67,7 +67,7 @@ type conn struct {
 // newConn reads a Kafka connection. Its errors name the field and never a secret.
 func newConn(c *store.Connection) (*conn, error) {
 	if c == nil || c.Kafka == nil {
-		return nil, invalid("connection has no Kafka settings")
+		return nil, connectors.Invalid("connection has no Kafka settings")
 	}
 	k := c.Kafka
 	out := &conn{protocol: k.Security.Protocol, clientID: "spi"}
@@ -80,7 +80,7 @@ func newConn(c *store.Connection) (*conn, error) {
 		}
 	}
 	if len(out.brokers) == 0 {
-		return nil, invalid("connection %q: bootstrapServers is empty", c.Name)
+		return nil, connectors.Invalid("connection %q: bootstrapServers is empty", c.Name)
 	}
 	if out.protocol == "" {
 		out.protocol = "PLAINTEXT"
@@ -90,14 +90,14 @@ func newConn(c *store.Connection) (*conn, error) {
 		if pemCA := k.Security.BrokerPublicCertificate; pemCA != "" {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM([]byte(pemCA)) {
-				return nil, invalid("connection %q: security.brokerPublicCertificate holds no PEM certificate", c.Name)
+				return nil, connectors.Invalid("connection %q: security.brokerPublicCertificate holds no PEM certificate", c.Name)
 			}
 			cfg.RootCAs = pool
 		}
 		if out.protocol == "SSL" {
 			cert, err := clientCertificate(k.Auth)
 			if err != nil {
-				return nil, invalid("connection %q: %v", c.Name, err)
+				return nil, connectors.Invalid("connection %q: %v", c.Name, err)
 			}
 			cfg.Certificates = []tls.Certificate{cert}
 		}
@@ -114,10 +114,10 @@ func newConn(c *store.Connection) (*conn, error) {
 		case "SCRAM-512":
 			out.mech, err = scram.Mechanism(scram.SHA512, k.Auth.Username, k.Auth.Password.Reveal())
 		default:
-			return nil, invalid("connection %q: authentication.mechanism %s is not supported by spid's Kafka client (PLAIN, SCRAM-256, SCRAM-512)", c.Name, k.Auth.Mechanism)
+			return nil, connectors.Invalid("connection %q: authentication.mechanism %s is not supported by spid's Kafka client (PLAIN, SCRAM-256, SCRAM-512)", c.Name, k.Auth.Mechanism)
 		}
 		if err != nil {
-			return nil, invalid("connection %q: authentication: %v", c.Name, err)
+			return nil, connectors.Invalid("connection %q: authentication: %v", c.Name, err)
 		}
 	}
 	return out, nil
@@ -292,11 +292,6 @@ func authFailed(err error) error {
 	return &connectors.Error{Retryable: true, Code: connectors.CodeKafkaConnection, Err: &authError{err}}
 }
 
-// invalid is an option error: not retryable, code 420 (StreamProcessorInvalidOptions).
-func invalid(format string, args ...any) error {
-	return &connectors.Error{Code: connectors.CodeInvalidOptions, Err: fmt.Errorf(format, args...)}
-}
-
 // freeList keeps up to max buffers for reuse and hands back the one given back last: of those
 // kept, it is the one most likely still in the CPU's cache. (A channel would hand back the
 // oldest; a sync.Pool loses its contents at every collection.) It is safe for concurrent use.
@@ -339,7 +334,7 @@ func stageConfig(opts bson.Raw, stage string) ([]bson.RawElement, error) {
 	}
 	cfg, ok := v.DocumentOK()
 	if !ok {
-		return nil, invalid("%s.config: must be a document", stage)
+		return nil, connectors.Invalid("%s.config: must be a document", stage)
 	}
 	elems, _ := cfg.Elements()
 	return elems, nil
@@ -356,5 +351,5 @@ func keyFormat(v bson.RawValue, field string) (string, error) {
 	case "binData", "string", "json", "int", "long":
 		return str, nil
 	}
-	return "", invalid("%s: must be binData, string, json, int or long", field)
+	return "", connectors.Invalid("%s: must be binData, string, json, int or long", field)
 }

@@ -86,7 +86,7 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	if mb := env.Connection.Kafka.Config["message.max.bytes"]; mb != "" {
 		n, err := strconv.Atoi(mb)
 		if err != nil || n < 4*batchOverhead {
-			return nil, invalid("connection %q config.message.max.bytes: %q is not a number of bytes of at least %d", env.Connection.Name, mb, 4*batchOverhead)
+			return nil, connectors.Invalid("connection %q config.message.max.bytes: %q is not a number of bytes of at least %d", env.Connection.Name, mb, 4*batchOverhead)
 		}
 		s.maxBytes = n
 	}
@@ -96,10 +96,10 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 		s.topic = t.StringValue()
 	case t.Type == bson.TypeString, t.Type == bson.TypeEmbeddedDocument: // "$field" or an expression
 		if s.topicExpr, err = expr.Compile(t); err != nil {
-			return nil, invalid("$emit.topic: %v", err)
+			return nil, connectors.Invalid("$emit.topic: %v", err)
 		}
 	default:
-		return nil, invalid("$emit.topic: is required: a topic name or an expression")
+		return nil, connectors.Invalid("$emit.topic: is required: a topic name or an expression")
 	}
 	// The connection's config (Atlas's allow-list, Kafka's property names) sets the producer's
 	// defaults; the stage's config overrides acks and the compression.
@@ -109,19 +109,19 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	cc := env.Connection.Kafka.Config
 	if v, ok := cc["acks"]; ok {
 		if acks, err = parseAcks(v); err != nil {
-			return nil, invalid("connection %q config.acks: %v", env.Connection.Name, err)
+			return nil, connectors.Invalid("connection %q config.acks: %v", env.Connection.Name, err)
 		}
 	}
 	if v, ok := cc["compression.type"]; ok {
 		if codec, err = parseCodec(v); err != nil {
-			return nil, invalid("connection %q config.compression.type: %v", env.Connection.Name, err)
+			return nil, connectors.Invalid("connection %q config.compression.type: %v", env.Connection.Name, err)
 		}
 	}
 	for key, dst := range map[string]*time.Duration{"linger.ms": &linger, "request.timeout.ms": &timeout} {
 		if v, ok := cc[key]; ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return nil, invalid("connection %q config.%s: %q is not a number of milliseconds", env.Connection.Name, key, v)
+				return nil, connectors.Invalid("connection %q config.%s: %q is not a number of milliseconds", env.Connection.Name, key, v)
 			}
 			*dst = time.Duration(n) * time.Millisecond
 		}
@@ -129,14 +129,14 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	if v, ok := cc["batch.size"]; ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
-			return nil, invalid("connection %q config.batch.size: %q is not a number of bytes", env.Connection.Name, v)
+			return nil, connectors.Invalid("connection %q config.batch.size: %q is not a number of bytes", env.Connection.Name, v)
 		}
 		maxBytes = min(n, int64(s.maxBytes-batchOverhead))
 	}
 	if v, ok := cc["retries"]; ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return nil, invalid("connection %q config.retries: %q is not a count", env.Connection.Name, v)
+			return nil, connectors.Invalid("connection %q config.retries: %q is not a count", env.Connection.Name, v)
 		}
 		attempts = min(n, 100) + 1
 	}
@@ -154,15 +154,15 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 				str, isStr = strconv.FormatInt(n, 10), true
 			}
 			if !isStr {
-				return nil, invalid("%s: must be -1, 0, 1 or \"all\"", field)
+				return nil, connectors.Invalid("%s: must be -1, 0, 1 or \"all\"", field)
 			}
 			if acks, err = parseAcks(str); err != nil {
-				return nil, invalid("%s: %v", field, err)
+				return nil, connectors.Invalid("%s: %v", field, err)
 			}
 		case "compression_type":
 			str, _ := v.StringValueOK()
 			if codec, err = parseCodec(str); err != nil {
-				return nil, invalid("%s: %v", field, err)
+				return nil, connectors.Invalid("%s: %v", field, err)
 			}
 		case "dateFormat":
 			switch str, _ := v.StringValueOK(); str {
@@ -170,13 +170,13 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 			case "ISO8601":
 				s.format.ISODates = true
 			default:
-				return nil, invalid("%s: must be default or ISO8601", field)
+				return nil, connectors.Invalid("%s: must be default or ISO8601", field)
 			}
 		case "outputFormat":
 			str, _ := v.StringValueOK()
 			f, err := ejson.ParseFormat(str)
 			if err != nil {
-				return nil, invalid("%s: must be relaxedJson, canonicalJson or basicJson", field)
+				return nil, connectors.Invalid("%s: must be relaxedJson, canonicalJson or basicJson", field)
 			}
 			s.format.Format = f
 		case "keyFormat":
@@ -185,22 +185,22 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 			}
 		case "key":
 			if s.key, err = expr.Compile(v); err != nil {
-				return nil, invalid("%s: %v", field, err)
+				return nil, connectors.Invalid("%s: %v", field, err)
 			}
 		case "headers":
 			if s.headers, err = expr.Compile(v); err != nil {
-				return nil, invalid("%s: %v", field, err)
+				return nil, connectors.Invalid("%s: %v", field, err)
 			}
 		case "tombstoneWhen":
 			if s.tombstone, err = expr.Compile(v); err != nil {
-				return nil, invalid("%s: %v", field, err)
+				return nil, connectors.Invalid("%s: %v", field, err)
 			}
 		default:
-			return nil, invalid("%s: is not an option of a Kafka $emit (%v)", field, emitConfig)
+			return nil, connectors.Invalid("%s: is not an option of a Kafka $emit (%v)", field, emitConfig)
 		}
 	}
 	if _, err := opts.LookupErr("schemaRegistry"); err == nil {
-		return nil, invalid("$emit.schemaRegistry: Avro with a schema registry is not supported by spid yet")
+		return nil, connectors.Invalid("$emit.schemaRegistry: Avro with a schema registry is not supported by spid yet")
 	}
 	// The writer routes each batch to the partition's leader as its transport's metadata
 	// says; a leader that moved answers NOT_LEADER_OR_FOLLOWER until that metadata is

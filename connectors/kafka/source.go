@@ -131,7 +131,7 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 	cc := env.Connection.Kafka.Config
 	if v, ok := cc["auto.offset.reset"]; ok {
 		if s.reset, err = parseReset(v); err != nil {
-			return nil, invalid("connection %q config.auto.offset.reset: %v", env.Connection.Name, err)
+			return nil, connectors.Invalid("connection %q config.auto.offset.reset: %v", env.Connection.Name, err)
 		}
 	}
 	s.group = cc["group.id"]
@@ -140,7 +140,7 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 		if v, ok := cc[key]; ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 {
-				return nil, invalid("connection %q config.%s: %q is not a number of bytes", env.Connection.Name, key, v)
+				return nil, connectors.Invalid("connection %q config.%s: %q is not a number of bytes", env.Connection.Name, key, v)
 			}
 			*dst = n
 		}
@@ -151,9 +151,9 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 		// Under read_committed a broker still returns the records of aborted transactions,
 		// with the list of those transactions, for the client to drop (KIP-98); kafka-go's
 		// fetch does not read that list, so the aborted records would pass as committed ones.
-		return nil, invalid("connection %q config.isolation.level: read_committed is not supported: spid's Kafka client (kafka-go) does not drop the records of aborted transactions, so it cannot read only committed records; use read_uncommitted", env.Connection.Name)
+		return nil, connectors.Invalid("connection %q config.isolation.level: read_committed is not supported: spid's Kafka client (kafka-go) does not drop the records of aborted transactions, so it cannot read only committed records; use read_uncommitted", env.Connection.Name)
 	default:
-		return nil, invalid("connection %q config.isolation.level: must be read_committed or read_uncommitted, not %q", env.Connection.Name, v)
+		return nil, connectors.Invalid("connection %q config.isolation.level: must be read_committed or read_uncommitted, not %q", env.Connection.Name, v)
 	}
 	opts := src.Options
 	switch t := opts.Lookup("topic"); t.Type {
@@ -164,25 +164,25 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 		for i, v := range vals {
 			name, ok := v.StringValueOK()
 			if !ok || name == "" {
-				return nil, invalid("$source.topic.%d: must be a topic name", i)
+				return nil, connectors.Invalid("$source.topic.%d: must be a topic name", i)
 			}
 			if !slices.Contains(s.topics, name) {
 				s.topics = append(s.topics, name)
 			}
 		}
 	case 0:
-		return nil, invalid("$source.topic: is required for a Kafka connection")
+		return nil, connectors.Invalid("$source.topic: is required for a Kafka connection")
 	default:
-		return nil, invalid("$source.topic: must be a topic name or an array of topic names")
+		return nil, connectors.Invalid("$source.topic: must be a topic name or an array of topic names")
 	}
 	if len(s.topics) == 0 || s.topics[0] == "" {
-		return nil, invalid("$source.topic: must name at least one topic")
+		return nil, connectors.Invalid("$source.topic: must name at least one topic")
 	}
 	if v, err := opts.LookupErr("partitions"); err == nil {
-		return nil, invalid("$source.partitions: is not supported by spid yet (%s)", v.Type)
+		return nil, connectors.Invalid("$source.partitions: is not supported by spid yet (%s)", v.Type)
 	}
 	if _, err := opts.LookupErr("schemaRegistry"); err == nil {
-		return nil, invalid("$source.schemaRegistry: Avro with a schema registry is not supported by spid yet")
+		return nil, connectors.Invalid("$source.schemaRegistry: Avro with a schema registry is not supported by spid yet")
 	}
 	autoCommit := -1
 	elems, err := stageConfig(opts, "$source")
@@ -196,18 +196,18 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 		case "auto_offset_reset":
 			str, _ := v.StringValueOK()
 			if s.reset, err = parseReset(str); err != nil {
-				return nil, invalid("%s: %v", field, err)
+				return nil, connectors.Invalid("%s: %v", field, err)
 			}
 		case "group_id":
 			g, ok := v.StringValueOK()
 			if !ok || g == "" {
-				return nil, invalid("%s: must be a non-empty string", field)
+				return nil, connectors.Invalid("%s: must be a non-empty string", field)
 			}
 			s.group = g
 		case "enable_auto_commit":
 			b, ok := v.BooleanOK()
 			if !ok {
-				return nil, invalid("%s: must be a boolean", field)
+				return nil, connectors.Invalid("%s: must be a boolean", field)
 			}
 			autoCommit = 0
 			if b {
@@ -224,10 +224,10 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 			case "passThrough":
 				s.keyDLQ = false
 			default:
-				return nil, invalid("%s: must be dlq or passThrough", field)
+				return nil, connectors.Invalid("%s: must be dlq or passThrough", field)
 			}
 		default:
-			return nil, invalid("%s: is not an option of a Kafka $source (%s)", field, strings.Join(sourceConfig, ", "))
+			return nil, connectors.Invalid("%s: is not an option of a Kafka $source (%s)", field, strings.Join(sourceConfig, ", "))
 		}
 	}
 	switch {
@@ -237,7 +237,7 @@ func NewSource(env connectors.Env, src *pipeline.Source) (connectors.Source, err
 		s.autoRead = s.group != "" && autoCommit != 0
 	default:
 		if autoCommit == 1 && s.group == "" {
-			return nil, invalid("$source.config.enable_auto_commit: needs config.group_id")
+			return nil, connectors.Invalid("$source.config.enable_auto_commit: needs config.group_id")
 		}
 		if s.group == "" {
 			s.group = "asp-" + env.ProcessorID + "-consumer"

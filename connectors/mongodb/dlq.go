@@ -36,27 +36,27 @@ type DLQ struct {
 func NewDLQ(env connectors.Env, dlq *store.DLQ) (connectors.Sink, error) {
 	c := env.Connection
 	if c == nil || c.Cluster == nil {
-		return nil, invalid("options.dlq: connection has no Cluster settings")
+		return nil, connectors.Invalid("options.dlq: connection has no Cluster settings")
 	}
 	if dlq == nil || dlq.DB == "" || dlq.Coll == "" {
-		return nil, invalid("options.dlq: db and coll are required")
+		return nil, connectors.Invalid("options.dlq: db and coll are required")
 	}
 	if strings.ContainsAny(dlq.DB, "/\\. \"$\x00") {
-		return nil, invalid("options.dlq.db: %q is not a valid database name", dlq.DB)
+		return nil, connectors.Invalid("options.dlq.db: %q is not a valid database name", dlq.DB)
 	}
 	if strings.ContainsAny(dlq.Coll, "$\x00") || strings.HasPrefix(dlq.Coll, "system.") {
-		return nil, invalid("options.dlq.coll: %q is not a collection a dead-letter queue may write to", dlq.Coll)
+		return nil, connectors.Invalid("options.dlq.coll: %q is not a collection a dead-letter queue may write to", dlq.Coll)
 	}
 	cl := c.Cluster
 	ns := authz.Namespace{DB: dlq.DB, Coll: dlq.Coll}
 	if err := executeAs(env, cl, ns, authz.DeadLetterActions...); err != nil {
-		return nil, invalid("options.dlq: dead-letter collection %s through connection %q: %v", ns, c.Name, err)
+		return nil, connectors.Invalid("options.dlq: dead-letter collection %s through connection %q: %v", ns, c.Name, err)
 	}
 	s := &Sink{env: env, spec: mergeSpec{db: dlq.DB, coll: dlq.Coll}, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism,
 		hosts: hostsOf(cl.ConnectionString), pass: cl.Password.Reveal(), what: "dead-letter queue"}
 	if !strings.HasPrefix(s.cs, "mongodb+srv://") {
 		if _, err := s.clientOptions(); err != nil {
-			return nil, invalid("options.dlq: connection %q: connectionString (%s) is not a connection string the MongoDB driver can use", c.Name, s.hosts)
+			return nil, connectors.Invalid("options.dlq: connection %q: connectionString (%s) is not a connection string the MongoDB driver can use", c.Name, s.hosts)
 		}
 	}
 	log := env.Logger

@@ -69,18 +69,18 @@ func parseMerge(opts bson.Raw) (mergeSpec, error) {
 		v := into.Lookup(f.name)
 		s, ok := v.StringValueOK()
 		if !ok || strings.HasPrefix(s, "$") {
-			return m, invalid("$merge.into.%s: a dynamic target (an expression) is not supported yet by spid's Cluster connection; give a name", f.name)
+			return m, connectors.Invalid("$merge.into.%s: a dynamic target (an expression) is not supported yet by spid's Cluster connection; give a name", f.name)
 		}
 		if s == "" {
-			return m, invalid("$merge.into.%s: is required", f.name)
+			return m, connectors.Invalid("$merge.into.%s: is required", f.name)
 		}
 		*f.dst = s
 	}
 	if strings.ContainsAny(m.db, "/\\. \"$\x00") {
-		return m, invalid("$merge.into.db: %q is not a valid database name", m.db)
+		return m, connectors.Invalid("$merge.into.db: %q is not a valid database name", m.db)
 	}
 	if strings.ContainsRune(m.coll, 0) || strings.HasPrefix(m.coll, "system.") {
-		return m, invalid("$merge.into.coll: %q is not a collection $merge may write to", m.coll)
+		return m, connectors.Invalid("$merge.into.coll: %q is not a collection $merge may write to", m.coll)
 	}
 	m.on = []string{"_id"}
 	if v, err := opts.LookupErr("on"); err == nil {
@@ -98,10 +98,10 @@ func parseMerge(opts bson.Raw) (mergeSpec, error) {
 	seen := map[string]bool{}
 	for _, f := range m.on {
 		if f == "" || strings.HasPrefix(f, "$") || strings.Contains(f, "..") || strings.HasPrefix(f, ".") || strings.HasSuffix(f, ".") {
-			return m, invalid("$merge.on: %q is not a field path", f)
+			return m, connectors.Invalid("$merge.on: %q is not a field path", f)
 		}
 		if seen[f] {
-			return m, invalid("$merge.on: field %q is named twice", f)
+			return m, connectors.Invalid("$merge.on: field %q is named twice", f)
 		}
 		seen[f] = true
 		if f == "_id" {
@@ -113,35 +113,35 @@ func parseMerge(opts bson.Raw) (mergeSpec, error) {
 		s, ok := v.StringValueOK()
 		switch {
 		case !ok:
-			return m, invalid("$merge.whenMatched: a pipeline or an expression is not supported yet by spid's Cluster connection; use merge, replace or keepExisting")
+			return m, connectors.Invalid("$merge.whenMatched: a pipeline or an expression is not supported yet by spid's Cluster connection; use merge, replace or keepExisting")
 		case s == "merge", s == "replace", s == "keepExisting":
 			m.whenMatched = s
 		default:
-			return m, invalid("$merge.whenMatched: %q is not supported yet by spid's Cluster connection; use merge, replace or keepExisting", s)
+			return m, connectors.Invalid("$merge.whenMatched: %q is not supported yet by spid's Cluster connection; use merge, replace or keepExisting", s)
 		}
 	}
 	if v, err := opts.LookupErr("whenNotMatched"); err == nil {
 		s, ok := v.StringValueOK()
 		switch {
 		case !ok:
-			return m, invalid("$merge.whenNotMatched: an expression is not supported yet by spid's Cluster connection; use insert or discard")
+			return m, connectors.Invalid("$merge.whenNotMatched: an expression is not supported yet by spid's Cluster connection; use insert or discard")
 		case s == "insert", s == "discard":
 			m.whenNotMatched = s
 		default:
-			return m, invalid("$merge.whenNotMatched: %q is not supported yet by spid's Cluster connection; use insert or discard", s)
+			return m, connectors.Invalid("$merge.whenNotMatched: %q is not supported yet by spid's Cluster connection; use insert or discard", s)
 		}
 	}
 	if m.whenMatched == "keepExisting" && m.whenNotMatched == "discard" {
 		// mongod refuses this combination too (its merge strategies have no keepExisting/discard:
 		// it would never write anything).
-		return m, invalid("$merge: whenMatched keepExisting with whenNotMatched discard is not a supported combination (it never writes); MongoDB's $merge refuses it too")
+		return m, connectors.Invalid("$merge: whenMatched keepExisting with whenNotMatched discard is not a supported combination (it never writes); MongoDB's $merge refuses it too")
 	}
 	if _, err := opts.LookupErr("let"); err == nil {
-		return m, invalid("$merge.let: is not supported yet by spid's Cluster connection")
+		return m, connectors.Invalid("$merge.let: is not supported yet by spid's Cluster connection")
 	}
 	if v, err := opts.LookupErr("parallelism"); err == nil {
 		if n, ok := v.AsInt64OK(); !ok || n != 1 {
-			return m, invalid("$merge.parallelism: values above 1 are not supported yet by spid's Cluster connection")
+			return m, connectors.Invalid("$merge.parallelism: values above 1 are not supported yet by spid's Cluster connection")
 		}
 	}
 	return m, nil
@@ -170,10 +170,10 @@ type Sink struct {
 func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	c := env.Connection
 	if c == nil || c.Cluster == nil {
-		return nil, invalid("connection has no Cluster settings")
+		return nil, connectors.Invalid("connection has no Cluster settings")
 	}
 	if sink.Stage != "$merge" {
-		return nil, invalid("%s to a Cluster connection is not supported yet by spid; use $merge", sink.Stage)
+		return nil, connectors.Invalid("%s to a Cluster connection is not supported yet by spid; use $merge", sink.Stage)
 	}
 	spec, err := parseMerge(sink.Options)
 	if err != nil {
@@ -182,7 +182,7 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	cl := c.Cluster
 	ns := authz.Namespace{DB: spec.db, Coll: spec.coll}
 	if err := executeAs(env, cl, ns, authz.MergeActions(spec.whenMatched, spec.whenNotMatched)...); err != nil {
-		return nil, invalid("$merge into %s through connection %q: %v", ns, c.Name, err)
+		return nil, connectors.Invalid("$merge into %s through connection %q: %v", ns, c.Name, err)
 	}
 	s := &Sink{env: env, spec: spec, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism, hosts: hostsOf(cl.ConnectionString),
 		pass: cl.Password.Reveal(), meta: env.StreamMetaField, what: "$merge into"}
@@ -193,7 +193,7 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	// the first write, since the constructor does no I/O.
 	if !strings.HasPrefix(s.cs, "mongodb+srv://") {
 		if _, err := s.clientOptions(); err != nil {
-			return nil, invalid("connection %q: connectionString (%s) is not a connection string the MongoDB driver can use", c.Name, s.hosts)
+			return nil, connectors.Invalid("connection %q: connectionString (%s) is not a connection string the MongoDB driver can use", c.Name, s.hosts)
 		}
 	}
 	return s, nil
@@ -481,11 +481,6 @@ func (s *Sink) scrub(msg string) string {
 		msg = strings.ReplaceAll(msg, s.pass, "[redacted]")
 	}
 	return msg
-}
-
-// invalid is an option error: not retryable, code 420 (StreamProcessorInvalidOptions).
-func invalid(format string, args ...any) error {
-	return &connectors.Error{Code: connectors.CodeInvalidOptions, Err: fmt.Errorf(format, args...)}
 }
 
 // executeAs checks the connection's execute-as role (BUILT_IN, or one of the project's custom
