@@ -101,6 +101,7 @@ fuzz:
 bench: build
 	cd e2e && $(GO) run ./cmd/spibench -spid ../$(BIN)/spid
 	cd e2e && $(GO) run ./cmd/kafkabench -spid ../$(BIN)/spid
+	cd e2e && $(GO) run ./cmd/mergebench -spid ../$(BIN)/spid
 	SPI_BENCH=1 GOMAXPROCS=1 $(GO) test -run TestThroughputReport -count=1 -v ./pipeline/ | grep -v '^=== RUN'
 	SPI_BENCH=1 $(GO) test -run TestRuntimeReport -count=1 -timeout 20m -v ./processor/ | grep -v '^=== RUN'
 	SPI_BENCH=1 GOMAXPROCS=1 $(GO) test -run TestTranscoderReport -count=1 -v ./ejson/ | grep -v '^=== RUN'

@@ -28,7 +28,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -36,23 +35,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/spi-streams/spi/admin/digest"
+	"github.com/spi-streams/spi/e2e/internal/benchkit"
 )
 
 // The batching of spid's Kafka sink and the fetching of its source (connectors/kafka), which
@@ -129,14 +123,14 @@ func run(cfg config) error {
 	}
 	fmt.Printf("Kafka topic to topic: %d JSON messages of %d bytes over %d partitions, one kfake broker (in memory, in this process), produced in %s\n",
 		cfg.messages, cfg.size, cfg.partitions, time.Since(start).Round(time.Millisecond))
-	fmt.Printf("writers: BatchSize %d, BatchTimeout %s, acks=all; %d CPUs shared by broker, spid and this process\n\n", batchSize, batchTimeout, nproc())
+	fmt.Printf("writers: BatchSize %d, BatchTimeout %s, acks=all; %d CPUs shared by broker, spid and this process\n\n", batchSize, batchTimeout, benchkit.NProc())
 
 	var sp *spidChild
 	if !cfg.copyOnly {
 		if sp, err = startSpid(cfg.spid, brokers); err != nil {
 			return err
 		}
-		defer sp.stop()
+		defer sp.Stop()
 		if err := sp.connection(); err != nil {
 			return err
 		}
@@ -147,17 +141,17 @@ func run(cfg config) error {
 	for r := range cfg.rounds {
 		copyOut, spidOut := fmt.Sprintf("copy-out-%d", r+1), fmt.Sprintf("spid-out-%d", r+1)
 		var child time.Duration
-		broker0 := procCPU(os.Getpid())
+		broker0 := benchkit.ProcCPU(os.Getpid())
 		a, err := timeCopy(brokers, "bench-in", copyOut, cfg.messages, copier(cfg, brokers, "bench-in", copyOut, &child))
 		if err != nil {
 			return fmt.Errorf("(a): %w", err)
 		}
-		as, cpuA, brokerA = append(as, a), append(cpuA, child), append(brokerA, procCPU(os.Getpid())-broker0)
+		as, cpuA, brokerA = append(as, a), append(cpuA, child), append(brokerA, benchkit.ProcCPU(os.Getpid())-broker0)
 		deleteTopic(brokers, copyOut)
 		if sp == nil {
 			continue
 		}
-		cpu0, broker0 := procCPU(sp.cmd.Process.Pid), procCPU(os.Getpid())
+		cpu0, broker0 := benchkit.ProcCPU(sp.Cmd.Process.Pid), benchkit.ProcCPU(os.Getpid())
 		name := fmt.Sprintf("throughput-%d", r+1)
 		b, err := timeCopy(brokers, "bench-in", spidOut, cfg.messages, func(ctx context.Context) (func(), error) {
 			return sp.processor(ctx, name, "bench-in", spidOut)
@@ -165,7 +159,7 @@ func run(cfg config) error {
 		if err != nil {
 			return fmt.Errorf("(b): %w", err)
 		}
-		bs, cpuB, brokerB = append(bs, b), append(cpuB, procCPU(sp.cmd.Process.Pid)-cpu0), append(brokerB, procCPU(os.Getpid())-broker0)
+		bs, cpuB, brokerB = append(bs, b), append(cpuB, benchkit.ProcCPU(sp.Cmd.Process.Pid)-cpu0), append(brokerB, benchkit.ProcCPU(os.Getpid())-broker0)
 		deleteTopic(brokers, spidOut)
 		// A run whose processor failed on the way (and replayed from its checkpoint) does
 		// not measure a copy: say so.
@@ -180,7 +174,7 @@ func run(cfg config) error {
 	if err != nil {
 		return fmt.Errorf("(a) latency: %w", err)
 	}
-	rows := []benchRow{{"(a) kafka-go Reader → Writer copy loop", medianDuration(as), la, medianDuration(cpuA), medianDuration(brokerA)}}
+	rows := []benchRow{{"(a) kafka-go Reader → Writer copy loop", benchkit.Median(as), la, benchkit.Median(cpuA), benchkit.Median(brokerA)}}
 	if sp != nil {
 		lb, err := latency(brokers, "lat-in-b", "lat-out-b", cfg, func(ctx context.Context) (func(), error) {
 			return sp.processor(ctx, "latency", "lat-in-b", "lat-out-b")
@@ -188,7 +182,7 @@ func run(cfg config) error {
 		if err != nil {
 			return fmt.Errorf("(b) latency: %w", err)
 		}
-		rows = append(rows, benchRow{"(b) spid $source → $match → $addFields → $emit", medianDuration(bs), lb, medianDuration(cpuB), medianDuration(brokerB)})
+		rows = append(rows, benchRow{"(b) spid $source → $match → $addFields → $emit", benchkit.Median(bs), lb, benchkit.Median(cpuB), benchkit.Median(brokerB)})
 	}
 
 	mb := float64(cfg.messages*cfg.size) / 1e6
@@ -225,33 +219,6 @@ type benchRow struct {
 	// cpu is the copying process's CPU time (0 when (a) runs in this process), broker this
 	// process's over the same round.
 	cpu, broker time.Duration
-}
-
-func medianDuration(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-// procCPU is a process's user and system CPU time from /proc/<pid>/stat (fields 14 and 15, in
-// ticks of USER_HZ, 100 on Linux); 0 if it cannot be read.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	var u, s int64
-	_, _ = fmt.Sscan(f[11], &u)
-	_, _ = fmt.Sscan(f[12], &s)
-	return time.Duration(u+s) * 10 * time.Millisecond
 }
 
 // payload is one message of about size bytes, JSON, with seq and the time it was made.
@@ -536,23 +503,10 @@ func pct(sorted []time.Duration, p int) string {
 	return sorted[min(len(sorted)*p/100, len(sorted)-1)].Round(10 * time.Microsecond).String()
 }
 
-func nproc() int {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return 0
-	}
-	return strings.Count(string(b), "processor\t:")
-}
-
-// spidChild is spid running as a child process, with the Admin API client and a Go driver
-// client logged in with its first-start credentials.
+// spidChild is spid running as a child process (benchkit.Spid) with the Kafka connection to
+// the bench's broker.
 type spidChild struct {
-	cmd     *exec.Cmd
-	dataDir string
-	admin   string
-	group   string
-	http    *http.Client
-	client  *mongo.Client
+	*benchkit.Spid
 	// brokers is the bootstrap list of the Kafka connection.
 	brokers   string
 	connected bool
@@ -562,90 +516,12 @@ type spidChild struct {
 	lastOut int64
 }
 
-var (
-	printedURI   = regexp.MustCompile(`mongosh "(mongodb://[^/"]+/)"`)
-	printedAdmin = regexp.MustCompile(`Control plane \(Admin API(?: at |\): )(https?://[^)\s]+)`)
-)
-
 func startSpid(path string, brokers []string) (*spidChild, error) {
-	dir, err := os.MkdirTemp("", "kafkabench-spid-")
+	sp, err := benchkit.StartSpid(path, "kafkabench", 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &spidChild{cmd: cmd, dataDir: dir, brokers: strings.Join(brokers, ",")}
-	found := make(chan [2]string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		admin := ""
-		for sc.Scan() {
-			if m := printedAdmin.FindStringSubmatch(sc.Text()); m != nil {
-				admin = m[1]
-			}
-			if m := printedURI.FindStringSubmatch(sc.Text()); m != nil {
-				found <- [2]string{m[1], admin}
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	var uri string
-	select {
-	case m := <-found:
-		uri, s.admin = m[0], m[1]
-	case <-time.After(30 * time.Second):
-		s.stop()
-		return nil, errors.New("spid did not start")
-	}
-	b, err := os.ReadFile(dir + "/initial-credentials.json")
-	if err != nil {
-		s.stop()
-		return nil, err
-	}
-	var creds struct {
-		GroupID    string `json:"groupId"`
-		PublicKey  string `json:"publicKey"`
-		PrivateKey string `json:"privateKey"`
-		Username   string `json:"username"`
-		Password   string `json:"password"`
-	}
-	if err := json.Unmarshal(b, &creds); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("initial-credentials.json: %w", err)
-	}
-	s.group = creds.GroupID
-	s.http = &http.Client{Transport: &digest.Transport{Username: creds.PublicKey, Password: creds.PrivateKey}, Timeout: 30 * time.Second}
-	s.client, err = mongo.Connect(options.Client().ApplyURI(uri).SetDirect(true).SetTimeout(30 * time.Second).
-		SetAuth(options.Credential{AuthSource: "admin", Username: creds.Username, Password: creds.Password}))
-	if err != nil {
-		s.stop()
-		return nil, err
-	}
-	return s, nil
-}
-
-func (s *spidChild) stop() {
-	if s.client != nil {
-		_ = s.client.Disconnect(context.Background())
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
-	}
-	_ = os.RemoveAll(s.dataDir)
+	return &spidChild{Spid: sp, brokers: strings.Join(brokers, ",")}, nil
 }
 
 // connection creates the Kafka connection "bench" to the broker through the Admin API, once.
@@ -653,22 +529,9 @@ func (s *spidChild) connection() error {
 	if s.connected {
 		return nil
 	}
-	body, _ := json.Marshal(map[string]any{"name": "bench", "type": "Kafka", "bootstrapServers": s.brokers,
-		"security": map[string]any{"protocol": "PLAINTEXT"}})
-	req, err := http.NewRequest("POST", s.admin+"/api/atlas/v2/groups/"+s.group+"/streams/default/connections", bytes.NewReader(body))
-	if err != nil {
+	if err := s.CreateConnection(map[string]any{"name": "bench", "type": "Kafka", "bootstrapServers": s.brokers,
+		"security": map[string]any{"protocol": "PLAINTEXT"}}); err != nil {
 		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/vnd.atlas.2023-02-01+json")
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("creating the Kafka connection: %d %s", resp.StatusCode, out)
 	}
 	s.connected = true
 	return nil
@@ -687,7 +550,7 @@ func (s *spidChild) processor(ctx context.Context, name, in, out string) (func()
 		bson.D{{Key: "$addFields", Value: bson.D{{Key: "fahrenheit", Value: bson.D{{Key: "$add", Value: bson.A{32, bson.D{{Key: "$multiply", Value: bson.A{"$temp", 1.8}}}}}}}}}},
 		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "bench"}, {Key: "topic", Value: out}}}},
 	}
-	db := s.client.Database("admin")
+	db := s.Client.Database("admin")
 	if err := db.RunCommand(ctx, bson.D{{Key: "createStreamProcessor", Value: name}, {Key: "pipeline", Value: pipe}}).Err(); err != nil {
 		return nil, fmt.Errorf("createStreamProcessor: %w", err)
 	}

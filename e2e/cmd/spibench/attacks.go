@@ -36,7 +36,7 @@ type attack struct {
 // child process (this program with -attack) at nice 19, so that the ratio measures what the
 // attack costs spid rather than the attacker's own competition with the client for the CPUs.
 func attackBench(cfg config, spid *child) error {
-	u, err := url.Parse(spid.uri)
+	u, err := url.Parse(spid.URI)
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func attackBench(cfg config, spid *child) error {
 					return fmt.Errorf("%s: %w", a.name, err)
 				}
 			}
-			r, err := measure(spid.uri, spid.cred, 1, cfg.duration)
+			r, err := measure(spid.URI, spid.cred, 1, cfg.duration)
 			stop()
 			if err != nil {
 				return fmt.Errorf("ping under %s: %w", a.name, err)

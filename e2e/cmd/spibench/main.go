@@ -17,7 +17,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -26,13 +25,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,11 +37,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/xdg-go/scram"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/spi-streams/spi/e2e/internal/benchkit"
 )
 
 func main() {
@@ -68,7 +65,7 @@ func main() {
 		return
 	}
 	if *serveFerret {
-		if err := serveFerretDB(); err != nil {
+		if err := benchkit.ServeFerretDB("spibench"); err != nil {
 			fmt.Fprintln(os.Stderr, "ferretdb:", err)
 			os.Exit(1)
 		}
@@ -91,56 +88,19 @@ func main() {
 	}
 }
 
-var uriLine = regexp.MustCompile(`(mongodb://[^"\s]+)`)
-
-// child is a server running as a subprocess.
+// child is a server running as a subprocess (benchkit.Child) and the credential a client
+// logs in with.
 type child struct {
-	name string
-	cmd  *exec.Cmd
-	uri  string
+	*benchkit.Child
 	cred *options.Credential // nil: unauthenticated
 }
 
 func startChild(name string, path string, args ...string) (*child, error) {
-	cmd := exec.Command(path, args...)
-	cmd.Stderr = io.Discard
-	out, err := cmd.StdoutPipe()
+	c, err := benchkit.StartChild(name, path, args...)
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	uri := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if m := uriLine.FindString(sc.Text()); m != "" {
-				uri <- m
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case u := <-uri:
-		return &child{name: name, cmd: cmd, uri: u}, nil
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("%s did not start", name)
-	}
-}
-
-func (c *child) stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-done
-	}
+	return &child{Child: c}, nil
 }
 
 type result struct {
@@ -191,7 +151,7 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	defer spid.stop()
+	defer spid.Stop()
 	// spid writes the file before it announces the data plane.
 	b, err := os.ReadFile(dataDir + "/initial-credentials.json")
 	if err != nil {
@@ -210,20 +170,20 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	defer ref.stop()
+	defer ref.Stop()
 	// Embedded FerretDB v1 may not take SCRAM credentials: use them only if it does.
 	ref.cred = spid.cred
 	refAuth := "authenticated the same way"
-	if err := pingOnce(ref.uri, ref.cred); err != nil {
+	if err := pingOnce(ref.URI, ref.cred); err != nil {
 		ref.cred = nil
 		refAuth = "unauthenticated, as it rejects the login: " + lastPart(err.Error())
-		if err := pingOnce(ref.uri, nil); err != nil {
+		if err := pingOnce(ref.URI, nil); err != nil {
 			return fmt.Errorf("FerretDB: %w", err)
 		}
 	}
 
 	fmt.Printf("ping round trips per second, Go driver v2, %d round(s) of %s each, median reported\n", cfg.rounds, cfg.duration)
-	fmt.Printf("reference: FerretDB v1.24.2 embedded (SQLite), its own process; client and servers share %d CPUs\n", nproc())
+	fmt.Printf("reference: FerretDB v1.24.2 embedded (SQLite), its own process; client and servers share %d CPUs\n", benchkit.NProc())
 	fmt.Printf("spid: each pooled connection logs in as %q (SCRAM-SHA-256) before measuring; FerretDB: %s\n\n", creds.Username, refAuth)
 	fmt.Printf("%-8s  %-9s  %12s  %9s  %9s\n", "clients", "server", "pings/s", "p50", "p99")
 	for _, n := range cfg.clients {
@@ -231,11 +191,11 @@ func run(cfg config) error {
 		for range cfg.rounds {
 			// Alternate servers within each round so drift in machine load hits both alike.
 			for _, c := range []*child{spid, ref} {
-				got, err := measure(c.uri, c.cred, n, cfg.duration)
+				got, err := measure(c.URI, c.cred, n, cfg.duration)
 				if err != nil {
-					return fmt.Errorf("%s with %d clients: %w", c.name, n, err)
+					return fmt.Errorf("%s with %d clients: %w", c.Name, n, err)
 				}
-				res[c.name] = append(res[c.name], got)
+				res[c.Name] = append(res[c.Name], got)
 			}
 		}
 		s, f := median(res["spid"]), median(res["FerretDB"])
@@ -362,70 +322,14 @@ func measure(uri string, cred *options.Credential, n int, d time.Duration) (resu
 	}, nil
 }
 
-func nproc() int {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return 0
-	}
-	return strings.Count(string(b), "processor\t:")
-}
-
-// serveFerretDB runs embedded FerretDB on a free loopback port until SIGTERM.
-func serveFerretDB() error {
-	dir, err := os.MkdirTemp("", "spibench-ferretdb-")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: addr},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
-		Logger:    slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := f.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "ferretdb:", err)
-		}
-	}()
-	// Wait until it accepts connections before announcing the URI.
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			_ = c.Close()
-			break
-		}
-		if i > 200 {
-			return fmt.Errorf("FerretDB did not start listening on %s", addr)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	fmt.Printf("ready %s\n", f.MongoDBURI())
-	<-done
-	return nil
-}
-
 // loginBench measures spid's CPU time per SCRAM-SHA-256 login and per connection with one hello,
 // and the client-side cost of one key derivation as the yardstick.
 func loginBench(cfg config, spid *child, creds initialCredentials) error {
-	u, err := url.Parse(spid.uri)
+	u, err := url.Parse(spid.URI)
 	if err != nil {
 		return err
 	}
-	addr, pid := u.Host, spid.cmd.Process.Pid
+	addr, pid := u.Host, spid.Cmd.Process.Pid
 	tick, tickSource := clockTick()
 	if _, err := procCPU(pid, tick); err != nil {
 		return fmt.Errorf("reading spid's CPU time: %w", err)
