@@ -172,8 +172,11 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 	if c == nil || c.Cluster == nil {
 		return nil, connectors.Invalid("connection has no Cluster settings")
 	}
+	if sink.Stage == "$emit" {
+		return newTimeSeries(env, sink)
+	}
 	if sink.Stage != "$merge" {
-		return nil, connectors.Invalid("%s to a Cluster connection is not supported yet by spid; use $merge", sink.Stage)
+		return nil, connectors.Invalid("%s to a Cluster connection is not supported by spid; use $merge, or $emit to a time series collection", sink.Stage)
 	}
 	spec, err := parseMerge(sink.Options)
 	if err != nil {

@@ -200,8 +200,8 @@ func TestRefusedOptions(t *testing.T) {
 			t.Errorf("%v %v: %v, want 420 with %q", tc.extra, tc.into, err, tc.want)
 		}
 	}
-	if _, err := NewSink(env("readWriteAnyDatabase", "BUILT_IN"), &pipeline.Sink{Stage: "$emit", Options: raw(t, bson.D{})}); err == nil || !strings.Contains(err.Error(), "$emit to a Cluster connection is not supported yet") {
-		t.Errorf("$emit: %v", err)
+	if _, err := NewSink(env("readWriteAnyDatabase", "BUILT_IN"), &pipeline.Sink{Stage: "$https", Options: raw(t, bson.D{})}); err == nil || !strings.Contains(err.Error(), "$https to a Cluster connection is not supported") {
+		t.Errorf("$https: %v", err)
 	}
 }
 
