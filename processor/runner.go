@@ -155,7 +155,8 @@ func (r *runner) supervise() {
 		// rather than a cursor that stays empty while the runtime retries.
 		if !e.Retryable || r.p.ephemeral || now.Sub(firstFailure)+backoff > r.m.cfg.RetryTimeout {
 			if e.Retryable && !r.p.ephemeral {
-				e = &Error{Code: e.Code, Retryable: true, Msg: fmt.Sprintf("%s (retried for %s)", e.Msg, now.Sub(firstFailure).Round(time.Second))}
+				e = &Error{Code: e.Code, Retryable: true, Msg: fmt.Sprintf("%s (retried for %s; the retry window is %s)", e.Msg,
+					now.Sub(firstFailure).Round(time.Second), r.m.cfg.RetryTimeout)}
 			}
 			// Recording the failure takes the processor's lock, which a concurrent stop holds
 			// while it waits for this runner to end: record it once the runner has ended.
