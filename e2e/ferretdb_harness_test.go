@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,16 +19,51 @@ import (
 // It returns its mongodb:// URI.
 func startFerretDB(t *testing.T) string {
 	t.Helper()
+	return startFerret(t).URI
+}
+
+// ferret is an embedded FerretDB that a test may stop and start again on the same address
+// with the same SQLite directory, as a deployment that goes down and comes back with its data.
+type ferret struct {
+	URI  string // mongodb://<Addr>/
+	Addr string // 127.0.0.1:<port>
+	dir  string
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // nil while stopped
+	done   chan struct{}
+}
+
+// startFerret starts a restartable FerretDB on a free loopback port; it is stopped when the
+// test ends.
+func startFerret(t *testing.T) *ferret {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: addr},
+	f := &ferret{Addr: addr, dir: t.TempDir()}
+	f.Start(t)
+	t.Cleanup(func() { f.Stop(t) })
+	return f
+}
+
+// Start runs FerretDB on f's address and directory and waits until it accepts connections.
+// The port was free when startFerret picked it; another process could take it while FerretDB
+// is stopped, which fails the test here rather than silently moving the deployment.
+func (f *ferret) Start(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cancel != nil {
+		t.Fatal("FerretDB is already running")
+	}
+	db, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: f.Addr},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + t.TempDir() + "/",
+		SQLiteURL: "file:" + f.dir + "/",
 		Logger:    slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -37,19 +73,38 @@ func startFerretDB(t *testing.T) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := f.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := db.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("ferretdb: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
-	waitUntil(t, "FerretDB listening", func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+	f.cancel, f.done = cancel, done
+	waitUntil(t, "FerretDB listening on "+f.Addr, func() bool {
+		select {
+		case <-done:
+			t.Fatalf("FerretDB on %s ended before it listened", f.Addr)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", f.Addr, time.Second)
 		if err == nil {
 			_ = c.Close()
 		}
 		return err == nil
 	})
-	return f.MongoDBURI()
+	f.URI = db.MongoDBURI() // once listening: FerretDB knows its address only then
+}
+
+// Stop ends FerretDB and waits until it has closed its listener and its clients' connections.
+// Stopping a stopped FerretDB does nothing.
+func (f *ferret) Stop(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cancel == nil {
+		return
+	}
+	f.cancel()
+	<-f.done
+	f.cancel = nil
 }
 
 // connectFerret is a Go driver client of FerretDB, disconnected when the test ends.

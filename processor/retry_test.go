@@ -202,3 +202,130 @@ func TestProcessFailsAtFirstError(t *testing.T) {
 		t.Fatalf("getMore: %v", got)
 	}
 }
+
+// TestRetryWindowAfterRecovery: the retry window runs from the first failure of a series, not
+// of the processor's life. A processor that failed, recovered and committed checkpoints for
+// longer than the window is retried again at its next transient failure, rather than FAILED at
+// once because its first failure lies further back than the window (spec §4.5).
+func TestRetryWindowAfterRecovery(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	if benchDocs == nil {
+		makeBenchDocs()
+	}
+	st := newStore(t)
+	if err := st.Update(func(tx *store.Txn) error {
+		return tx.PutConnection(store.Connection{Workspace: "w", Name: "flaky", Type: "Flaky"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const window = 1500 * time.Millisecond
+	m := processor.NewManager(processor.Config{Store: st, RetryTimeout: window, CheckpointInterval: 50 * time.Millisecond})
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	p := pipe(t, bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "flaky"}}}},
+		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "__discard"}}}})
+	if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: "again", Pipeline: p}); err != nil {
+		t.Fatal(err)
+	}
+	flakyErr.Store(connectors.Retryable(errors.New("connection refused")))
+	defer flakyFailures.Store(0)
+	notFailed := func() processor.Info {
+		i, _ := m.Get("w", "again")
+		if i.State == store.StateFailed {
+			t.Fatalf("FAILED: %d %s", i.ErrorCode, i.ErrorMsg)
+		}
+		return i
+	}
+	for round := range 2 {
+		flakyFailures.Store(1)
+		if round == 0 {
+			if err := m.Start("w", "again", processor.StartOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "the error while retrying", func() bool { return notFailed().ErrorMsg == "connection refused" })
+		waitFor(t, "a checkpoint after the retry", func() bool { i := notFailed(); return i.ErrorMsg == "" && i.Stats.InputCount > 0 })
+		if round == 0 {
+			// Run, committing checkpoints, past the window of the first failure.
+			time.Sleep(window + 500*time.Millisecond)
+		}
+	}
+	if err := m.Stop(context.Background(), "w", "again"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// slowSink is a fake sink, acceptable for the same reason as flaky: each write takes 5 ms, so
+// the engine runs ahead of it by the queue between them, and a write fails with a retryable
+// error while slowSinkFailures > 0.
+type slowSink struct{}
+
+var slowSinkFailures atomic.Int64
+
+func (slowSink) WriteBatch(ctx context.Context, _ []bson.Raw) ([]bson.Raw, error) {
+	if slowSinkFailures.Add(-1) >= 0 {
+		return nil, connectors.Retryable(errors.New("deployment unreachable"))
+	}
+	select {
+	case <-time.After(5 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	return nil, nil
+}
+func (slowSink) Flush(context.Context) error { return nil }
+func (slowSink) Close() error                { return nil }
+
+func init() {
+	connectors.Register(connectors.Type{Name: "SlowSink", NewSink: func(connectors.Env, *pipeline.Sink) (connectors.Sink, error) {
+		return slowSink{}, nil
+	}})
+}
+
+// TestRetryCountsEachInputOnce: a checkpoint records the inputs before its barrier, though
+// the engine has counted more by the time the sink flushes it; so after a retry from that
+// checkpoint, which reads those inputs again, inputMessageCount still counts each input once
+// and equals outputMessageCount for a pipeline that outputs every input.
+func TestRetryCountsEachInputOnce(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := newStore(t)
+	if err := st.Update(func(tx *store.Txn) error {
+		return tx.PutConnection(store.Connection{Workspace: "w", Name: "slow", Type: "SlowSink"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := processor.NewManager(processor.Config{Store: st, RetryTimeout: time.Minute, CheckpointInterval: 20 * time.Millisecond})
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	p := pipe(t, bson.D{{Key: "$source", Value: bson.D{{Key: "connectionName", Value: "sample_stream_solar"},
+		{Key: "config", Value: bson.D{{Key: "rate", Value: 20000}, {Key: "seed", Value: 3}}}}}},
+		bson.D{{Key: "$emit", Value: bson.D{{Key: "connectionName", Value: "slow"}, {Key: "topic", Value: "t"}}}})
+	if _, err := m.Create(processor.CreateRequest{Workspace: "w", Name: "once", Pipeline: p}); err != nil {
+		t.Fatal(err)
+	}
+	defer slowSinkFailures.Store(0)
+	if err := m.Start("w", "once", processor.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		before, _ := m.Get("w", "once")
+		waitFor(t, "checkpoints", func() bool {
+			i, _ := m.Get("w", "once")
+			return i.ErrorMsg == "" && i.Stats.OutputCount > before.Stats.OutputCount+1000
+		})
+		slowSinkFailures.Store(1)
+		waitFor(t, "the retry", func() bool { i, _ := m.Get("w", "once"); return i.ErrorMsg != "" })
+	}
+	waitFor(t, "a checkpoint after the last retry", func() bool { i, _ := m.Get("w", "once"); return i.ErrorMsg == "" })
+	if err := m.Stop(context.Background(), "w", "once"); err != nil {
+		t.Fatal(err)
+	}
+	i, _ := m.Get("w", "once")
+	if i.Stats.InputCount != i.Stats.OutputCount {
+		t.Fatalf("after three retries: inputMessageCount %d, outputMessageCount %d", i.Stats.InputCount, i.Stats.OutputCount)
+	}
+	t.Logf("%d inputs", i.Stats.InputCount)
+}

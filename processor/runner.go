@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -47,6 +48,9 @@ type runner struct {
 	// stopReq carries the final barrier of a stop to the running attempt.
 	stopReq chan *barrier
 	done    chan struct{}
+	// commits counts the checkpoints the runner's attempts committed: an attempt that
+	// committed one made progress, and the retry window starts again at its failure.
+	commits atomic.Int64
 }
 
 // barrier is a checkpoint barrier on its way from the source to the sink.
@@ -57,8 +61,12 @@ type barrier struct {
 	positions []store.SplitPosition
 	state     []byte
 	watermark int64
-	// counters are the processor's counts when the sink flushed the barrier.
-	counters store.Counters
+	// counters are the processor's counts as of the barrier: the inputs the engine had counted
+	// when it reached the barrier (inCount, inBytes: it counts the batches after it while the
+	// sink is still writing), the outputs and dead letters the sink had written when it
+	// flushed the barrier.
+	counters         store.Counters
+	inCount, inBytes int64
 	// committed receives the outcome once the sink flushed and the checkpoint is stored.
 	committed chan error
 }
@@ -119,7 +127,10 @@ func (r *runner) stop(ctx context.Context) error {
 	return err
 }
 
-// supervise runs attempts until a stop, a permanent error, or the retry window's end.
+// supervise runs attempts until a stop, a permanent error, or the retry window's end. The
+// window (Config.RetryTimeout, spec §4.5: limited restarts over 5 minutes) runs from the first
+// failure of a series: an attempt that committed a checkpoint before it failed recovered from
+// the failures before it, so its own failure starts a new window with the first backoff.
 func (r *runner) supervise() {
 	defer close(r.done)
 	defer r.cancel()
@@ -127,12 +138,16 @@ func (r *runner) supervise() {
 	var firstFailure time.Time
 	backoff := time.Second
 	for {
+		commits := r.commits.Load()
 		err := r.attempt()
 		if err == nil || r.ctx.Err() != nil {
 			return
 		}
 		e := classify(err)
 		now := time.Now()
+		if r.commits.Load() > commits {
+			firstFailure, backoff = time.Time{}, time.Second
+		}
 		if firstFailure.IsZero() {
 			firstFailure = now
 		}
@@ -140,7 +155,8 @@ func (r *runner) supervise() {
 		// rather than a cursor that stays empty while the runtime retries.
 		if !e.Retryable || r.p.ephemeral || now.Sub(firstFailure)+backoff > r.m.cfg.RetryTimeout {
 			if e.Retryable && !r.p.ephemeral {
-				e = &Error{Code: e.Code, Retryable: true, Msg: fmt.Sprintf("%s (retried for %s)", e.Msg, now.Sub(firstFailure).Round(time.Second))}
+				e = &Error{Code: e.Code, Retryable: true, Msg: fmt.Sprintf("%s (retried for %s; the retry window is %s)", e.Msg,
+					now.Sub(firstFailure).Round(time.Second), r.m.cfg.RetryTimeout)}
 			}
 			// Recording the failure takes the processor's lock, which a concurrent stop holds
 			// while it waits for this runner to end: record it once the runner has ended.
@@ -491,6 +507,7 @@ func (l *loop) engineLoop(ctx context.Context) error {
 				return &Error{Code: CodeInternalError, Msg: "snapshotting operator state: " + err.Error()}
 			}
 			b.state, b.watermark = state, l.eng.Watermark()
+			b.inCount, b.inBytes = st.inCount.Load(), st.inBytes.Load()
 			if err := send(ctx, l.outs, out{barrier: b}); err != nil {
 				return nil
 			}
@@ -650,6 +667,9 @@ func (l *loop) flush(ctx context.Context, b *barrier) error {
 		}
 	}
 	b.counters = l.r.p.stats.counters()
+	// A restored checkpoint's input count must be the inputs before its positions, which the
+	// next attempt reads again, not those the engine went on counting after the barrier.
+	b.counters.InputCount, b.counters.InputSize = b.inCount, b.inBytes
 	r := l.r
 	r.m.log.Debug("checkpoint barrier flushed", "workspace", r.rec.Workspace, "processor", r.rec.Name, "checkpoint", b.id)
 	return nil
@@ -679,6 +699,7 @@ func (l *loop) commit(ctx context.Context, b *barrier) error {
 		return err
 	}
 	r.p.stats.checkpointed()
+	r.commits.Add(1)
 	// Every few seconds per processor: the periodic ones at debug level, the final one (a stop)
 	// at info.
 	level := slog.LevelDebug

@@ -475,7 +475,7 @@ func (s *Sink) deadLetter(d bson.Raw, reason string) bson.Raw {
 // naming the deployment's hosts and the namespace, never a credential.
 func (s *Sink) connError(err error) error {
 	return &connectors.Error{Retryable: true, Code: connectors.CodeAtlasConnection,
-		Err: fmt.Errorf("%s %s.%s on %s: %s", s.what, s.spec.db, s.spec.coll, s.hosts, s.scrub(err.Error()))}
+		Err: fmt.Errorf("%s %s.%s on %s: %s", s.what, s.spec.db, s.spec.coll, s.hosts, s.scrub(describe(err)))}
 }
 
 // scrub removes the connection's password from a message, should a driver message ever carry it.
