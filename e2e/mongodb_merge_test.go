@@ -144,7 +144,7 @@ func TestMergeIntoFerretDB(t *testing.T) {
 		want string
 	}{
 		{"ro", nil, "execute-as role readAnyDatabase may not"},
-		{"fdb", bson.D{{Key: "whenMatched", Value: "fail"}}, "not supported yet"},
+		{"fdb", bson.D{{Key: "whenMatched", Value: "fail"}, {Key: "whenNotMatched", Value: "discard"}}, "not a supported combination"},
 		{"fdb", bson.D{{Key: "whenMatched", Value: "keepExisting"}, {Key: "whenNotMatched", Value: "discard"}}, "not a supported combination"},
 	} {
 		merge := append(bson.D{{Key: "into", Value: bson.D{{Key: "connectionName", Value: tc.conn}, {Key: "db", Value: "db"}, {Key: "coll", Value: "refused"}}}}, tc.opts...)
