@@ -117,7 +117,7 @@ func TestMergeModes(t *testing.T) {
 			want: map[string][]string{"": {`{"_id":1,"a":1,"b":"a","c":"z","prev":10}`, `{"_id":3,"a":3,"b":"c","prev":30}`, four}}},
 		// A compound on, other than _id: matched by (k, r); the new document gets an _id.
 		{name: "compound_on", input: `[{"k": "x", "r": 1, "v": 1}, {"k": "y", "r": 1, "v": 2}, {"k": "x", "r": 2, "v": 3}]`,
-			seed: `[{"_id": 10, "k": "x", "r": 1, "v": 0, "w": true}, {"_id": 11, "k": "x", "r": 2, "v": 0}, {"_id": 12, "k": "y", "r": 2, "v": 0}]`,
+			seed:  `[{"_id": 10, "k": "x", "r": 1, "v": 0, "w": true}, {"_id": 11, "k": "x", "r": 2, "v": 0}, {"_id": 12, "k": "y", "r": 2, "v": 0}]`,
 			merge: `{"on": ["k", "r"], "whenMatched": "merge", "whenNotMatched": "insert"}`, out: 3,
 			want: map[string][]string{"": {`{"_id":10,"k":"x","r":1,"v":1,"w":true}`, `{"_id":11,"k":"x","r":2,"v":3}`, `{"_id":12,"k":"y","r":2,"v":0}`, `{"k":"y","r":1,"v":2}`}}},
 		{name: "compound_on_fail", input: `[{"k": "x", "r": 1, "v": 1}, {"k": "y", "r": 1, "v": 2}]`,

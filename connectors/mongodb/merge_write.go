@@ -427,7 +427,7 @@ func (s *Sink) model(t *target, it item, matched map[string]bson.Raw) (mongo.Wri
 		case "discard":
 			return nil, ""
 		case "fail":
-			return nil, fmt.Sprintf("$merge into %s: no document matches %s and whenNotMatched is fail (MongoDB's MergeStageNoMatchingDocument, code 13113)", t.ns, bson.Raw(it.filter))
+			return nil, fmt.Sprintf("$merge into %s: no document matches %s and whenNotMatched is fail (MongoDB's MergeStageNoMatchingDocument, code 13113)", t.ns, it.filter)
 		}
 		if it.wm != "pipeline" {
 			return mongo.NewInsertOneModel().SetDocument(it.doc), ""
@@ -444,7 +444,7 @@ func (s *Sink) model(t *target, it item, matched map[string]bson.Raw) (mongo.Wri
 	}
 	switch it.wm {
 	case "fail":
-		return nil, fmt.Sprintf("$merge into %s: a document matches %s and whenMatched is fail (MongoDB's $merge fails with DuplicateKey, code 11000)", t.ns, bson.Raw(it.filter))
+		return nil, fmt.Sprintf("$merge into %s: a document matches %s and whenMatched is fail (MongoDB's $merge fails with DuplicateKey, code 11000)", t.ns, it.filter)
 	case "delete":
 		return mongo.NewDeleteOneModel().SetFilter(it.filter), ""
 	case "replace":
