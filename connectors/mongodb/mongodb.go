@@ -1,19 +1,21 @@
 // Package mongodb is the Cluster connection type (spec §7): a $merge sink that writes to a
-// MongoDB deployment with the Go driver, under the connection's execute-as role (spec §6.3).
+// MongoDB deployment with the Go driver, under the connection's execute-as role (spec §6.3), and
+// the writer of a processor's dead-letter collection.
 //
-// This first increment supports $merge (spec §3.8) with a static into.db and into.coll; on as a
-// field or an array of fields (default _id); whenMatched merge (default), replace or
-// keepExisting; whenNotMatched insert (default) or discard. Everything else — dynamic targets,
-// whenMatched fail, delete or a pipeline, whenNotMatched fail or an expression, let,
-// parallelism above 1, $emit to a time-series collection — is refused at create with code 420
-// (StreamProcessorInvalidOptions) saying it is not supported yet. The execute-as role may be
+// $merge (spec §3.8, MongoDB manual "$merge") takes a static or expression into.db/into.coll
+// (at most 1,000 distinct targets), on as a field or an array of fields (default _id),
+// whenMatched replace, keepExisting, merge (default), delete, fail, an update pipeline (with
+// $$new and let) or an expression, whenNotMatched insert (default), discard, fail or an
+// expression, parallelism (targets written at once) and batchSize (writes per bulk write, a spid
+// extension). merge_spec.go reads the stage; merge_write.go writes. The execute-as role may be
 // BUILT_IN or one of the project's CUSTOM roles (read through connectors.Env.Roles).
 //
 // Each WriteBatch is one or more unordered bulk writes, synchronous, keyed by the on fields, so
 // a batch that returns is acknowledged and a replayed batch leaves the same collection
-// (idempotent). Semantics follow MongoDB's $merge manual page: the on fields must be present in
-// each document (not null, not an array); a document that lacks one, or that the deployment
-// refuses (duplicate key, too large), becomes a dead-letter record.
+// (idempotent). What mongod reports as an error of the aggregation for one document (an on
+// field missing, null or an array; a match under whenMatched fail; no match under
+// whenNotMatched fail; a duplicate key; a document too large) is a dead-letter record here, as
+// spec §4.5 says of per-document errors.
 package mongodb
 
 import (
