@@ -113,15 +113,15 @@ func TestProbedModels(t *testing.T) {
 		want    string // model type, or the reason's start
 	}{
 		{"fail", "insert", true, "a document matches"},
-		{"fail", "insert", false, "*mongo.InsertOneModel"},
+		{"fail", "insert", false, "*mongo.ReplaceOneModel"},
 		{"replace", "fail", false, "no document matches"},
 		{"replace", "fail", true, "*mongo.ReplaceOneModel"},
 		{"merge", "fail", true, "*mongo.UpdateOneModel"},
 		{"delete", "insert", true, "*mongo.DeleteOneModel"},
-		{"delete", "insert", false, "*mongo.InsertOneModel"},
+		{"delete", "insert", false, "*mongo.ReplaceOneModel"},
 		{"delete", "fail", false, "no document matches"},
 		{"pipeline", "insert", true, "*mongo.ReplaceOneModel"},
-		{"pipeline", "insert", false, "*mongo.InsertOneModel"},
+		{"pipeline", "insert", false, "*mongo.ReplaceOneModel"},
 		{"pipeline", "discard", false, "<nil>"},
 		{"pipeline", "fail", false, "no document matches"},
 	} {
@@ -152,7 +152,7 @@ func TestProbedModels(t *testing.T) {
 		if !strings.Contains(got, tc.want) {
 			t.Errorf("%s/%s matched %v: %s, want %s", tc.wm, tc.wnm, tc.matched, got, tc.want)
 		}
-		if r, ok := m.(*mongo.ReplaceOneModel); ok && tc.wm == "pipeline" {
+		if r, ok := m.(*mongo.ReplaceOneModel); ok && tc.wm == "pipeline" && tc.matched {
 			if got := r.Replacement.(bson.Raw).String(); got != `{"_id": {"$numberInt":"1"},"a": {"$numberInt":"1"},"b": {"$numberInt":"1"},"x": {"$numberInt":"2"}}` {
 				t.Errorf("pipeline replacement %s", got)
 			}

@@ -402,7 +402,7 @@ func (s *Sink) probe(ctx context.Context, t *target, items []item) (map[string]b
 
 // model builds the write of one item (MongoDB manual, $merge): replace is a replacement, merge
 // {$set: doc}, keepExisting {$setOnInsert: doc}, delete a deleteOne, fail an insert of what
-// matches nothing, a pipeline the replacement of the matched document by the pipeline's result
+// matches nothing (an upsert of the filter, so that it can be sent again), a pipeline the replacement of the matched document by the pipeline's result
 // (computed here, with $$new and let bound); whenNotMatched insert makes a write an upsert or
 // an insert, discard writes nothing new, and fail turns an unmatched document into a dead
 // letter. matched holds the probed documents by key when the modes need them. A nil model with
@@ -429,8 +429,10 @@ func (s *Sink) model(t *target, it item, matched map[string]bson.Raw) (mongo.Wri
 		case "fail":
 			return nil, fmt.Sprintf("$merge into %s: no document matches %s and whenNotMatched is fail (MongoDB's MergeStageNoMatchingDocument, code 13113)", t.ns, it.filter)
 		}
+		// An insert, written as an upsert of the filter so that sending it again (after a
+		// partial failure of the bulk write) changes nothing.
 		if it.wm != "pipeline" {
-			return mongo.NewInsertOneModel().SetDocument(it.doc), ""
+			return mongo.NewReplaceOneModel().SetFilter(it.filter).SetReplacement(it.doc).SetUpsert(true), ""
 		}
 		// An upsert through a pipeline: the pipeline runs over the filter's fields.
 		out, reason := s.applyPipeline(it, onDocument(it.filter))
@@ -440,7 +442,7 @@ func (s *Sink) model(t *target, it item, matched map[string]bson.Raw) (mongo.Wri
 		if _, err := out.LookupErr("_id"); err != nil {
 			out = withID(out)
 		}
-		return mongo.NewInsertOneModel().SetDocument(out), ""
+		return mongo.NewReplaceOneModel().SetFilter(idFilter(out.Lookup("_id"))).SetReplacement(out).SetUpsert(true), ""
 	}
 	switch it.wm {
 	case "fail":
@@ -463,16 +465,25 @@ func (s *Sink) model(t *target, it item, matched map[string]bson.Raw) (mongo.Wri
 	} else if !v.Equal(id) {
 		return nil, fmt.Sprintf("$merge into %s: the whenMatched pipeline changes the matched document's _id, which is immutable (MongoDB's ImmutableField, code 66)", t.ns)
 	}
+	return mongo.NewReplaceOneModel().SetFilter(idFilter(id)).SetReplacement(out), ""
+}
+
+// idFilter is {_id: id}.
+func idFilter(id bson.RawValue) bson.Raw {
 	idx, f := bsoncore.AppendDocumentStart(nil)
 	f = bsoncore.AppendValueElement(f, "_id", bsoncore.Value{Type: bsoncore.Type(id.Type), Data: id.Value})
 	f, _ = bsoncore.AppendDocumentEnd(f, idx)
-	return mongo.NewReplaceOneModel().SetFilter(bson.Raw(f)).SetReplacement(out), ""
+	return f
 }
 
 // applyPipeline runs the whenMatched pipeline over doc.
 func (s *Sink) applyPipeline(it item, doc bson.Raw) (bson.Raw, string) {
 	stages := s.spec.wmStages
-	if s.spec.usesVars {
+	if !s.spec.usesVars {
+		// The compiled stages are shared by the targets written in parallel.
+		s.pipeMu.Lock()
+		defer s.pipeMu.Unlock()
+	} else {
 		rewritten, _ := substituteVars(s.spec.wmPipeline, it.vars)
 		var err error
 		if stages, err = pipeline.ParseUpdateStages(rewritten); err != nil {

@@ -22,6 +22,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -71,6 +72,7 @@ type Sink struct {
 	// maxTargets for a dynamic target). Used by WriteBatch's goroutine only.
 	targets map[authz.Namespace]*target
 	evalEnv expr.Env
+	pipeMu  sync.Mutex // serializes a whenMatched pipeline's shared compiled stages
 }
 
 // NewSink reads a Cluster connection and a $merge stage, and checks the connection's execute-as
