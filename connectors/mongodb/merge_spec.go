@@ -81,6 +81,11 @@ type mergeSpec struct {
 // dynamic says whether the target is evaluated per document.
 func (m *mergeSpec) dynamic() bool { return m.dbExpr != nil || m.collExpr != nil }
 
+// evaluates says whether any expression is evaluated per document.
+func (m *mergeSpec) evaluates() bool {
+	return m.dynamic() || m.wmExpr != nil || m.wnmExpr != nil || len(m.let) > 0
+}
+
 // nsError says why db.coll is not a namespace $merge may write to, or "".
 func nsError(db, coll string) string {
 	switch {

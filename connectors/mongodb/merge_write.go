@@ -124,8 +124,11 @@ func (s *Sink) resolve(d bson.Raw) (*target, item, string) {
 	}
 	env := &s.evalEnv
 	env.Root, env.Meta, env.MetaDoc = d, nil, nil
-	if v, err := d.LookupErr(s.meta); err == nil {
-		env.MetaDoc, _ = v.DocumentOK()
+	if s.spec.evaluates() {
+		// Only expressions read the stream metadata ({$meta: ...}).
+		if v, err := d.LookupErr(s.meta); err == nil {
+			env.MetaDoc, _ = v.DocumentOK()
+		}
 	}
 	ns := authz.Namespace{DB: s.spec.db, Coll: s.spec.coll}
 	if s.spec.dbExpr != nil {
