@@ -17,7 +17,7 @@ import (
 // $merge into a MongoDB deployment (embedded FerretDB) through a Cluster connection: each
 // supported whenMatched × whenNotMatched mode leaves the collection MongoDB's $merge manual
 // says, with the same _id repeated across the input; a document without its on field is a
-// dead letter; an execute-as role that may not write, and the modes not supported yet, are
+// dead letter; an execute-as role that may not write, and a mode pair MongoDB refuses, are
 // refused at create with 420; no credential reaches a reply or spid's log.
 func TestMergeIntoFerretDB(t *testing.T) {
 	t.Parallel()
@@ -136,15 +136,15 @@ func TestMergeIntoFerretDB(t *testing.T) {
 		t.Errorf("keyed: %v, want %v", keyed, want)
 	}
 
-	// Refused at create with 420: an execute-as role that may not write, and what is not
-	// supported yet.
+	// Refused at create with 420: an execute-as role that may not write, and a mode pair
+	// MongoDB refuses.
 	for _, tc := range []struct {
 		conn string
 		opts bson.D
 		want string
 	}{
 		{"ro", nil, "execute-as role readAnyDatabase may not"},
-		{"fdb", bson.D{{Key: "whenMatched", Value: "fail"}}, "not supported yet"},
+		{"fdb", bson.D{{Key: "whenMatched", Value: "fail"}, {Key: "whenNotMatched", Value: "discard"}}, "not a supported combination"},
 		{"fdb", bson.D{{Key: "whenMatched", Value: "keepExisting"}, {Key: "whenNotMatched", Value: "discard"}}, "not a supported combination"},
 	} {
 		merge := append(bson.D{{Key: "into", Value: bson.D{{Key: "connectionName", Value: tc.conn}, {Key: "db", Value: "db"}, {Key: "coll", Value: "refused"}}}}, tc.opts...)

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"strings"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -57,7 +59,7 @@ func stringOrExpr(stage, field string, v bson.RawValue) error {
 }
 
 func parseMerge(doc bson.Raw, s *Sink) error {
-	if err := checkFields("$merge", "", doc, "into", "on", "let", "whenMatched", "whenNotMatched", "parallelism"); err != nil {
+	if err := checkFields("$merge", "", doc, "into", "on", "let", "whenMatched", "whenNotMatched", "parallelism", "batchSize"); err != nil {
 		return err
 	}
 	into, ok := doc.Lookup("into").DocumentOK()
@@ -96,8 +98,12 @@ func parseMerge(doc bson.Raw, s *Sink) error {
 	if v, err := doc.LookupErr("whenMatched"); err == nil {
 		switch v.Type {
 		case bson.TypeString:
-			switch v.StringValue() {
-			case "replace", "keepExisting", "merge", "delete", "fail":
+			switch str := v.StringValue(); {
+			case strings.HasPrefix(str, "$"): // a field path: an expression
+				if _, err := compileExpr("$merge", "whenMatched", v); err != nil {
+					return err
+				}
+			case str == "replace", str == "keepExisting", str == "merge", str == "delete", str == "fail":
 			default:
 				return errf("$merge", "whenMatched", "must be replace, keepExisting, merge, delete, a pipeline or an expression, not %q", v.StringValue())
 			}
@@ -113,8 +119,12 @@ func parseMerge(doc bson.Raw, s *Sink) error {
 	if v, err := doc.LookupErr("whenNotMatched"); err == nil {
 		switch v.Type {
 		case bson.TypeString:
-			if str := v.StringValue(); str != "insert" && str != "discard" && str != "fail" {
-				return errf("$merge", "whenNotMatched", "must be insert, discard or an expression, not %q", str)
+			if str := v.StringValue(); strings.HasPrefix(str, "$") {
+				if _, err := compileExpr("$merge", "whenNotMatched", v); err != nil {
+					return err
+				}
+			} else if str != "insert" && str != "discard" && str != "fail" {
+				return errf("$merge", "whenNotMatched", "must be insert, discard, fail or an expression, not %q", str)
 			}
 		case bson.TypeEmbeddedDocument:
 			if _, err := compileExpr("$merge", "whenNotMatched", v); err != nil {

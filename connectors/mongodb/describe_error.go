@@ -8,13 +8,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 )
 
-// describe words a failure of the whole batch for errorMsg: what a user can act on first, the
+// describeErr words a failure of the whole batch for errorMsg: what a user can act on first, the
 // driver's detail after it. A deployment that cannot be reached says so with each server's
 // last error ("127.0.0.1:27017: dial tcp 127.0.0.1:27017: connect: connection refused")
 // rather than the driver's dump of its topology; a connection lost during a write says so.
 // Nothing here adds a credential: the driver's messages name hosts, never the password, and
 // connError scrubs the password besides.
-func describe(err error) string {
+func describeErr(err error) string {
 	var sel topology.ServerSelectionError
 	if errors.As(err, &sel) {
 		var servers []string

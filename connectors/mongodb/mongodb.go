@@ -1,26 +1,28 @@
 // Package mongodb is the Cluster connection type (spec §7): a $merge sink that writes to a
-// MongoDB deployment with the Go driver, under the connection's execute-as role (spec §6.3).
+// MongoDB deployment with the Go driver, under the connection's execute-as role (spec §6.3), and
+// the writer of a processor's dead-letter collection.
 //
-// This first increment supports $merge (spec §3.8) with a static into.db and into.coll; on as a
-// field or an array of fields (default _id); whenMatched merge (default), replace or
-// keepExisting; whenNotMatched insert (default) or discard. Everything else — dynamic targets,
-// whenMatched fail, delete or a pipeline, whenNotMatched fail or an expression, let,
-// parallelism above 1, $emit to a time-series collection — is refused at create with code 420
-// (StreamProcessorInvalidOptions) saying it is not supported yet. The execute-as role may be
+// $merge (spec §3.8, MongoDB manual "$merge") takes a static or expression into.db/into.coll
+// (at most 1,000 distinct targets), on as a field or an array of fields (default _id),
+// whenMatched replace, keepExisting, merge (default), delete, fail, an update pipeline (with
+// $$new and let) or an expression, whenNotMatched insert (default), discard, fail or an
+// expression, parallelism (targets written at once) and batchSize (writes per bulk write, a spid
+// extension). merge_spec.go reads the stage; merge_write.go writes. The execute-as role may be
 // BUILT_IN or one of the project's CUSTOM roles (read through connectors.Env.Roles).
 //
 // Each WriteBatch is one or more unordered bulk writes, synchronous, keyed by the on fields, so
 // a batch that returns is acknowledged and a replayed batch leaves the same collection
-// (idempotent). Semantics follow MongoDB's $merge manual page: the on fields must be present in
-// each document (not null, not an array); a document that lacks one, or that the deployment
-// refuses (duplicate key, too large), becomes a dead-letter record.
+// (idempotent). What mongod reports as an error of the aggregation for one document (an on
+// field missing, null or an array; a match under whenMatched fail; no match under
+// whenNotMatched fail; a duplicate key; a document too large) is a dead-letter record here, as
+// spec §4.5 says of per-document errors.
 package mongodb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -31,6 +33,7 @@ import (
 	"github.com/spi-streams/spi/authz"
 	"github.com/spi-streams/spi/connectors"
 	"github.com/spi-streams/spi/pipeline"
+	"github.com/spi-streams/spi/pipeline/expr"
 	"github.com/spi-streams/spi/store"
 )
 
@@ -48,108 +51,11 @@ const (
 	maxBSONSize = 16 << 20
 )
 
-// mergeSpec is a $merge stage as this increment supports it.
-type mergeSpec struct {
-	db, coll       string
-	on             []string
-	onID           bool // on includes _id
-	whenMatched    string
-	whenNotMatched string
-}
-
-// parseMerge reads the $merge options pipeline.parseMerge has already checked for shape, and
-// refuses what this connector does not support yet.
-func parseMerge(opts bson.Raw) (mergeSpec, error) {
-	var m mergeSpec
-	into, _ := opts.Lookup("into").DocumentOK()
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"db", &m.db}, {"coll", &m.coll}} {
-		v := into.Lookup(f.name)
-		s, ok := v.StringValueOK()
-		if !ok || strings.HasPrefix(s, "$") {
-			return m, connectors.Invalid("$merge.into.%s: a dynamic target (an expression) is not supported yet by spid's Cluster connection; give a name", f.name)
-		}
-		if s == "" {
-			return m, connectors.Invalid("$merge.into.%s: is required", f.name)
-		}
-		*f.dst = s
-	}
-	if strings.ContainsAny(m.db, "/\\. \"$\x00") {
-		return m, connectors.Invalid("$merge.into.db: %q is not a valid database name", m.db)
-	}
-	if strings.ContainsRune(m.coll, 0) || strings.HasPrefix(m.coll, "system.") {
-		return m, connectors.Invalid("$merge.into.coll: %q is not a collection $merge may write to", m.coll)
-	}
-	m.on = []string{"_id"}
-	if v, err := opts.LookupErr("on"); err == nil {
-		switch v.Type {
-		case bson.TypeString:
-			m.on = []string{v.StringValue()}
-		case bson.TypeArray:
-			vals, _ := v.Array().Values()
-			m.on = m.on[:0]
-			for _, f := range vals {
-				m.on = append(m.on, f.StringValue())
-			}
-		}
-	}
-	seen := map[string]bool{}
-	for _, f := range m.on {
-		if f == "" || strings.HasPrefix(f, "$") || strings.Contains(f, "..") || strings.HasPrefix(f, ".") || strings.HasSuffix(f, ".") {
-			return m, connectors.Invalid("$merge.on: %q is not a field path", f)
-		}
-		if seen[f] {
-			return m, connectors.Invalid("$merge.on: field %q is named twice", f)
-		}
-		seen[f] = true
-		if f == "_id" {
-			m.onID = true
-		}
-	}
-	m.whenMatched, m.whenNotMatched = "merge", "insert"
-	if v, err := opts.LookupErr("whenMatched"); err == nil {
-		s, ok := v.StringValueOK()
-		switch {
-		case !ok:
-			return m, connectors.Invalid("$merge.whenMatched: a pipeline or an expression is not supported yet by spid's Cluster connection; use merge, replace or keepExisting")
-		case s == "merge", s == "replace", s == "keepExisting":
-			m.whenMatched = s
-		default:
-			return m, connectors.Invalid("$merge.whenMatched: %q is not supported yet by spid's Cluster connection; use merge, replace or keepExisting", s)
-		}
-	}
-	if v, err := opts.LookupErr("whenNotMatched"); err == nil {
-		s, ok := v.StringValueOK()
-		switch {
-		case !ok:
-			return m, connectors.Invalid("$merge.whenNotMatched: an expression is not supported yet by spid's Cluster connection; use insert or discard")
-		case s == "insert", s == "discard":
-			m.whenNotMatched = s
-		default:
-			return m, connectors.Invalid("$merge.whenNotMatched: %q is not supported yet by spid's Cluster connection; use insert or discard", s)
-		}
-	}
-	if m.whenMatched == "keepExisting" && m.whenNotMatched == "discard" {
-		// mongod refuses this combination too (its merge strategies have no keepExisting/discard:
-		// it would never write anything).
-		return m, connectors.Invalid("$merge: whenMatched keepExisting with whenNotMatched discard is not a supported combination (it never writes); MongoDB's $merge refuses it too")
-	}
-	if _, err := opts.LookupErr("let"); err == nil {
-		return m, connectors.Invalid("$merge.let: is not supported yet by spid's Cluster connection")
-	}
-	if v, err := opts.LookupErr("parallelism"); err == nil {
-		if n, ok := v.AsInt64OK(); !ok || n != 1 {
-			return m, connectors.Invalid("$merge.parallelism: values above 1 are not supported yet by spid's Cluster connection")
-		}
-	}
-	return m, nil
-}
-
-// Sink is a $merge into one collection of a MongoDB deployment. It connects at its first write.
+// Sink is a $merge into a MongoDB deployment: one static target collection, or targets named
+// per document by expressions. It connects at its first write.
 type Sink struct {
 	env   connectors.Env
+	cl    *store.Cluster
 	spec  mergeSpec
 	cs    string // the connection string, without credentials (the Admin API refuses them in it)
 	user  string
@@ -160,7 +66,13 @@ type Sink struct {
 	what  string // what writes, for messages: "$merge into", "dead-letter queue"
 
 	client *mongo.Client
-	coll   *mongo.Collection
+	coll   *mongo.Collection // the static target (or the dead-letter collection)
+
+	// targets are the namespaces written so far, with their execute-as decisions (at most
+	// maxTargets for a dynamic target). Used by WriteBatch's goroutine only.
+	targets map[authz.Namespace]*target
+	evalEnv expr.Env
+	pipeMu  sync.Mutex // serializes a whenMatched pipeline's shared compiled stages
 }
 
 // NewSink reads a Cluster connection and a $merge stage, and checks the connection's execute-as
@@ -183,11 +95,15 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 		return nil, err
 	}
 	cl := c.Cluster
-	ns := authz.Namespace{DB: spec.db, Coll: spec.coll}
-	if err := executeAs(env, cl, ns, authz.MergeActions(spec.whenMatched, spec.whenNotMatched)...); err != nil {
-		return nil, connectors.Invalid("$merge into %s through connection %q: %v", ns, c.Name, err)
+	// A static target is checked now, for every action its modes may need (an expression mode
+	// may ask for any); a dynamic one per namespace, before its first write.
+	if !spec.dynamic() {
+		ns := authz.Namespace{DB: spec.db, Coll: spec.coll}
+		if err := executeAs(env, cl, ns, mergeActions(spec.whenMatched, spec.whenNotMatched)...); err != nil {
+			return nil, connectors.Invalid("$merge into %s through connection %q: %v", ns, c.Name, err)
+		}
 	}
-	s := &Sink{env: env, spec: spec, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism, hosts: hostsOf(cl.ConnectionString),
+	s := &Sink{env: env, cl: cl, spec: spec, targets: map[authz.Namespace]*target{}, cs: cl.ConnectionString, user: cl.Username, mech: cl.Mechanism, hosts: hostsOf(cl.ConnectionString),
 		pass: cl.Password.Reveal(), meta: env.StreamMetaField, what: "$merge into"}
 	if s.meta == "" {
 		s.meta = "_stream_meta"
@@ -260,6 +176,9 @@ func (s *Sink) Close() error {
 	defer cancel()
 	err := s.client.Disconnect(ctx)
 	s.client, s.coll = nil, nil
+	for _, t := range s.targets {
+		t.coll = nil
+	}
 	return err
 }
 
@@ -279,153 +198,10 @@ func (s *Sink) connect() error {
 		return s.connError(err)
 	}
 	s.client = cl
-	s.coll = cl.Database(s.spec.db).Collection(s.spec.coll)
+	if s.spec.db != "" && s.spec.coll != "" {
+		s.coll = cl.Database(s.spec.db).Collection(s.spec.coll)
+	}
 	return nil
-}
-
-// WriteBatch writes docs with unordered bulk writes and returns once they are acknowledged.
-// Documents that cannot be written for a reason of their own are returned as dead-letter
-// records; a connection, authentication or write-concern failure fails the whole batch
-// (retryable, code 421).
-func (s *Sink) WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson.Raw, err error) {
-	if len(docs) == 0 {
-		return nil, nil
-	}
-	if err := s.connect(); err != nil {
-		return nil, err
-	}
-	rounds, rejected := s.plan(docs)
-	for _, r := range rounds {
-		dead, err := s.writeRound(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		rejected = append(rejected, dead...)
-	}
-	return rejected, nil
-}
-
-// writeRound sends one round as an unordered bulk write. The writes the deployment refuses for
-// the document's own sake become dead letters, and the others are sent again: some servers
-// (FerretDB 1.x) stop an unordered update batch at its first error without saying which writes
-// they skipped, and every write here is idempotent, so sending one that was applied again
-// changes nothing. Each pass removes at least one write, so it ends.
-func (s *Sink) writeRound(ctx context.Context, r round) (rejected []bson.Raw, err error) {
-	for len(r.models) > 0 {
-		_, err := s.coll.BulkWrite(ctx, r.models, options.BulkWrite().SetOrdered(false))
-		if err == nil {
-			return rejected, nil
-		}
-		var bwe mongo.BulkWriteException
-		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || authError(bwe) {
-			return nil, s.connError(err)
-		}
-		failed := map[int]bool{}
-		for _, we := range bwe.WriteErrors {
-			if we.Index < 0 || we.Index >= len(r.docs) || failed[we.Index] {
-				return nil, s.connError(err)
-			}
-			failed[we.Index] = true
-			rejected = append(rejected, s.deadLetter(r.docs[we.Index], fmt.Sprintf("$merge into %s.%s: write refused by the deployment: %s (code %d)", s.spec.db, s.spec.coll, s.scrub(we.Message), we.Code)))
-		}
-		var next round
-		for i := range r.models {
-			if !failed[i] {
-				next.models = append(next.models, r.models[i])
-				next.docs = append(next.docs, r.docs[i])
-			}
-		}
-		r = next
-	}
-	return rejected, nil
-}
-
-// authError says whether the write errors are the role's or user's lack of privilege
-// (Unauthorized, 13), which fails the processor rather than the documents.
-func authError(bwe mongo.BulkWriteException) bool {
-	for _, we := range bwe.WriteErrors {
-		if we.Code == 13 {
-			return true
-		}
-	}
-	return false
-}
-
-// round is a set of writes with distinct keys, sent as one unordered bulk write: a key that
-// repeats within a batch starts a new round, so that the writes to one key apply in the
-// batch's order whatever order the deployment applies an unordered batch in.
-type round struct {
-	models []mongo.WriteModel
-	docs   []bson.Raw
-}
-
-// plan turns docs into rounds of write models and dead-letter records.
-func (s *Sink) plan(docs []bson.Raw) (rounds []round, rejected []bson.Raw) {
-	seen := map[string]int{} // key → index of the last round that writes it
-	for _, d := range docs {
-		model, key, reason := s.model(d)
-		if reason != "" {
-			rejected = append(rejected, s.deadLetter(d, reason))
-			continue
-		}
-		if model == nil {
-			continue
-		}
-		i := 0
-		if last, ok := seen[key]; ok {
-			i = last + 1
-		}
-		// Writes to other keys may join any round after the last one holding their key; the
-		// earliest keeps rounds few.
-		for i >= len(rounds) {
-			rounds = append(rounds, round{})
-		}
-		rounds[i].models = append(rounds[i].models, model)
-		rounds[i].docs = append(rounds[i].docs, d)
-		seen[key] = i
-	}
-	return rounds, rejected
-}
-
-// model builds the write of one document: its filter on the on fields and the update the mode
-// asks for (MongoDB manual, $merge): merge is {$set: doc}, replace a replacement, keepExisting
-// {$setOnInsert: doc}; whenNotMatched insert makes it an upsert. key identifies the filter.
-// A reason says why the document cannot be written.
-func (s *Sink) model(d bson.Raw) (m mongo.WriteModel, key string, reason string) {
-	if err := d.Validate(); err != nil {
-		return nil, "", "$merge: the document is not valid BSON"
-	}
-	if len(d) > maxBSONSize {
-		return nil, "", fmt.Sprintf("$merge into %s.%s: the document is %d bytes, over MongoDB's 16 MiB limit", s.spec.db, s.spec.coll, len(d))
-	}
-	if s.spec.onID {
-		if _, err := d.LookupErr("_id"); err != nil {
-			d = withID(d)
-		}
-	}
-	fidx, filter := bsoncore.AppendDocumentStart(nil)
-	var kb strings.Builder
-	for _, f := range s.spec.on {
-		v, err := d.LookupErr(strings.Split(f, ".")...)
-		if err != nil || v.Type == bson.TypeNull || v.Type == bson.TypeUndefined || v.Type == bson.TypeArray {
-			return nil, "", fmt.Sprintf("$merge into %s.%s: the document's on field %q must be present and must not be null or an array", s.spec.db, s.spec.coll, f)
-		}
-		filter = bsoncore.AppendValueElement(filter, f, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
-		kb.WriteString(f)
-		kb.WriteByte(0)
-		kb.WriteByte(byte(v.Type))
-		kb.Write(v.Value)
-	}
-	filter, _ = bsoncore.AppendDocumentEnd(filter, fidx)
-	upsert := s.spec.whenNotMatched == "insert"
-	switch s.spec.whenMatched {
-	case "replace":
-		return mongo.NewReplaceOneModel().SetFilter(bson.Raw(filter)).SetReplacement(d).SetUpsert(upsert), kb.String(), ""
-	case "keepExisting":
-		return mongo.NewUpdateOneModel().SetFilter(bson.Raw(filter)).SetUpdate(s.update("$setOnInsert", d, filter)).SetUpsert(upsert), kb.String(), ""
-	default: // merge
-		return mongo.NewUpdateOneModel().SetFilter(bson.Raw(filter)).SetUpdate(s.update("$set", d, filter)).SetUpsert(upsert), kb.String(), ""
-	}
 }
 
 // withID returns d with a new ObjectId as its first field, _id: $merge generates the _id of a
@@ -474,8 +250,18 @@ func (s *Sink) deadLetter(d bson.Raw, reason string) bson.Raw {
 // connError is a failure of the whole batch: retryable, code 421 (StreamProcessorAtlasConnectionError),
 // naming the deployment's hosts and the namespace, never a credential.
 func (s *Sink) connError(err error) error {
+	return s.connErrorNS(authz.Namespace{DB: s.spec.db, Coll: s.spec.coll}, err)
+}
+
+// connErrorNS is connError for the target ns.
+func (s *Sink) connErrorNS(ns authz.Namespace, err error) error {
+	if ns.DB == "" {
+		// A dynamic target before any document named one.
+		return &connectors.Error{Retryable: true, Code: connectors.CodeAtlasConnection,
+			Err: fmt.Errorf("%s %s: %s", s.what, s.hosts, s.scrub(describeErr(err)))}
+	}
 	return &connectors.Error{Retryable: true, Code: connectors.CodeAtlasConnection,
-		Err: fmt.Errorf("%s %s.%s on %s: %s", s.what, s.spec.db, s.spec.coll, s.hosts, s.scrub(describe(err)))}
+		Err: fmt.Errorf("%s %s on %s: %s", s.what, ns, s.hosts, s.scrub(describeErr(err)))}
 }
 
 // scrub removes the connection's password from a message, should a driver message ever carry it.

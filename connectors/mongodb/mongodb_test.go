@@ -82,7 +82,7 @@ func TestWriteModels(t *testing.T) {
 			extra = append(extra, bson.E{Key: "on", Value: tc.on})
 		}
 		s := newSink(t, extra...)
-		m, key, reason := s.model(raw(t, doc))
+		m, key, reason := s.testModel(raw(t, doc))
 		if reason != "" || key == "" {
 			t.Fatalf("%s/%s: reason %q key %q", tc.wm, tc.wnm, reason, key)
 		}
@@ -111,7 +111,7 @@ func TestWriteModels(t *testing.T) {
 // A document holding only its _id still makes a valid update (an empty $set is refused by mongod).
 func TestOnlyIDDocument(t *testing.T) {
 	s := newSink(t)
-	m, _, _ := s.model(raw(t, bson.D{{Key: "_id", Value: 7}}))
+	m, _, _ := s.testModel(raw(t, bson.D{{Key: "_id", Value: 7}}))
 	if got := ext(t, m.(*mongo.UpdateOneModel).Update); got != `{"$set": {"_id": {"$numberInt":"7"}}}` {
 		t.Errorf("update %s", got)
 	}
@@ -120,7 +120,7 @@ func TestOnlyIDDocument(t *testing.T) {
 // A document without _id gets a new ObjectId when on holds _id, as mongod's $merge does.
 func TestGeneratedID(t *testing.T) {
 	s := newSink(t, bson.E{Key: "whenMatched", Value: "replace"})
-	m, _, reason := s.model(raw(t, bson.D{{Key: "n", Value: 1}}))
+	m, _, reason := s.testModel(raw(t, bson.D{{Key: "n", Value: 1}}))
 	if reason != "" {
 		t.Fatal(reason)
 	}
@@ -145,7 +145,17 @@ func TestPlanDeadLettersAndRounds(t *testing.T) {
 		raw(t, bson.D{{Key: "k", Value: 1}, {Key: "a", Value: bson.D{{Key: "b", Value: 1}}}, {Key: "v", Value: "third"}}),
 		raw(t, bson.D{{Key: "k", Value: int64(1)}, {Key: "a", Value: bson.D{{Key: "b", Value: 1}}}}),
 	}
-	rounds, rejected := s.plan(docs)
+	var items []item
+	var rejected []bson.Raw
+	for _, d := range docs {
+		_, it, reason := s.resolve(d)
+		if reason != "" {
+			rejected = append(rejected, s.deadLetter(d, reason))
+			continue
+		}
+		items = append(items, it)
+	}
+	rounds := rounds(items)
 	if len(rejected) != 3 {
 		t.Fatalf("%d dead letters, want 3", len(rejected))
 	}
@@ -157,38 +167,50 @@ func TestPlanDeadLettersAndRounds(t *testing.T) {
 	}
 	var sizes []int
 	for _, r := range rounds {
-		sizes = append(sizes, len(r.models))
+		sizes = append(sizes, len(r))
 	}
 	// k=1 three times: rounds 0, 1, 2; k=2 and k=1 as int64 (another key) in round 0.
 	if len(rounds) != 3 || sizes[0] != 3 || sizes[1] != 1 || sizes[2] != 1 {
 		t.Fatalf("round sizes %v", sizes)
 	}
-	if v := rounds[1].docs[0].Lookup("v").StringValue(); v != "second" {
+	if v := rounds[1][0].doc.Lookup("v").StringValue(); v != "second" {
 		t.Errorf("round 1 writes %q", v)
 	}
-	if v := rounds[2].docs[0].Lookup("v").StringValue(); v != "third" {
+	if v := rounds[2][0].doc.Lookup("v").StringValue(); v != "third" {
 		t.Errorf("round 2 writes %q", v)
 	}
 }
 
-// What this increment does not support is refused with 420, saying so; nothing is accepted
-// that would silently misbehave.
+// Options $merge cannot run are refused at create with 420 naming the field ($merge.<field>);
+// nothing is accepted that would silently misbehave.
 func TestRefusedOptions(t *testing.T) {
+	setX := bson.A{bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}}
 	for _, tc := range []struct {
 		extra []bson.E
 		into  bson.D
 		want  string
 	}{
-		{extra: []bson.E{{Key: "whenMatched", Value: "fail"}}, want: "not supported yet"},
-		{extra: []bson.E{{Key: "whenMatched", Value: "delete"}}, want: "not supported yet"},
-		{extra: []bson.E{{Key: "whenMatched", Value: bson.A{bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}}}}, want: "pipeline or an expression is not supported yet"},
-		{extra: []bson.E{{Key: "whenNotMatched", Value: "fail"}}, want: "not supported yet"},
-		{extra: []bson.E{{Key: "whenNotMatched", Value: bson.D{{Key: "$cond", Value: bson.A{true, "insert", "discard"}}}}}, want: "expression is not supported yet"},
+		{extra: []bson.E{{Key: "whenMatched", Value: "fail"}, {Key: "whenNotMatched", Value: "discard"}}, want: "$merge.whenMatched: whenMatched fail with whenNotMatched discard is not a supported combination"},
+		{extra: []bson.E{{Key: "whenMatched", Value: "fail"}, {Key: "whenNotMatched", Value: "fail"}}, want: "code 51181"},
+		{extra: []bson.E{{Key: "whenMatched", Value: "keepExisting"}, {Key: "whenNotMatched", Value: "fail"}}, want: "not a supported combination"},
 		{extra: []bson.E{{Key: "whenMatched", Value: "keepExisting"}, {Key: "whenNotMatched", Value: "discard"}}, want: "not a supported combination"},
-		{extra: []bson.E{{Key: "let", Value: bson.D{{Key: "x", Value: 1}}}}, want: "let: is not supported yet"},
-		{extra: []bson.E{{Key: "parallelism", Value: 2}}, want: "parallelism: values above 1 are not supported yet"},
-		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "$dbField"}, {Key: "coll", Value: "coll"}}, want: "into.db: a dynamic target"},
-		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "db"}, {Key: "coll", Value: bson.D{{Key: "$concat", Value: bson.A{"a", "b"}}}}}, want: "into.coll: a dynamic target"},
+		{extra: []bson.E{{Key: "whenMatched", Value: "upsert"}}, want: `$merge.whenMatched: "upsert" is not a mode`},
+		{extra: []bson.E{{Key: "whenNotMatched", Value: "skip"}}, want: `$merge.whenNotMatched: "skip" is not a mode`},
+		{extra: []bson.E{{Key: "whenMatched", Value: bson.A{bson.D{{Key: "$match", Value: bson.D{}}}}}}, want: "$merge.whenMatched: stage 0: $match is not allowed in an update pipeline"},
+		{extra: []bson.E{{Key: "whenMatched", Value: bson.A{bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: "$$nope"}}}}}}}, want: "$merge.whenMatched: stage 0: "},
+		{extra: []bson.E{{Key: "whenMatched", Value: bson.A{}}}, want: "$merge.whenMatched: must hold at least one stage"},
+		{extra: []bson.E{{Key: "whenMatched", Value: bson.D{{Key: "$nope", Value: 1}}}}, want: "$merge.whenMatched: "},
+		{extra: []bson.E{{Key: "let", Value: bson.D{{Key: "x", Value: 1}}}}, want: "$merge.let: is only used by a whenMatched pipeline"},
+		{extra: []bson.E{{Key: "whenMatched", Value: setX}, {Key: "let", Value: bson.D{{Key: "new", Value: 1}}}}, want: "$merge.let.new: new is reserved"},
+		{extra: []bson.E{{Key: "whenMatched", Value: setX}, {Key: "let", Value: bson.D{{Key: "Bad", Value: 1}}}}, want: "$merge.let: "},
+		{extra: []bson.E{{Key: "whenMatched", Value: setX}, {Key: "let", Value: 3}}, want: "$merge.let: must be a document"},
+		{extra: []bson.E{{Key: "parallelism", Value: 0}}, want: "$merge.parallelism: must be an integer from 1 to 16"},
+		{extra: []bson.E{{Key: "batchSize", Value: 0}}, want: "$merge.batchSize: must be an integer from 1 to 100000"},
+		{extra: []bson.E{{Key: "batchSize", Value: "many"}}, want: "$merge.batchSize"},
+		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "$"}, {Key: "coll", Value: "coll"}}, want: "$merge.into.db: "},
+		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "a.b"}, {Key: "coll", Value: "$c"}}, want: "$merge.into.db: \"a.b\" is not a valid database name"},
+		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "db"}, {Key: "coll", Value: bson.D{{Key: "$nope", Value: bson.A{"a", "b"}}}}}, want: "$merge.into.coll: "},
+		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "db"}, {Key: "coll", Value: 3}}, want: "$merge.into.coll: is required"},
 	} {
 		st := mergeStage(t, tc.extra...)
 		if tc.into != nil {
@@ -278,7 +300,17 @@ func TestUnreachableDeployment(t *testing.T) {
 func TestDocumentTooLarge(t *testing.T) {
 	s := newSink(t)
 	big := raw(t, bson.D{{Key: "_id", Value: 1}, {Key: "s", Value: strings.Repeat("x", maxBSONSize)}})
-	if _, _, reason := s.model(big); !strings.Contains(reason, "over MongoDB's 16 MiB limit") {
+	if _, _, reason := s.testModel(big); !strings.Contains(reason, "over MongoDB's 16 MiB limit") {
 		t.Errorf("reason %q", reason)
 	}
+}
+
+// testModel resolves d and builds its write as if no document matched.
+func (s *Sink) testModel(d bson.Raw) (mongo.WriteModel, string, string) {
+	t, it, reason := s.resolve(d)
+	if reason != "" {
+		return nil, "", reason
+	}
+	m, reason := s.model(t, it, nil)
+	return m, it.key, reason
 }
