@@ -44,12 +44,12 @@ type userAdminProxy struct {
 	fc    *mongo.Client
 	l     net.Listener
 
-	mu     sync.Mutex
-	conns  []*proxyConn
-	pwds   map[string][]string // user → every password createUser/updateUser set, in order
-	open   map[net.Conn]bool
-	reqID  atomic.Int32
-	wg     sync.WaitGroup
+	mu    sync.Mutex
+	conns []*proxyConn
+	pwds  map[string][]string // user → every password createUser/updateUser set, in order
+	open  map[net.Conn]bool
+	reqID atomic.Int32
+	wg    sync.WaitGroup
 }
 
 // proxyConn is what the proxy saw on one client connection.
@@ -375,7 +375,11 @@ func scramSHA256(pwd string) bson.D {
 	salt := make([]byte, 28)
 	_, _ = rand.Read(salt)
 	salted, _ := pbkdf2.Key(sha256.New, pwd, salt, 15000, 32)
-	mac := func(key []byte, msg string) []byte { h := hmac.New(sha256.New, key); h.Write([]byte(msg)); return h.Sum(nil) }
+	mac := func(key []byte, msg string) []byte {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(msg))
+		return h.Sum(nil)
+	}
 	stored := sha256.Sum256(mac(salted, "Client Key"))
 	b64 := base64.StdEncoding.EncodeToString
 	return bson.D{{Key: "iterationCount", Value: 15000}, {Key: "salt", Value: b64(salt)}, {Key: "storedKey", Value: b64(stored[:])}, {Key: "serverKey", Value: b64(mac(salted, "Server Key"))}}
