@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -141,7 +142,7 @@ func TestProvisionExecuteAsUser(t *testing.T) {
 		}
 		return msg != ""
 	})
-	if !strings.Contains(s.Stderr.String()+s.Stdout.String(), "connecting as the execute-as user") {
+	if logs := s.Stderr.String() + s.Stdout.String(); !regexp.MustCompile(`connecting as the execute-as user.*user=spi-default-deploy mechanism=SCRAM-SHA-256`).MatchString(logs) {
 		t.Error("no debug line names the execute-as user the processor connects as")
 	}
 	writes := []string{"insert", "update", "delete", "findAndModify", "bulkWrite", "aggregate", "create"}
@@ -214,13 +215,18 @@ func TestProvisionExecuteAsUser(t *testing.T) {
 		replies = append(replies, string(body))
 	}
 	replies = append(replies, s.Stdout.String(), s.Stderr.String())
-	_ = filepath.WalkDir(s.DataDir, func(p string, d os.DirEntry, err error) error {
+	audited := false
+	_ = filepath.WalkDir(filepath.Join(s.DataDir, "audit"), func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".jsonl") {
 			b, _ := os.ReadFile(p)
 			replies = append(replies, string(b))
+			audited = audited || strings.Contains(string(b), "rotateExecuteAsUserPassword")
 		}
 		return nil
 	})
+	if !audited {
+		t.Error("the audit log has no record of the rotation")
+	}
 	secrets := append([]string{adminPW}, proxy.Passwords("spi-default-deploy")...)
 	secrets = append(secrets, proxy.Passwords("spi-default-custom")...)
 	for i, r := range replies {
