@@ -350,7 +350,7 @@ func MirrorRole(name string, roles authz.RoleSource) (privs []Privilege, inherit
 
 // userDoc is what usersInfo returns of a user, as far as spid reads it.
 type userDoc struct {
-	Roles      []roleRef `bson:"roles"`
+	Roles []roleRef `bson:"roles"`
 }
 
 // ensureUser creates the user or sets its password and roles back to u's and want.
