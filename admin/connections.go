@@ -105,6 +105,8 @@ type connectionBody struct {
 	// ProvisionExecuteAsUser is spi's execute-as layer 2 (docs/admin-api.md): authentication
 	// then holds a user administrator, and processors connect as a user spid provisions.
 	ProvisionExecuteAsUser *bool `json:"provisionExecuteAsUser"`
+	// ExecuteAsUser is read-only (replies show it): a GET reply sent back is accepted.
+	ExecuteAsUser json.RawMessage `json:"executeAsUser"`
 
 	URL     *string           `json:"url"`
 	Headers map[string]string `json:"headers"`

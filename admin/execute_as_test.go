@@ -41,6 +41,13 @@ func TestProvisionExecuteAsUserConnection(t *testing.T) {
 			t.Fatalf("GET %s shows a password: %s", path, b)
 		}
 	}
+	// A GET reply sent back as the PATCH body is accepted (executeAsUser is read-only).
+	_, got := env.do("owner", "GET", "/streams/default/connections/deploy", "")
+	back, _ := json.Marshal(got)
+	env.must("PATCH", "/streams/default/connections/deploy", string(back))
+	if stored().ExecuteAs.Password.Reveal() != first {
+		t.Fatal("sending the GET reply back changed the execute-as password")
+	}
 	env.must("PATCH", "/streams/default/connections/deploy", `{"dbRoleToExecute":{"role":"readAnyDatabase","type":"BUILT_IN"}}`)
 	if got := stored().ExecuteAs.Password.Reveal(); got != first {
 		t.Fatal("changing the role changed the execute-as password")
