@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/spi-streams/spi/audit"
 	"github.com/spi-streams/spi/authz"
+	"github.com/spi-streams/spi/connectors"
+	"github.com/spi-streams/spi/connectors/mongodb"
 	"github.com/spi-streams/spi/store"
 )
 
@@ -99,6 +102,11 @@ type connectionBody struct {
 	ClusterGroupID   *string            `json:"clusterGroupId"`
 	ConnectionString *string            `json:"connectionString"`
 	DBRoleToExecute  *roleToExecuteBody `json:"dbRoleToExecute"`
+	// ProvisionExecuteAsUser is spi's execute-as layer 2 (docs/admin-api.md): authentication
+	// then holds a user administrator, and processors connect as a user spid provisions.
+	ProvisionExecuteAsUser *bool `json:"provisionExecuteAsUser"`
+	// ExecuteAsUser is read-only (replies show it): a GET reply sent back is accepted.
+	ExecuteAsUser json.RawMessage `json:"executeAsUser"`
 
 	URL     *string           `json:"url"`
 	Headers map[string]string `json:"headers"`
@@ -111,13 +119,13 @@ func (b *connectionBody) present() map[string]bool {
 		"security": b.Security != nil, "config": b.Config != nil, "networking": b.Networking != nil,
 		"clusterName": b.ClusterName != nil, "clusterGroupId": b.ClusterGroupID != nil,
 		"connectionString": b.ConnectionString != nil, "dbRoleToExecute": b.DBRoleToExecute != nil,
-		"url": b.URL != nil, "headers": b.Headers != nil,
+		"provisionExecuteAsUser": b.ProvisionExecuteAsUser != nil, "url": b.URL != nil, "headers": b.Headers != nil,
 	}
 }
 
 var typeAttributes = map[string][]string{
 	store.TypeKafka:   {"bootstrapServers", "authentication", "security", "config", "networking"},
-	store.TypeCluster: {"clusterName", "clusterGroupId", "connectionString", "dbRoleToExecute", "authentication"},
+	store.TypeCluster: {"clusterName", "clusterGroupId", "connectionString", "dbRoleToExecute", "authentication", "provisionExecuteAsUser"},
 	store.TypeSample:  {},
 	store.TypeHTTPS:   {"url", "headers"},
 }
@@ -151,7 +159,11 @@ func (b *connectionBody) apply(c *store.Connection) *apiError {
 		if c.Cluster == nil {
 			c.Cluster = &store.Cluster{}
 		}
-		return b.applyCluster(c.Cluster)
+		oldConnString := c.Cluster.ConnectionString
+		if e := b.applyCluster(c.Cluster); e != nil {
+			return e
+		}
+		return b.applyExecuteAs(c, oldConnString)
 	case store.TypeSample:
 		if c.Name != SampleSolar {
 			return invalid("name", "a Sample connection must be named %s, the sample source spid generates", SampleSolar)
@@ -410,8 +422,9 @@ func (b *connectionBody) applyClusterFields(c *store.Cluster) *apiError {
 			}
 		}
 		if a.Mechanism != nil {
-			if *a.Mechanism != "SCRAM-SHA-256" && *a.Mechanism != "SCRAM-SHA-1" {
-				return invalid("authentication.mechanism", "%q must be SCRAM-SHA-256 or SCRAM-SHA-1", *a.Mechanism)
+			// PLAIN is MongoDB Enterprise's LDAP login (authSource $external); SCRAM is the default.
+			if *a.Mechanism != "SCRAM-SHA-256" && *a.Mechanism != "SCRAM-SHA-1" && *a.Mechanism != "PLAIN" {
+				return invalid("authentication.mechanism", "%q must be SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN", *a.Mechanism)
 			}
 			c.Mechanism = *a.Mechanism
 		}
@@ -426,6 +439,30 @@ func (b *connectionBody) applyClusterFields(c *store.Cluster) *apiError {
 	}
 	if c.Username == "" && c.Password != "" {
 		return missing("authentication.username")
+	}
+	return nil
+}
+
+// applyExecuteAs applies provisionExecuteAsUser (execute-as layer 2, connectors/mongodb
+// provision.go): turned on, it needs the user administrator's credentials in authentication and
+// registers the execute-as user spi-<workspace>-<connection> with a new random password; a new
+// connectionString gets a new password too, so the old deployment's copy of the user does not
+// share it. Turned off, spid forgets the user (it stays on the deployment until an
+// administrator drops it).
+func (b *connectionBody) applyExecuteAs(c *store.Connection, oldConnString string) *apiError {
+	cl := c.Cluster
+	if b.ProvisionExecuteAsUser != nil {
+		cl.ProvisionExecuteAsUser = *b.ProvisionExecuteAsUser
+	}
+	if !cl.ProvisionExecuteAsUser {
+		cl.ExecuteAs = nil
+		return nil
+	}
+	if cl.Username == "" || cl.Password == "" {
+		return invalid("provisionExecuteAsUser", "needs authentication.username and authentication.password: the deployment's user administrator (createUser, updateUser, viewUser, grantRole, e.g. userAdminAnyDatabase), which spid uses only to provision the execute-as user")
+	}
+	if cl.ExecuteAs == nil || (oldConnString != "" && oldConnString != cl.ConnectionString) {
+		cl.ExecuteAs = &store.ExecuteAsUser{Username: mongodb.ExecuteAsUserName(c.Workspace, c.Name), Password: mongodb.NewPassword(), Rotated: time.Now().UTC()}
 	}
 	return nil
 }
@@ -514,6 +551,13 @@ func connectionView(c store.Connection) map[string]any {
 		v["dbRoleToExecute"] = map[string]any{"role": cl.DBRoleToExecute.Role, "type": cl.DBRoleToExecute.Type}
 		if cl.Username != "" {
 			v["authentication"] = map[string]any{"mechanism": cl.Mechanism, "username": cl.Username}
+		}
+		if cl.ProvisionExecuteAsUser {
+			v["provisionExecuteAsUser"] = true
+			if u := cl.ExecuteAs; u != nil {
+				v["executeAsUser"] = map[string]any{"username": u.Username, "db": "admin", "mechanism": "SCRAM-SHA-256",
+					"passwordRotatedAt": u.Rotated.UTC().Format(time.RFC3339)}
+			}
 		}
 	case c.HTTPS != nil:
 		v["url"] = c.HTTPS.URL
@@ -731,5 +775,94 @@ func (s *Server) connectionInUse(ws, name, what string) *apiError {
 	if names := s.opts.Processors.RunningUsing(ws, name); len(names) > 0 {
 		return conflict("connection %s cannot be %s while the running processors %s use it; stop them first", name, what, strings.Join(names, ", "))
 	}
+	return nil
+}
+
+// rotateAction is the connection action that rotates the password of a Cluster connection's
+// provisioned execute-as user (spi's extension, docs/admin-api.md), in the Atlas style of
+// actions such as ".../processor/{name}:start".
+const rotateAction = ":rotateExecuteAsUserPassword"
+
+// connectionAction serves POST .../connections/{connectionName}:rotateExecuteAsUserPassword:
+// a new random password is set on the deployment first (connecting as the user administrator)
+// and stored in the registry after, so a failure changes nothing. Running processors keep their
+// open connections, which stay authenticated, and use the new password from their next
+// connection or retry; the connection may be in use. Errors: 404 for an unknown workspace,
+// connection or action; 400 when the connection provisions no execute-as user or the
+// deployment refuses the administrator's commands; 503 when the deployment cannot be reached.
+func (s *Server) connectionAction(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
+	ws := r.PathValue("tenantName")
+	name, ok := strings.CutSuffix(r.PathValue("connectionAction"), rotateAction)
+	if !ok {
+		return errorf(http.StatusNotFound, "RESOURCE_NOT_FOUND", "No endpoint %s %s.", r.Method, audit.Clip(r.URL.Path, auditPathMax))
+	}
+	var (
+		c          store.Connection
+		missingWS  bool
+		roleSource = func(role string) (store.Role, bool) {
+			var rl store.Role
+			err := s.opts.Store.View(func(tx *store.Txn) (err error) { rl, err = tx.Role(role); return err })
+			return rl, err == nil
+		}
+	)
+	err := s.opts.Store.View(func(tx *store.Txn) (err error) {
+		if _, err = tx.Workspace(ws); err != nil {
+			missingWS = true
+			return err
+		}
+		c, err = tx.Connection(ws, name)
+		return err
+	})
+	switch {
+	case store.IsNotFound(err) && missingWS:
+		return notFound("workspace", ws)
+	case store.IsNotFound(err):
+		return notFound("connection", name)
+	case err != nil:
+		return internal(err)
+	}
+	if c.Cluster == nil || !c.Cluster.ProvisionExecuteAsUser || c.Cluster.ExecuteAs == nil {
+		return invalid("provisionExecuteAsUser", "connection %s does not provision an execute-as user, so it has no password to rotate", name)
+	}
+	u := store.ExecuteAsUser{Username: c.Cluster.ExecuteAs.Username, Password: mongodb.NewPassword(), Rotated: time.Now().UTC()}
+	if err := mongodb.RotatePassword(r.Context(), &c, u, roleSource, s.log); err != nil {
+		// The message names the deployment's hosts and the user, never a credential (the
+		// connector scrubs both passwords).
+		msg := err.Error()
+		for _, sec := range []store.Secret{c.Cluster.Password, c.Cluster.ExecuteAs.Password, u.Password} {
+			if sec != "" {
+				msg = strings.ReplaceAll(msg, sec.Reveal(), "[redacted]")
+			}
+		}
+		var ce *connectors.Error
+		if errors.As(err, &ce) && ce.Retryable {
+			return errorf(http.StatusServiceUnavailable, "STREAM_CONNECTION_UNREACHABLE", "The execute-as user's password was not rotated: %s", msg)
+		}
+		return errorf(http.StatusBadRequest, "STREAM_CONNECTION_PROVISIONING_FAILED", "The execute-as user's password was not rotated: %s", msg)
+	}
+	var apiErr *apiError
+	err = s.opts.Store.Update(func(tx *store.Txn) error {
+		cur, err := tx.Connection(ws, name)
+		if err != nil {
+			apiErr = notFound("connection", name)
+			return errAbort
+		}
+		if cur.Cluster == nil || cur.Cluster.ExecuteAs == nil || cur.Cluster.ExecuteAs.Username != u.Username {
+			apiErr = conflict("connection %s changed while its execute-as user's password was rotated; try again", name)
+			return errAbort
+		}
+		cur.Cluster.ExecuteAs = &u
+		cur.Updated = u.Rotated
+		c = cur
+		return tx.PutConnection(cur)
+	})
+	if apiErr != nil {
+		return apiErr
+	}
+	if err != nil {
+		return internal(err)
+	}
+	s.log.Info("execute-as user's password rotated", "workspace", ws, "connection", name, "user", u.Username)
+	writeJSON(w, http.StatusOK, connectionView(c))
 	return nil
 }

@@ -155,6 +155,7 @@ func (s *Server) routes() {
 	s.handle("GET "+b+"/streams/{tenantName}/connections/{connectionName}", resStreams, false, s.getConnection)
 	s.handle("PATCH "+b+"/streams/{tenantName}/connections/{connectionName}", resStreams, true, s.updateConnection)
 	s.handle("DELETE "+b+"/streams/{tenantName}/connections/{connectionName}", resStreams, true, s.deleteConnection)
+	s.handle("POST "+b+"/streams/{tenantName}/connections/{connectionAction}", resStreams, true, s.connectionAction)
 
 	s.processorRoutes(b)
 

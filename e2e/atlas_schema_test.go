@@ -60,7 +60,7 @@ var atlasSchemas = map[string]map[string]string{
 // docs/admin-api.md: a Cluster connection reaches a self-hosted deployment by connection string
 // (Atlas names a cluster of the project instead).
 var spiExtensions = map[string]map[string]string{
-	"StreamsConnection": {"connectionString": "string"},
+	"StreamsConnection": {"connectionString": "string", "provisionExecuteAsUser": "bool", "executeAsUser": "any"},
 }
 
 // strictDecode decodes JSON keeping numbers exact; map keys keep their case, so a Go field name

@@ -120,6 +120,23 @@ type Cluster struct {
 	Mechanism        string        `bson:"mechanism,omitempty"`
 	Username         string        `bson:"username,omitempty"`
 	Password         Secret        `bson:"password,omitempty"`
+	// ProvisionExecuteAsUser makes Username/Password the deployment's user administrator,
+	// used only to provision ExecuteAs, the user processors connect as (issue 11, execute-as
+	// layer 2; connectors/mongodb/provision.go).
+	ProvisionExecuteAsUser bool           `bson:"provisionExecuteAsUser,omitempty"`
+	ExecuteAs              *ExecuteAsUser `bson:"executeAs,omitempty"`
+}
+
+// ExecuteAsUser is the user spid provisions on a Cluster connection's deployment: it holds
+// exactly the connection's dbRoleToExecute and authenticates with SCRAM-SHA-256 and Password,
+// a random value only spid knows.
+type ExecuteAsUser struct {
+	// Username is the user's name in the deployment's admin database.
+	Username string `bson:"username"`
+	// Password is the user's current password (write-only, never shown).
+	Password Secret `bson:"password"`
+	// Rotated is when Password was set (created or last rotated), UTC.
+	Rotated time.Time `bson:"rotated"`
 }
 
 // RoleToExecute names the role a Cluster connection runs as.

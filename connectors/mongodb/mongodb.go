@@ -135,7 +135,11 @@ func (s *Sink) clientOptions() (*options.ClientOptions, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if s.user != "" {
+	if provisioned(s.env.Connection) {
+		// Execute-as layer 2 (provision.go): the administrator in the registry only provisions.
+		cred, _ := executeAsCredential(s.env.Connection)
+		opts.SetAuth(cred)
+	} else if s.user != "" {
 		cred := options.Credential{Username: s.user, Password: s.pass, AuthMechanism: s.mech}
 		if opts.Auth != nil {
 			cred.AuthSource = opts.Auth.AuthSource
@@ -185,6 +189,9 @@ func (s *Sink) Close() error {
 func (s *Sink) connect() error {
 	if s.client != nil {
 		return nil
+	}
+	if err := s.provisionAtConnect(); err != nil {
+		return err
 	}
 	opts, err := s.clientOptions()
 	if err != nil {
@@ -266,8 +273,10 @@ func (s *Sink) connErrorNS(ns authz.Namespace, err error) error {
 
 // scrub removes the connection's password from a message, should a driver message ever carry it.
 func (s *Sink) scrub(msg string) string {
-	if s.pass != "" {
-		msg = strings.ReplaceAll(msg, s.pass, "[redacted]")
+	for _, p := range []string{s.pass, s.executeAsPassword()} {
+		if p != "" {
+			msg = strings.ReplaceAll(msg, p, "[redacted]")
+		}
 	}
 	return msg
 }
