@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -37,6 +39,7 @@ func TestMergeIntoFerretDB(t *testing.T) {
 	a.ok("POST", "/streams/default/connections", conn("fdb", "readWriteAnyDatabase", nil))
 	a.ok("POST", "/streams/default/connections", conn("ro", "readAnyDatabase", map[string]any{"username": "spiro", "password": password}))
 	a.ok("POST", "/streams/default/connections", conn("authed", "readWriteAnyDatabase", map[string]any{"username": "spiwriter", "password": password}))
+	a.ok("POST", "/streams/default/connections", conn("plain", "readWriteAnyDatabase", map[string]any{"mechanism": "PLAIN", "username": "spiplain", "password": password}))
 	c := connectGo(t, s.Admin(t, "", ""))
 
 	// The input repeats _id 1 and 3; the collection holds _id 1 and 2 before.
@@ -156,50 +159,79 @@ func TestMergeIntoFerretDB(t *testing.T) {
 		}
 	}
 
-	// A connection with credentials: the processor runs (or fails) without the password
-	// appearing anywhere.
-	pipe = bson.A{
-		bson.D{{Key: "$source", Value: bson.D{{Key: "documents", Value: input}}}},
-		bson.D{{Key: "$merge", Value: bson.D{{Key: "into", Value: bson.D{{Key: "connectionName", Value: "authed"}, {Key: "db", Value: "db"}, {Key: "coll", Value: "authed"}}}}}},
-	}
-	mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: "authed"}, {Key: "pipeline", Value: pipe}})
-	mustAdmin(t, c, bson.D{{Key: "startStreamProcessor", Value: "authed"}})
-	// FerretDB refuses SCRAM-SHA-256 logins (its v1 authenticates through its backend): the
-	// failure names the deployment and namespace, with code 421, and no credential.
-	var authedMsg string
-	waitUntil(t, "the authed processor to write or fail", func() bool {
-		state, code, msg := processorState(t, c, "authed")
-		if msg != "" {
-			if code != 421 || !strings.Contains(msg, "db.authed") || !strings.Contains(msg, strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/")) {
-				t.Errorf("authed processor: %s %d %q", state, code, msg)
-			}
-			authedMsg = msg
-			return true
-		}
-		n, _ := fc.Database("db").Collection("authed").CountDocuments(t.Context(), bson.D{})
-		return n == 2
-	})
-	t.Logf("authed processor: %q", authedMsg)
+	// Connections with credentials: the processor runs or fails without the password appearing
+	// in any reply, stats, log or audit record. FerretDB refuses SCRAM-SHA-256 logins (its v1
+	// authenticates through its backend): that failure names the deployment and namespace, with
+	// code 421. It accepts PLAIN (without checking the password on its SQLite backend), so the
+	// PLAIN connection's processor logs in and writes.
 	var replies []string
-	for _, cmd := range []bson.D{{{Key: "getStreamProcessor", Value: "authed"}}, {{Key: "listStreamProcessors", Value: 1}}, {{Key: "listStreamConnections", Value: 1}}} {
+	for _, name := range []string{"authed", "plain"} {
+		pipe = bson.A{
+			bson.D{{Key: "$source", Value: bson.D{{Key: "documents", Value: input}}}},
+			bson.D{{Key: "$merge", Value: bson.D{{Key: "into", Value: bson.D{{Key: "connectionName", Value: name}, {Key: "db", Value: "db"}, {Key: "coll", Value: name}}}}}},
+		}
+		mustAdmin(t, c, bson.D{{Key: "createStreamProcessor", Value: name}, {Key: "pipeline", Value: pipe}})
+		mustAdmin(t, c, bson.D{{Key: "startStreamProcessor", Value: name}})
+		var failMsg string
+		waitUntil(t, "the "+name+" processor to write or fail", func() bool {
+			state, code, msg := processorState(t, c, name)
+			if msg != "" {
+				if code != 421 || !strings.Contains(msg, "db."+name) || !strings.Contains(msg, strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/")) {
+					t.Errorf("%s processor: %s %d %q", name, state, code, msg)
+				}
+				failMsg = msg
+				return true
+			}
+			n, _ := fc.Database("db").Collection(name).CountDocuments(t.Context(), bson.D{})
+			return n == 2
+		})
+		switch {
+		case name == "authed" && failMsg == "":
+			t.Error("FerretDB accepted a SCRAM-SHA-256 login: the authed case no longer shows a refused login")
+		case name == "plain" && failMsg != "":
+			t.Errorf("the PLAIN connection's processor failed: %q", failMsg)
+		}
+		for _, cmd := range []bson.D{{{Key: "getStreamProcessor", Value: name}}, {{Key: "getStreamProcessorStats", Value: name}, {Key: "options", Value: bson.D{{Key: "verbose", Value: true}}}}} {
+			m, err := runAdmin(t, c, cmd)
+			if err != nil {
+				t.Fatalf("%v: %v", cmd, err)
+			}
+			replies = append(replies, fmt.Sprint(m))
+		}
+		_, body := a.call("GET", "/streams/default/connections/"+name, nil)
+		replies = append(replies, string(body))
+		_, body = a.call("GET", "/streams/default/processor/"+name, nil)
+		replies = append(replies, string(body))
+		mustAdmin(t, c, bson.D{{Key: "stopStreamProcessor", Value: name}})
+	}
+	for _, cmd := range []bson.D{{{Key: "listStreamProcessors", Value: 1}}, {{Key: "listStreamConnections", Value: 1}}} {
 		m, err := runAdmin(t, c, cmd)
 		if err != nil {
 			t.Fatalf("%v: %v", cmd, err)
 		}
 		replies = append(replies, fmt.Sprint(m))
 	}
-	for _, path := range []string{"/streams/default/connections", "/streams/default/connections/authed", "/streams/default/processor/authed"} {
-		_, body := a.call("GET", path, nil)
-		replies = append(replies, string(body))
+	_, body := a.call("GET", "/streams/default/connections", nil)
+	replies = append(replies, string(body))
+	audit, _ := filepath.Glob(filepath.Join(s.DataDir, "audit", "*"))
+	for _, f := range audit {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replies = append(replies, string(b))
 	}
-	mustAdmin(t, c, bson.D{{Key: "stopStreamProcessor", Value: "authed"}})
+	if len(audit) == 0 {
+		t.Error("no audit files to check")
+	}
 	for i, r := range append(replies, s.Stdout.String(), s.Stderr.String()) {
 		if strings.Contains(r, password) {
-			t.Errorf("reply or log %d carries the password: %s", i, r)
+			t.Errorf("reply, stats, audit record or log %d carries the password: %s", i, r)
 		}
 	}
-	if !strings.Contains(replies[2], "fdb") {
-		t.Errorf("listStreamConnections: %s", replies[2])
+	listed := replies[len(replies)-2-len(audit)]
+	if !strings.Contains(listed, `"fdb"`) || !strings.Contains(listed, `"plain"`) || strings.Contains(listed, "spiplain") {
+		t.Errorf("listStreamConnections: %s", listed)
 	}
 }
 
