@@ -156,6 +156,28 @@ type Engine struct {
 	ops     []*OperatorStats
 	win     *OperatorStats
 	emitted int64
+	// fatal is the first failure of a stage that is not the document's (a lookup whose
+	// deployment cannot be reached): the engine stops processing and Err reports it.
+	fatal error
+}
+
+// Err returns the failure that stopped the engine, if any: an error of a stage's connection
+// (a LookupSource's Find), which is not a document's fault and not a dead letter. The caller
+// fails the attempt and retries from the last checkpoint; what the engine returned since the
+// failure is incomplete.
+func (e *Engine) Err() error { return e.fatal }
+
+// failedDoc routes a stage's error: a fatal one stops the engine, any other sends the
+// document to the dead-letter queue.
+func (e *Engine) failedDoc(stage string, err error, d *Doc) {
+	var fe *fatalError
+	if errors.As(err, &fe) {
+		if e.fatal == nil {
+			e.fatal = fe.err
+		}
+		return
+	}
+	e.dead(stage, err, d)
 }
 
 // arenaChunk is the size of the chunks output documents are carved from: one allocation
@@ -237,11 +259,18 @@ func (e *Engine) chain(stages []Stage, next func(*Doc)) func(*Doc) {
 		var buf []byte // the stage's output buffer, reused
 		op := &OperatorStats{Name: st.Name()}
 		e.ops = append(e.ops, op)
+		op.st = st
 		next = func(d *Doc) {
+			if e.fatal != nil {
+				return
+			}
 			op.InputCount++
 			if err := st.Process(d, &buf, nxt); err != nil {
-				op.DLQCount++
-				e.dead(st.Name(), err, d)
+				var fe *fatalError
+				if !errors.As(err, &fe) {
+					op.DLQCount++
+				}
+				e.failedDoc(st.Name(), err, d)
 			}
 		}
 	}
@@ -289,6 +318,9 @@ func (e *Engine) Push(batch []Input) Result {
 	now := e.opts.Now()
 	e.lastInput = now
 	for _, in := range batch {
+		if e.fatal != nil {
+			break
+		}
 		e.ingest(in, now)
 	}
 	e.advance()
@@ -772,8 +804,11 @@ func (e *Engine) output(start, end int64, partitionKey *bson.RawValue, meta bson
 		}
 		var next []*Doc
 		for _, d := range docs {
+			if e.fatal != nil {
+				return
+			}
 			if err := st.Process(d, nil, func(o *Doc) { next = append(next, o) }); err != nil {
-				e.dead(st.Name(), err, d)
+				e.failedDoc(st.Name(), err, d)
 			}
 		}
 		docs = next
