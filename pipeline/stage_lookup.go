@@ -98,8 +98,10 @@ type lookupStage struct {
 // eqPush is {$eq: ["$path", "$$name"]} at the head of a lookup pipeline.
 type eqPush struct{ path, name string }
 
-func parseLookup(spec bson.RawValue) (Stage, error)       { return parseLookupStage("$lookup", spec) }
-func parseCachedLookup(spec bson.RawValue) (Stage, error) { return parseLookupStage("$cachedLookup", spec) }
+func parseLookup(spec bson.RawValue) (Stage, error) { return parseLookupStage("$lookup", spec) }
+func parseCachedLookup(spec bson.RawValue) (Stage, error) {
+	return parseLookupStage("$cachedLookup", spec)
+}
 
 // parseLookupStage checks a $lookup or $cachedLookup document (spec §3.4; Atlas's $lookup and
 // $cachedLookup pages): from {connectionName, db, coll} is required; localField and
