@@ -156,9 +156,47 @@ type Engine struct {
 	ops     []*OperatorStats
 	win     *OperatorStats
 	emitted int64
+	// lookups are the lookup stages of the chains, in the order chain built them (each
+	// chain last stage first; see Operators): drain answers their queued documents.
+	lookups []chainedLookup
 	// fatal is the first failure of a stage that is not the document's (a lookup whose
 	// deployment cannot be reached): the engine stops processing and Err reports it.
 	fatal error
+}
+
+type chainedLookup struct {
+	st *lookupStage
+	op *OperatorStats
+}
+
+// drain answers the documents the chains' lookup stages queued during this call, upstream
+// stages first (a stage's answers may queue documents in a later one), each stage with one
+// find (lookupStage.flush); the documents then go on down their chains.
+func (e *Engine) drain() {
+	for {
+		done := true
+		for i := len(e.lookups) - 1; i >= 0; i-- {
+			l := e.lookups[i]
+			if len(l.st.pending) == 0 {
+				continue
+			}
+			done = false
+			if e.fatal != nil {
+				l.st.pending = nil
+				continue
+			}
+			err := l.st.flush(func(d *Doc, err error) {
+				l.op.DLQCount++
+				e.dead(l.st.name, err, d)
+			})
+			if err != nil {
+				e.failedDoc(l.st.name, err, nil)
+			}
+		}
+		if done {
+			return
+		}
+	}
 }
 
 // Err returns the failure that stopped the engine, if any: an error of a stage's connection
@@ -260,6 +298,11 @@ func (e *Engine) chain(stages []Stage, next func(*Doc)) func(*Doc) {
 		op := &OperatorStats{Name: st.Name()}
 		e.ops = append(e.ops, op)
 		op.st = st
+		if l, ok := st.(*lookupStage); ok {
+			// A lookup in a chain answers the documents of a call together (drain).
+			l.batched = true
+			e.lookups = append(e.lookups, chainedLookup{l, op})
+		}
 		next = func(d *Doc) {
 			if e.fatal != nil {
 				return
@@ -323,7 +366,9 @@ func (e *Engine) Push(batch []Input) Result {
 		}
 		e.ingest(in, now)
 	}
+	e.drain()
 	e.advance()
+	e.drain()
 	e.res = nil
 	return res
 }
@@ -334,6 +379,7 @@ func (e *Engine) Flush() Result {
 	e.res, res.pool, e.arena = &res, e.pool, nil // no chunk serves two results
 	e.watermark = math.MaxInt64
 	e.closeUpTo(math.MaxInt64)
+	e.drain()
 	e.res = nil
 	return res
 }
@@ -347,6 +393,7 @@ func (e *Engine) Idle(p int32) Result {
 	var res Result
 	e.res, res.pool, e.arena = &res, e.pool, nil // no chunk serves two results
 	e.advance()
+	e.drain()
 	e.res = nil
 	return res
 }
@@ -369,6 +416,7 @@ func (e *Engine) Tick() Result {
 			e.closeUpTo(moved - w.AllowedLateness)
 		}
 	}
+	e.drain()
 	e.res = nil
 	return res
 }

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/spi-streams/spi/pipeline/expr"
+	"github.com/spi-streams/spi/pipeline/match"
 )
 
 // LookupSource fetches documents of a foreign collection for $lookup and $cachedLookup. A
@@ -77,22 +78,28 @@ func (e *fatalError) Unwrap() error { return e.err }
 // variable at the head of the pipeline ({$eq: ["$f", "$$v"]}, alone or in $and) narrows the
 // find too ({f: value}, which matches a superset), so the deployment does the selection.
 type lookupStage struct {
-	name                  string // "$lookup" or "$cachedLookup"
-	conn, db, coll        string
-	local                 expr.Expr
-	localField, foreign   string
-	as                    []string
-	letNames              []string
-	letExprs              []expr.Expr
-	pipeline              bson.Raw // the raw pipeline, compiled per document when it uses let variables
-	stages                []Stage  // the compiled pipeline, when it uses no let variable
-	usesVars              bool
-	pushdown              []eqPush
-	cache                 *lookupCache
-	ctx                   context.Context
-	src                   LookupSource
-	now                   func() time.Time
-	results, fetchedBytes int64
+	name                string // "$lookup" or "$cachedLookup"
+	conn, db, coll      string
+	local               expr.Expr
+	localField, foreign string
+	as                  []string
+	letNames            []string
+	letExprs            []expr.Expr
+	pipeline            bson.Raw // the raw pipeline, compiled per document when it uses let variables
+	stages              []Stage  // the compiled pipeline, when it uses no let variable
+	usesVars            bool
+	pushdown            []eqPush
+	cache               *lookupCache
+	ctx                 context.Context
+	src                 LookupSource
+	now                 func() time.Time
+	// results counts the documents set in as, finds the finds sent.
+	results, finds int64
+	// batched says the stage queues its documents (pending) for the engine's drain, which
+	// answers them with one find (flush); buf is its output buffer there.
+	batched bool
+	pending []pendingLookup
+	buf     []byte
 }
 
 // eqPush is {$eq: ["$path", "$$name"]} at the head of a lookup pipeline.
@@ -492,51 +499,43 @@ func findPushdown(pipe bson.Raw, names []string) []eqPush {
 
 func (s *lookupStage) Name() string { return s.name }
 
-func (s *lookupStage) Process(d *Doc, buf *[]byte, emit func(*Doc)) error {
-	if s.src == nil {
-		return &fatalError{fmt.Errorf("%s: no connection bound to the stage", s.name)}
-	}
+// lookupReq is what a lookup needs to know of one document: its let values, the $in array
+// of its equality part, and the find's filter.
+type lookupReq struct {
+	vals   []bson.RawValue
+	keys   bson.RawValue
+	filter bson.Raw
+}
+
+// prepare evaluates a document's let variables and localField; an error is the document's.
+func (s *lookupStage) prepare(d *Doc) (lookupReq, error) {
+	var r lookupReq
 	env := envFor(d.Raw, d)
-	var vals []bson.RawValue
 	for _, x := range s.letExprs {
 		v, err := x.Eval(env)
 		if err != nil {
-			return failed(s.name, fmt.Errorf("let: %w", err))
+			return r, failed(s.name, fmt.Errorf("let: %w", err))
 		}
-		vals = append(vals, copyValue(v))
+		r.vals = append(r.vals, copyValue(v))
 	}
-	var keys bson.RawValue // the $in array of the equality part
 	if s.local != nil {
 		v, err := s.local.Eval(envFor(d.Raw, d))
 		if err != nil {
-			return failed(s.name, fmt.Errorf("localField: %w", err))
+			return r, failed(s.name, fmt.Errorf("localField: %w", err))
 		}
-		keys = inKeys(v)
+		r.keys = inKeys(v)
 	}
-	var docs []bson.Raw
-	var cached bool
-	if s.cache != nil {
-		docs, cached = s.cache.get(string(keys.Value), s.now())
-	}
-	if !cached {
-		filter := s.filter(keys, vals)
-		var err error
-		docs, err = s.src.Find(s.ctx, filter)
-		if err != nil {
-			return &fatalError{err}
-		}
-		for _, x := range docs {
-			s.fetchedBytes += int64(len(x))
-		}
-		if s.cache != nil {
-			s.cache.put(string(keys.Value), docs, s.now())
-		}
-	}
+	r.filter = s.filter(r.keys, r.vals)
+	return r, nil
+}
+
+// finish runs the pipeline over a document's matches and sets them, as an array, in as.
+func (s *lookupStage) finish(d *Doc, r lookupReq, docs []bson.Raw, buf *[]byte, emit func(*Doc)) error {
 	if s.pipeline != nil {
 		stages := s.stages
 		if s.usesVars {
 			var err error
-			if stages, _, err = compileLookupPipeline(s.name, s.pipeline, s.letNames, vals); err != nil {
+			if stages, _, err = compileLookupPipeline(s.name, s.pipeline, s.letNames, r.vals); err != nil {
 				return failed(s.name, err)
 			}
 		}
@@ -557,6 +556,171 @@ func (s *lookupStage) Process(d *Doc, buf *[]byte, emit func(*Doc)) error {
 	d.keepMetaFree(out, func(n string) bool { return n == s.as[0] })
 	d.Raw = out
 	emit(d)
+	return nil
+}
+
+// find runs one find and counts it.
+func (s *lookupStage) find(filter bson.Raw) ([]bson.Raw, error) {
+	if s.src == nil {
+		return nil, &fatalError{fmt.Errorf("%s: no connection bound to the stage", s.name)}
+	}
+	s.finds++
+	docs, err := s.src.Find(s.ctx, filter)
+	if err != nil {
+		return nil, &fatalError{err}
+	}
+	return docs, nil
+}
+
+// Process looks a document up. In a chain of the engine (batched), it only queues a copy of
+// the document: the engine's drain answers the queued documents of a call together (flush).
+// Elsewhere (a window's stages after $group) it runs one find for the document.
+func (s *lookupStage) Process(d *Doc, buf *[]byte, emit func(*Doc)) error {
+	if s.batched {
+		if s.src == nil {
+			return &fatalError{fmt.Errorf("%s: no connection bound to the stage", s.name)}
+		}
+		kept := d.retain()
+		kept.metaField = d.metaField
+		s.pending = append(s.pending, pendingLookup{d: kept, emit: emit})
+		return nil
+	}
+	r, err := s.prepare(d)
+	if err != nil {
+		return err
+	}
+	var docs []bson.Raw
+	var cached bool
+	if s.cache != nil {
+		docs, cached = s.cache.get(string(r.keys.Value), s.now())
+	}
+	if !cached {
+		if docs, err = s.find(r.filter); err != nil {
+			return err
+		}
+		if s.cache != nil {
+			s.cache.put(string(r.keys.Value), docs, s.now())
+		}
+	}
+	return s.finish(d, r, docs, buf, emit)
+}
+
+// pendingLookup is a document queued by a batched lookup, with where its output goes.
+type pendingLookup struct {
+	d    *Doc
+	emit func(*Doc)
+}
+
+// flush answers the queued documents with one find: {foreignField: {$in: <every key>}} for
+// the equality form (and $cachedLookup's keys the cache does not hold), or the $or of the
+// documents' filters (one filter, or none, when they share it). Each document then gets the
+// fetched documents its own filter matches (spid's query matcher, MongoDB's query semantics),
+// in the collection's order, as with a find of its own. A document's own failure (let,
+// localField, the pipeline) goes to dead; a failure of the find is returned (fatal).
+func (s *lookupStage) flush(dead func(d *Doc, err error)) error {
+	pend := s.pending
+	s.pending = nil
+	if len(pend) == 0 {
+		return nil
+	}
+	reqs := make([]lookupReq, len(pend))
+	ok := make([]bool, len(pend))
+	hits := make([][]bson.Raw, len(pend))
+	hit := make([]bool, len(pend))
+	now := s.now()
+	var filters []bson.Raw // distinct filters of the documents to fetch for
+	seen := map[string]bool{}
+	keyIdx, keys := bsoncore.AppendArrayStart(nil) // every equality key, for the $in form
+	nkeys := 0
+	seenKey := map[string]bool{}
+	for i, p := range pend {
+		r, err := s.prepare(p.d)
+		if err != nil {
+			dead(p.d, err)
+			continue
+		}
+		reqs[i], ok[i] = r, true
+		if s.cache != nil {
+			if hits[i], hit[i] = s.cache.get(string(r.keys.Value), now); hit[i] {
+				continue
+			}
+		}
+		if !seen[string(r.filter)] {
+			seen[string(r.filter)] = true
+			filters = append(filters, r.filter)
+		}
+		if s.local != nil {
+			vals, _ := bson.RawArray(r.keys.Value).Values()
+			for _, v := range vals {
+				k := string(rune(v.Type)) + string(v.Value)
+				if !seenKey[k] {
+					seenKey[k] = true
+					keys = bsoncore.AppendValueElement(keys, strconv.Itoa(nkeys), bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+					nkeys++
+				}
+			}
+		}
+	}
+	keys, _ = bsoncore.AppendArrayEnd(keys, keyIdx)
+	var fetched []bson.Raw
+	if len(filters) > 0 {
+		var union bson.Raw
+		switch {
+		case len(filters) == 1:
+			union = filters[0]
+		case s.local != nil && len(s.pushdown) == 0:
+			union = s.filter(bson.RawValue{Type: bson.TypeArray, Value: keys}, nil)
+		default:
+			idx, u := bsoncore.AppendDocumentStart(nil)
+			aidx, a := bsoncore.AppendArrayElementStart(u, "$or")
+			for i, f := range filters {
+				a = bsoncore.AppendDocumentElement(a, strconv.Itoa(i), f)
+			}
+			u, _ = bsoncore.AppendArrayEnd(a, aidx)
+			u, _ = bsoncore.AppendDocumentEnd(u, idx)
+			union = u
+		}
+		var err error
+		if fetched, err = s.find(union); err != nil {
+			return err
+		}
+	}
+	// The matches of each distinct filter, found once.
+	matches := map[string][]bson.Raw{}
+	for i, p := range pend {
+		if !ok[i] {
+			continue
+		}
+		r := reqs[i]
+		docs := hits[i]
+		if !hit[i] {
+			var found bool
+			if docs, found = matches[string(r.filter)]; !found {
+				if len(filters) == 1 {
+					docs = fetched
+				} else {
+					m, err := match.Compile(r.filter, match.Options{})
+					if err != nil {
+						dead(p.d, failed(s.name, err))
+						continue
+					}
+					docs = nil
+					for _, f := range fetched {
+						if yes, err := m.Match(f, nil); err == nil && yes {
+							docs = append(docs, f)
+						}
+					}
+				}
+				matches[string(r.filter)] = docs
+				if s.cache != nil {
+					s.cache.put(string(r.keys.Value), docs, now)
+				}
+			}
+		}
+		if err := s.finish(p.d, r, docs, &s.buf, p.emit); err != nil {
+			dead(p.d, err)
+		}
+	}
 	return nil
 }
 

@@ -251,3 +251,88 @@ func TestLookupCacheBounds(t *testing.T) {
 		}
 	}
 }
+
+// collectionSource answers every find with its whole collection, a superset of any filter's
+// matches: what each document gets is then the work of the stage's own matching. It counts
+// the finds. (The deployment's answers themselves are tested against FerretDB, e2e
+// TestLookupFromFerretDB.)
+type collectionSource struct {
+	docs    []bson.Raw
+	filters []bson.Raw
+}
+
+func (c *collectionSource) Find(_ context.Context, f bson.Raw) ([]bson.Raw, error) {
+	c.filters = append(c.filters, f)
+	return c.docs, nil
+}
+
+// The documents of one Push are looked up with one find ({foreignField: {$in: [every key]}}
+// for the equality form), and each gets the foreign documents that match its own key, by
+// MongoDB's equality rules (an array matches by element, null matches null and missing); a
+// document whose let fails is a dead letter and the others go on.
+func TestLookupBatchesFinds(t *testing.T) {
+	coll := &collectionSource{docs: []bson.Raw{
+		mustDoc(bson.D{{Key: "_id", Value: 1}, {Key: "sku", Value: "a"}}),
+		mustDoc(bson.D{{Key: "_id", Value: 2}, {Key: "sku", Value: bson.A{"b", "c"}}}),
+		mustDoc(bson.D{{Key: "_id", Value: 3}, {Key: "sku", Value: nil}}),
+		mustDoc(bson.D{{Key: "_id", Value: 4}}),
+	}}
+	plan := mustPlan(t, bson.D{{Key: "$lookup", Value: lookupSpec(lf, ff, asX)}}, bson.D{{Key: "$project", Value: bson.D{{Key: "_id", Value: 0}, {Key: "item", Value: 1}, {Key: "x", Value: "$x._id"}}}})
+	plan.Lookups[0].Bind(context.Background(), coll)
+	eng := NewEngine(plan, Options{})
+	var in []Input
+	for _, item := range []any{"a", "b", bson.A{"a", "c"}, nil, "zz", "a"} {
+		d := bson.D{{Key: "item", Value: item}}
+		if item == nil {
+			d = bson.D{}
+		}
+		in = append(in, Input{Doc: mustDoc(d)})
+	}
+	r := eng.Push(in)
+	if eng.Err() != nil {
+		t.Fatal(eng.Err())
+	}
+	if len(coll.filters) != 1 || coll.filters[0].String() != `{"sku": {"$in": ["a","b","c",null,"zz"]}}` {
+		t.Errorf("finds: %v, want one with every key", coll.filters)
+	}
+	var got []string
+	for _, o := range r.Out {
+		v := o.Lookup("x")
+		got = append(got, v.String())
+	}
+	want := []string{`[{"$numberInt":"1"}]`, `[{"$numberInt":"2"}]`, `[{"$numberInt":"1"},{"$numberInt":"2"}]`, `[{"$numberInt":"3"},{"$numberInt":"4"}]`, `[]`, `[{"$numberInt":"1"}]`}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("matches\n%v\nwant\n%v", got, want)
+	}
+
+	// let/pipeline: the documents' filters are sent as one $or; a let that fails is a dead
+	// letter.
+	coll.filters = nil
+	plan = mustPlan(t, bson.D{{Key: "$lookup", Value: lookupSpec(bson.E{Key: "let", Value: bson.D{{Key: "it", Value: bson.D{{Key: "$toLower", Value: "$item"}}}, {Key: "q", Value: bson.D{{Key: "$divide", Value: bson.A{1, "$n"}}}}}},
+		pipeE, asX)}})
+	plan.Lookups[0].Bind(context.Background(), coll)
+	eng = NewEngine(plan, Options{})
+	r = eng.Push([]Input{
+		{Doc: mustDoc(bson.D{{Key: "item", Value: "A"}, {Key: "n", Value: 1}})},
+		{Doc: mustDoc(bson.D{{Key: "item", Value: "B"}, {Key: "n", Value: 0}})},
+		{Doc: mustDoc(bson.D{{Key: "item", Value: "c"}, {Key: "n", Value: 2}})},
+	})
+	if len(coll.filters) != 1 || coll.filters[0].String() != `{"$or": [{"sku": {"$eq": "a"}},{"sku": {"$eq": "c"}}]}` {
+		t.Errorf("finds: %v, want one $or", coll.filters)
+	}
+	if len(r.Out) != 2 || len(r.DLQ) != 1 || !strings.Contains(r.DLQ[0].String(), "divide by zero") {
+		t.Fatalf("%d outputs, dead letters %v; want 2 and one for $divide", len(r.Out), r.DLQ)
+	}
+	// The find's {sku: "c"} matches the array ["b", "c"]; the pipeline's $expr $eq does not
+	// (aggregation equality compares the whole array), so c gets nothing, as in mongod.
+	if got := r.Out[0].Lookup("x").String(); !strings.Contains(got, `"_id": {"$numberInt":"1"}`) || strings.Contains(got, `"$numberInt":"2"`) {
+		t.Errorf("a matched %s, want the document _id 1 only", got)
+	}
+	if got := r.Out[1].Lookup("x").String(); got != `[]` {
+		t.Errorf("c matched %s, want nothing", got)
+	}
+	ops := eng.Operators()
+	if ops[0].Name != "$lookup" || ops[0].InputCount != 3 || ops[0].DLQCount != 1 || ops[0].OutputCount != 2 {
+		t.Errorf("operator stats %+v", ops[0])
+	}
+}
