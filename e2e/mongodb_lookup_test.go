@@ -87,6 +87,7 @@ func TestLookupFromFerretDB(t *testing.T) {
 	inv := func(id int) string {
 		return map[int]string{
 			1: `{"_id":1,"description":"product 1","instock":120,"sku":"almonds"}`,
+			2: `{"_id":2,"description":"product 2","instock":80,"sku":"bread"}`,
 			4: `{"_id":4,"description":"product 4","instock":70,"sku":"pecans"}`,
 			5: `{"_id":5,"description":"Incomplete","sku":null}`,
 			6: `{"_id":6}`,
@@ -110,6 +111,18 @@ func TestLookupFromFerretDB(t *testing.T) {
 		{"equality", orders, bson.D{{Key: "$lookup", Value: bson.D{{Key: "from", Value: fromD("fdb", "inventory")}, {Key: "localField", Value: "item"},
 			{Key: "foreignField", Value: "sku"}, {Key: "as", Value: "inventory_docs"}}}}, equalityWant},
 		{"cached", orders, cached(1 << 20), equalityWant},
+		// mongod's jstests (lookup_equijoin_semantics.js): an empty array localField matches
+		// like null; an array matches by each element, null among them.
+		{"arrays", bson.A{
+			bson.D{{Key: "_id", Value: 10}, {Key: "o", Value: bson.A{}}},
+			bson.D{{Key: "_id", Value: 11}, {Key: "o", Value: bson.D{{Key: "item", Value: bson.A{"pecans", nil}}}}},
+			bson.D{{Key: "_id", Value: 12}, {Key: "o", Value: bson.A{bson.D{{Key: "item", Value: "almonds"}}, bson.D{{Key: "x", Value: 1}}, bson.D{{Key: "item", Value: bson.A{"bread"}}}}}},
+		}, bson.D{{Key: "$lookup", Value: bson.D{{Key: "from", Value: fromD("fdb", "inventory")}, {Key: "localField", Value: "o.item"},
+			{Key: "foreignField", Value: "sku"}, {Key: "as", Value: "inv"}}}}, []string{
+			`{"_id":10,"inv":[` + inv(5) + `,` + inv(6) + `],"o":[]}`,
+			`{"_id":11,"inv":[` + inv(4) + `,` + inv(5) + `,` + inv(6) + `],"o":{"item":["pecans",null]}}`,
+			`{"_id":12,"inv":[` + inv(1) + `,` + inv(2) + `],"o":[{"item":"almonds"},{"x":1},{"item":["bread"]}]}`,
+		}},
 		{"array", bson.A{
 			bson.D{{Key: "_id", Value: 1}, {Key: "title", Value: "Reading is ..."}, {Key: "enrollmentlist", Value: bson.A{"giraffe2", "pandabear", "artie"}}},
 			bson.D{{Key: "_id", Value: 2}, {Key: "title", Value: "But Writing ..."}, {Key: "enrollmentlist", Value: bson.A{"giraffe1", "artie"}}},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spi-streams/spi/pipeline/expr"
 	"github.com/spi-streams/spi/pipeline/match"
+	"github.com/spi-streams/spi/pipeline/value"
 )
 
 // LookupSource fetches documents of a foreign collection for $lookup and $cachedLookup. A
@@ -72,15 +73,17 @@ func (e *fatalError) Unwrap() error { return e.err }
 // documents whose foreignField is null or missing, and an array foreignField matches by any
 // element; the matches go, as an array, into the field as names (replacing what was there).
 //
-// The equality part is one find on the deployment ({foreignField: {$in: [...]}}). A pipeline
+// The equality part is a find on the deployment ({foreignField: {$in: [...]}}). A pipeline
 // runs in spid's own engine over what that find returns (the whole collection when there is no
 // equality part), with the let variables bound per document; an equality $expr on a let
 // variable at the head of the pipeline ({$eq: ["$f", "$$v"]}, alone or in $and) narrows the
-// find too ({f: value}, which matches a superset), so the deployment does the selection.
+// find too ({f: value}, which matches a superset), so the deployment does the selection. In
+// the engine's chains the documents of one engine call share one find (flush); elsewhere each
+// document has its own.
 type lookupStage struct {
 	name                string // "$lookup" or "$cachedLookup"
 	conn, db, coll      string
-	local               expr.Expr
+	localPath           []string // localField, split
 	localField, foreign string
 	as                  []string
 	letNames            []string
@@ -191,9 +194,7 @@ func parseLookupStage(name string, spec bson.RawValue) (Stage, error) {
 			}
 			*f.dst = str
 		}
-		if s.local, err = compileExpr(name, "localField", bson.RawValue{Type: bson.TypeString, Value: bsoncore.AppendString(nil, "$"+s.localField)}); err != nil {
-			return nil, err
-		}
+		s.localPath = splitPath(s.localField)
 	}
 	pv, perr := doc.LookupErr("pipeline")
 	if lv, err := doc.LookupErr("let"); err == nil {
@@ -518,12 +519,8 @@ func (s *lookupStage) prepare(d *Doc) (lookupReq, error) {
 		}
 		r.vals = append(r.vals, copyValue(v))
 	}
-	if s.local != nil {
-		v, err := s.local.Eval(envFor(d.Raw, d))
-		if err != nil {
-			return r, failed(s.name, fmt.Errorf("localField: %w", err))
-		}
-		r.keys = inKeys(v)
+	if s.localPath != nil {
+		r.keys = localKeys(d.Raw, s.localPath)
 	}
 	r.filter = s.filter(r.keys, r.vals)
 	return r, nil
@@ -649,7 +646,7 @@ func (s *lookupStage) flush(dead func(d *Doc, err error)) error {
 			seen[string(r.filter)] = true
 			filters = append(filters, r.filter)
 		}
-		if s.local != nil {
+		if s.localPath != nil {
 			vals, _ := bson.RawArray(r.keys.Value).Values()
 			for _, v := range vals {
 				k := string(rune(v.Type)) + string(v.Value)
@@ -668,7 +665,7 @@ func (s *lookupStage) flush(dead func(d *Doc, err error)) error {
 		switch {
 		case len(filters) == 1:
 			union = filters[0]
-		case s.local != nil && len(s.pushdown) == 0:
+		case s.localPath != nil && len(s.pushdown) == 0:
 			union = s.filter(bson.RawValue{Type: bson.TypeArray, Value: keys}, nil)
 		default:
 			idx, u := bsoncore.AppendDocumentStart(nil)
@@ -724,20 +721,49 @@ func (s *lookupStage) flush(dead func(d *Doc, err error)) error {
 	return nil
 }
 
-// inKeys is the values localField's value v matches by (MongoDB's $lookup manual): the
-// elements of an array, null for a missing or null value, else v itself; as a BSON array.
-func inKeys(v bson.RawValue) bson.RawValue {
+// localKeys is the set of values localField holds in doc, as mongod's $lookup matches them
+// (jstests/aggregation/sources/lookup/lookup_equijoin_semantics.js): the path is followed
+// into the documents of arrays on its way; an array at its end gives its elements (an array
+// element stays one value); no value at all (missing, or an empty array) gives null, which
+// matches a null or missing foreignField. The values are returned as a BSON array, for $in.
+func localKeys(doc bson.Raw, path []string) bson.RawValue {
 	idx, arr := bsoncore.AppendArrayStart(nil)
-	switch v.Type {
-	case bson.TypeArray:
-		vals, _ := bson.RawArray(v.Value).Values()
-		for i, e := range vals {
-			arr = bsoncore.AppendValueElement(arr, strconv.Itoa(i), bsoncore.Value{Type: bsoncore.Type(e.Type), Data: e.Value})
+	n := 0
+	add := func(v bson.RawValue) {
+		if v.Type == bson.TypeUndefined {
+			v = nullValue
 		}
-	case 0, bson.TypeNull, bson.TypeUndefined:
-		arr = bsoncore.AppendNullElement(arr, "0")
-	default:
-		arr = bsoncore.AppendValueElement(arr, "0", bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+		arr = bsoncore.AppendValueElement(arr, strconv.Itoa(n), bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+		n++
+	}
+	var walk func(v bson.RawValue, path []string)
+	walk = func(v bson.RawValue, path []string) {
+		if len(path) == 0 {
+			if v.Type == bson.TypeArray {
+				vals, _ := bson.RawArray(v.Value).Values()
+				for _, e := range vals {
+					add(e)
+				}
+			} else if v.Type != 0 {
+				add(v)
+			}
+			return
+		}
+		switch v.Type {
+		case bson.TypeEmbeddedDocument:
+			walk(value.Lookup(v.Value, path[0]), path[1:])
+		case bson.TypeArray:
+			vals, _ := bson.RawArray(v.Value).Values()
+			for _, e := range vals {
+				if e.Type == bson.TypeEmbeddedDocument {
+					walk(value.Lookup(e.Value, path[0]), path[1:])
+				}
+			}
+		}
+	}
+	walk(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: doc}, path)
+	if n == 0 {
+		add(nullValue)
 	}
 	arr, _ = bsoncore.AppendArrayEnd(arr, idx)
 	return bson.RawValue{Type: bson.TypeArray, Value: arr}

@@ -122,6 +122,14 @@ func TestLookupFilter(t *testing.T) {
 		{"array", lookupSpec(lf, ff, asX), bson.D{{Key: "item", Value: bson.A{"a", 2}}}, `{"sku": {"$in": ["a",{"$numberInt":"2"}]}}`},
 		{"missing", lookupSpec(lf, ff, asX), bson.D{}, `{"sku": {"$in": [null]}}`},
 		{"null", lookupSpec(lf, ff, asX), bson.D{{Key: "item", Value: nil}}, `{"sku": {"$in": [null]}}`},
+		// mongod's jstests/aggregation/sources/lookup/lookup_equijoin_semantics.js: an empty
+		// array matches like null; a path goes into arrays of documents, and an array at its
+		// end gives its elements, an array element staying one value.
+		{"empty array", lookupSpec(lf, ff, asX), bson.D{{Key: "item", Value: bson.A{}}}, `{"sku": {"$in": [null]}}`},
+		{"nested arrays", lookupSpec(lf, ff, asX), bson.D{{Key: "item", Value: bson.A{bson.A{nil, 1}, 2}}}, `{"sku": {"$in": [[null,{"$numberInt":"1"}],{"$numberInt":"2"}]}}`},
+		{"path into array of arrays", lookupSpec(bson.E{Key: "localField", Value: "a.x"}, ff, asX), bson.D{{Key: "a", Value: bson.A{bson.D{{Key: "x", Value: bson.A{1, 2}}}}}}, `{"sku": {"$in": [{"$numberInt":"1"},{"$numberInt":"2"}]}}`},
+		{"path with a missing element", lookupSpec(bson.E{Key: "localField", Value: "a.x"}, ff, asX), bson.D{{Key: "a", Value: bson.A{bson.D{{Key: "no_x", Value: 2}}, bson.D{{Key: "x", Value: 1}}}}}, `{"sku": {"$in": [{"$numberInt":"1"}]}}`},
+		{"path missing everywhere", lookupSpec(bson.E{Key: "localField", Value: "a.x"}, ff, asX), bson.D{{Key: "a", Value: bson.A{bson.D{{Key: "no_x", Value: 2}}}}}, `{"sku": {"$in": [null]}}`},
 		{"dotted", lookupSpec(bson.E{Key: "localField", Value: "a.b"}, ff, asX), bson.D{{Key: "a", Value: bson.A{bson.D{{Key: "b", Value: 1}}, bson.D{{Key: "b", Value: 2}}}}}, `{"sku": {"$in": [{"$numberInt":"1"},{"$numberInt":"2"}]}}`},
 		{"let pushdown", lookupSpec(letE, pipeE, asX), bson.D{{Key: "item", Value: "a"}}, `{"sku": {"$eq": "a"}}`},
 		{"let missing", lookupSpec(letE, pipeE, asX), bson.D{}, `{}`},
