@@ -548,6 +548,9 @@ func (l *loop) engineLoop(ctx context.Context) error {
 			res = l.eng.Tick()
 		}
 		if err := l.eng.Err(); err != nil {
+			if ctx.Err() != nil {
+				return nil // the attempt is over: a find it cut short is no failure
+			}
 			// A lookup's deployment failed: not the documents' fault, so the attempt fails and
 			// is retried from the last checkpoint.
 			return err
