@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -103,6 +104,8 @@ type lookupStage struct {
 	batched bool
 	pending []pendingLookup
 	buf     []byte
+	// byVals are pipelines compiled for let values (compiled), at most maxCompiled.
+	byVals map[string][]Stage
 }
 
 // eqPush is {$eq: ["$path", "$$name"]} at the head of a lookup pipeline.
@@ -532,7 +535,7 @@ func (s *lookupStage) finish(d *Doc, r lookupReq, docs []bson.Raw, buf *[]byte, 
 		stages := s.stages
 		if s.usesVars {
 			var err error
-			if stages, _, err = compileLookupPipeline(s.name, s.pipeline, s.letNames, r.vals); err != nil {
+			if stages, err = s.compiled(r.vals); err != nil {
 				return failed(s.name, err)
 			}
 		}
@@ -554,6 +557,32 @@ func (s *lookupStage) finish(d *Doc, r lookupReq, docs []bson.Raw, buf *[]byte, 
 	d.Raw = out
 	emit(d)
 	return nil
+}
+
+// maxCompiled bounds the pipelines compiled for let values that a stage keeps for reuse.
+const maxCompiled = 256
+
+// compiled returns the pipeline compiled with the let variables bound to vals, reusing the
+// one compiled for the same values before (the stages keep no state between documents).
+func (s *lookupStage) compiled(vals []bson.RawValue) ([]Stage, error) {
+	var kb []byte
+	for _, v := range vals {
+		kb = append(kb, byte(v.Type))
+		kb = binary.LittleEndian.AppendUint32(kb, uint32(len(v.Value)))
+		kb = append(kb, v.Value...)
+	}
+	if st, ok := s.byVals[string(kb)]; ok {
+		return st, nil
+	}
+	st, _, err := compileLookupPipeline(s.name, s.pipeline, s.letNames, vals)
+	if err != nil {
+		return nil, err
+	}
+	if s.byVals == nil || len(s.byVals) >= maxCompiled {
+		s.byVals = map[string][]Stage{}
+	}
+	s.byVals[string(kb)] = st
+	return st, nil
 }
 
 // find runs one find and counts it.
@@ -662,11 +691,20 @@ func (s *lookupStage) flush(dead func(d *Doc, err error)) error {
 	var fetched []bson.Raw
 	if len(filters) > 0 {
 		var union bson.Raw
+		matchAll := false
+		for _, f := range filters {
+			matchAll = matchAll || len(f) == 5
+		}
 		switch {
 		case len(filters) == 1:
 			union = filters[0]
+		case matchAll:
+			union = bson.Raw{5, 0, 0, 0, 0} // a document without condition: all of them
 		case s.localPath != nil && len(s.pushdown) == 0:
 			union = s.filter(bson.RawValue{Type: bson.TypeArray, Value: keys}, nil)
+		case s.localPath == nil && len(s.pushdown) == 1:
+			// The filters are all {path: {$eq: v}}: one {path: {$in: [v...]}} is their $or.
+			union = s.pushdownIn(filters)
 		default:
 			idx, u := bsoncore.AppendDocumentStart(nil)
 			aidx, a := bsoncore.AppendArrayElementStart(u, "$or")
@@ -803,6 +841,20 @@ func (s *lookupStage) filter(keys bson.RawValue, vals []bson.RawValue) bson.Raw 
 	}
 	f, _ = bsoncore.AppendDocumentEnd(f, idx)
 	return f
+}
+
+// pushdownIn is {path: {$in: [v...]}} for filters that are each {path: {$eq: v}} (one
+// pushed-down equality, no localField).
+func (s *lookupStage) pushdownIn(filters []bson.Raw) bson.Raw {
+	path := s.pushdown[0].path
+	aidx, a := bsoncore.AppendArrayStart(nil)
+	for i, f := range filters {
+		v := f.Lookup(path, "$eq")
+		a = bsoncore.AppendValueElement(a, strconv.Itoa(i), bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+	}
+	a, _ = bsoncore.AppendArrayEnd(a, aidx)
+	in := bsoncore.NewDocumentBuilder().AppendArray("$in", a).Build()
+	return bson.Raw(bsoncore.NewDocumentBuilder().AppendDocument(path, in).Build())
 }
 
 // runLocal runs a lookup's pipeline over the fetched documents: per document for ordinary

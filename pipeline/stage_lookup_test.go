@@ -313,8 +313,8 @@ func TestLookupBatchesFinds(t *testing.T) {
 		t.Errorf("matches\n%v\nwant\n%v", got, want)
 	}
 
-	// let/pipeline: the documents' filters are sent as one $or; a let that fails is a dead
-	// letter.
+	// let/pipeline: the documents' pushed-down equalities are sent as one $in; a let that
+	// fails is a dead letter.
 	coll.filters = nil
 	plan = mustPlan(t, bson.D{{Key: "$lookup", Value: lookupSpec(bson.E{Key: "let", Value: bson.D{{Key: "it", Value: bson.D{{Key: "$toLower", Value: "$item"}}}, {Key: "q", Value: bson.D{{Key: "$divide", Value: bson.A{1, "$n"}}}}}},
 		pipeE, asX)}})
@@ -325,8 +325,8 @@ func TestLookupBatchesFinds(t *testing.T) {
 		{Doc: mustDoc(bson.D{{Key: "item", Value: "B"}, {Key: "n", Value: 0}})},
 		{Doc: mustDoc(bson.D{{Key: "item", Value: "c"}, {Key: "n", Value: 2}})},
 	})
-	if len(coll.filters) != 1 || coll.filters[0].String() != `{"$or": [{"sku": {"$eq": "a"}},{"sku": {"$eq": "c"}}]}` {
-		t.Errorf("finds: %v, want one $or", coll.filters)
+	if len(coll.filters) != 1 || coll.filters[0].String() != `{"sku": {"$in": ["a","c"]}}` {
+		t.Errorf("finds: %v, want one $in of the pushed-down values", coll.filters)
 	}
 	if len(r.Out) != 2 || len(r.DLQ) != 1 || !strings.Contains(r.DLQ[0].String(), "divide by zero") {
 		t.Fatalf("%d outputs, dead letters %v; want 2 and one for $divide", len(r.Out), r.DLQ)
@@ -342,5 +342,18 @@ func TestLookupBatchesFinds(t *testing.T) {
 	ops := eng.Operators()
 	if ops[0].Name != "$lookup" || ops[0].InputCount != 3 || ops[0].DLQCount != 1 || ops[0].OutputCount != 2 {
 		t.Errorf("operator stats %+v", ops[0])
+	}
+
+	// The concise form with a pushed-down equality: the documents' filters go as one $or.
+	coll.filters = nil
+	plan = mustPlan(t, bson.D{{Key: "$lookup", Value: lookupSpec(lf, ff, letE, pipeE, asX)}})
+	plan.Lookups[0].Bind(context.Background(), coll)
+	eng = NewEngine(plan, Options{})
+	r = eng.Push([]Input{{Doc: mustDoc(bson.D{{Key: "item", Value: "a"}})}, {Doc: mustDoc(bson.D{{Key: "item", Value: "b"}})}})
+	if len(coll.filters) != 1 || !strings.HasPrefix(coll.filters[0].String(), `{"$or": [{"$and": [{"sku": {"$in": ["a"]}},{"sku": {"$eq": "a"}}]}`) {
+		t.Errorf("finds: %v, want one $or", coll.filters)
+	}
+	if len(r.Out) != 2 || !strings.Contains(r.Out[0].Lookup("x").String(), `"_id": {"$numberInt":"1"}`) {
+		t.Errorf("concise outputs %v", r.Out)
 	}
 }
