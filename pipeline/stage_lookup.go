@@ -821,8 +821,13 @@ func (s *lookupStage) filter(keys bson.RawValue, vals []bson.RawValue) bson.Raw 
 				continue
 			}
 			v := vals[i]
-			if v.Type == 0 || v.Type == bson.TypeRegex || v.Type == bson.TypeUndefined {
-				continue // {path: <regex>} would match by pattern, not by equality
+			switch v.Type {
+			case 0, bson.TypeUndefined, bson.TypeRegex, bson.TypeArray:
+				// Missing: nothing to compare. A regex would match by pattern, not by
+				// equality. An array: "$a.b" over an array of documents is the array of their
+				// b's, which {a.b: [...]} does not match, so the find would miss documents
+				// the pipeline keeps.
+				continue
 			}
 			eq := bsoncore.NewDocumentBuilder().AppendValue("$eq", bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value}).Build()
 			conds = append(conds, bsoncore.NewDocumentBuilder().AppendDocument(p.path, eq).Build())

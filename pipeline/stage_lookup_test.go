@@ -133,6 +133,7 @@ func TestLookupFilter(t *testing.T) {
 		{"dotted", lookupSpec(bson.E{Key: "localField", Value: "a.b"}, ff, asX), bson.D{{Key: "a", Value: bson.A{bson.D{{Key: "b", Value: 1}}, bson.D{{Key: "b", Value: 2}}}}}, `{"sku": {"$in": [{"$numberInt":"1"},{"$numberInt":"2"}]}}`},
 		{"let pushdown", lookupSpec(letE, pipeE, asX), bson.D{{Key: "item", Value: "a"}}, `{"sku": {"$eq": "a"}}`},
 		{"let missing", lookupSpec(letE, pipeE, asX), bson.D{}, `{}`},
+		{"let an array", lookupSpec(letE, pipeE, asX), bson.D{{Key: "item", Value: bson.A{"a"}}}, `{}`},
 		{"concise", lookupSpec(lf, ff, letE, pipeE, asX), bson.D{{Key: "item", Value: "a"}}, `{"$and": [{"sku": {"$in": ["a"]}},{"sku": {"$eq": "a"}}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
