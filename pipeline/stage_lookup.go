@@ -42,15 +42,6 @@ type Lookup struct {
 // Bind gives the stage the source it fetches from and the context of the attempt it runs in.
 func (l *Lookup) Bind(ctx context.Context, src LookupSource) { l.st.ctx, l.st.src = ctx, src }
 
-// CacheUsage is the memory a $cachedLookup's cache holds (BSON bytes of its results plus a
-// per-entry overhead) and its limit, maxMemUsageBytes; 0, 0 for $lookup.
-func (l *Lookup) CacheUsage() (used, max int64) {
-	if c := l.st.cache; c != nil {
-		return c.used, c.max
-	}
-	return 0, 0
-}
-
 // MaxMemUsageBytes is a $cachedLookup's maxMemUsageBytes (0 for $lookup), which the processor
 // checks against 12.5 % of its tier's RAM (spec §3.4 and §9).
 func (l *Lookup) MaxMemUsageBytes() int64 {
@@ -70,9 +61,10 @@ func (e *fatalError) Unwrap() error { return e.err }
 // lookupStage is $lookup (equality: localField/foreignField; let/pipeline; the concise
 // correlated form with both) and $cachedLookup (equality only, with a cache), following
 // MongoDB's $lookup manual page: localField is compared with foreignField by query equality,
-// so an array localField matches any of its elements, a missing or null localField matches
-// documents whose foreignField is null or missing, and an array foreignField matches by any
-// element; the matches go, as an array, into the field as names (replacing what was there).
+// so an array localField matches any of its elements, a missing or null localField (or an
+// empty array) matches documents whose foreignField is null or missing, and an array
+// foreignField matches by any element (localKeys); the matches go, as an array, into the
+// field as names (replacing what was there).
 //
 // The equality part is a find on the deployment ({foreignField: {$in: [...]}}). A pipeline
 // runs in spid's own engine over what that find returns (the whole collection when there is no
@@ -89,7 +81,7 @@ type lookupStage struct {
 	as                  []string
 	letNames            []string
 	letExprs            []expr.Expr
-	pipeline            bson.Raw // the raw pipeline, compiled per document when it uses let variables
+	pipeline            bson.Raw // the raw pipeline, compiled per let values when it uses let variables
 	stages              []Stage  // the compiled pipeline, when it uses no let variable
 	usesVars            bool
 	pushdown            []eqPush
@@ -97,8 +89,6 @@ type lookupStage struct {
 	ctx                 context.Context
 	src                 LookupSource
 	now                 func() time.Time
-	// results counts the documents set in as, finds the finds sent.
-	results, finds int64
 	// batched says the stage queues its documents (pending) for the engine's drain, which
 	// answers them with one find (flush); buf is its output buffer there.
 	batched bool
@@ -544,7 +534,6 @@ func (s *lookupStage) finish(d *Doc, r lookupReq, docs []bson.Raw, buf *[]byte, 
 			return failed(s.name, err)
 		}
 	}
-	s.results += int64(len(docs))
 	idx, arr := bsoncore.AppendArrayStart(nil)
 	for i, x := range docs {
 		arr = bsoncore.AppendDocumentElement(arr, strconv.Itoa(i), x)
@@ -590,7 +579,6 @@ func (s *lookupStage) find(filter bson.Raw) ([]bson.Raw, error) {
 	if s.src == nil {
 		return nil, &fatalError{fmt.Errorf("%s: no connection bound to the stage", s.name)}
 	}
-	s.finds++
 	docs, err := s.src.Find(s.ctx, filter)
 	if err != nil {
 		return nil, &fatalError{err}

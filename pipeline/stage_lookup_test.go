@@ -214,6 +214,9 @@ func TestLookupCacheBounds(t *testing.T) {
 			t.Fatalf("after %d puts the cache holds %d bytes, over its %d", i+1, c.used, c.max)
 		}
 	}
+	if c.Evictions != 47 || c.Misses != 0 {
+		t.Errorf("%d evictions, %d misses; want 47 and 0", c.Evictions, c.Misses)
+	}
 	if len(c.entries) != 3 || c.used != 3*per {
 		t.Errorf("%d entries, %d bytes; want 3 and %d", len(c.entries), c.used, 3*per)
 	}
