@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/spi-streams/spi/pipeline/match"
 )
 
 func lookupSpec(extra ...bson.E) bson.D {
@@ -264,10 +266,10 @@ func TestLookupCacheBounds(t *testing.T) {
 	}
 }
 
-// collectionSource answers every find with its whole collection, a superset of any filter's
-// matches: what each document gets is then the work of the stage's own matching. It counts
-// the finds. (The deployment's answers themselves are tested against FerretDB, e2e
-// TestLookupFromFerretDB.)
+// collectionSource answers a find with the documents of its collection the filter matches
+// (by spid's own query matcher) and records the filters. It stands for the deployment where
+// the number and shape of the finds are under test; the deployment's answers are tested
+// against FerretDB (e2e TestLookupFromFerretDB).
 type collectionSource struct {
 	docs    []bson.Raw
 	filters []bson.Raw
@@ -275,7 +277,17 @@ type collectionSource struct {
 
 func (c *collectionSource) Find(_ context.Context, f bson.Raw) ([]bson.Raw, error) {
 	c.filters = append(c.filters, f)
-	return c.docs, nil
+	m, err := match.Compile(f, match.Options{})
+	if err != nil {
+		return nil, err
+	}
+	var out []bson.Raw
+	for _, d := range c.docs {
+		if ok, err := m.Match(d, nil); err == nil && ok {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // The documents of one Push are looked up with one find ({foreignField: {$in: [every key]}}
@@ -359,5 +371,60 @@ func TestLookupBatchesFinds(t *testing.T) {
 	}
 	if len(r.Out) != 2 || !strings.Contains(r.Out[0].Lookup("x").String(), `"_id": {"$numberInt":"1"}`) {
 		t.Errorf("concise outputs %v", r.Out)
+	}
+}
+
+// Inside a window, a $lookup before $group is answered in batches like any chained stage, and
+// one after $group looks up each of the window's results when the window closes.
+func TestLookupInWindow(t *testing.T) {
+	coll := &collectionSource{docs: []bson.Raw{
+		mustDoc(bson.D{{Key: "_id", Value: 1}, {Key: "sku", Value: "a"}, {Key: "w", Value: 10}}),
+		mustDoc(bson.D{{Key: "_id", Value: 2}, {Key: "sku", Value: "b"}, {Key: "w", Value: 20}}),
+	}}
+	window := func(inner ...bson.D) bson.D {
+		arr := bson.A{}
+		for _, s := range inner {
+			arr = append(arr, s)
+		}
+		return bson.D{{Key: "$tumblingWindow", Value: bson.D{{Key: "interval", Value: bson.D{{Key: "size", Value: 10}, {Key: "unit", Value: "second"}}}, {Key: "pipeline", Value: arr}}}}
+	}
+	before := bson.D{{Key: "$lookup", Value: lookupSpec(lf, ff, asX)}}
+	sumW := bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$item"}, {Key: "w", Value: bson.D{{Key: "$sum", Value: bson.D{{Key: "$sum", Value: "$x.w"}}}}}}}}
+	after := bson.D{{Key: "$lookup", Value: lookupSpec(bson.E{Key: "localField", Value: "_id"}, ff, asX)}}
+	count := bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$item"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}}
+	sortID := bson.D{{Key: "$sort", Value: bson.D{{Key: "_id", Value: 1}}}}
+	in := []Input{
+		{Doc: mustDoc(bson.D{{Key: "item", Value: "a"}}), Time: 1000},
+		{Doc: mustDoc(bson.D{{Key: "item", Value: "b"}}), Time: 2000},
+		{Doc: mustDoc(bson.D{{Key: "item", Value: "a"}}), Time: 3000},
+	}
+	for _, tc := range []struct {
+		name  string
+		inner []bson.D
+		finds int
+		want  []string
+	}{
+		{"before $group", []bson.D{before, sumW, sortID}, 1, []string{`"w": {"$numberInt":"20"}`, `"w": {"$numberInt":"20"}`}},
+		{"after $group", []bson.D{count, sortID, after}, 2, []string{`"x": [{"_id": {"$numberInt":"1"}`, `"x": [{"_id": {"$numberInt":"2"}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			coll.filters = nil
+			plan := mustPlan(t, window(tc.inner...))
+			plan.Lookups[0].Bind(context.Background(), coll)
+			eng := NewEngine(plan, Options{})
+			r := eng.Push(in)
+			r.Merge(eng.Flush())
+			if eng.Err() != nil || len(r.DLQ) != 0 || len(r.Out) != 2 {
+				t.Fatalf("err %v, %d dead letters, %d outputs", eng.Err(), len(r.DLQ), len(r.Out))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(r.Out[i].String(), w) {
+					t.Errorf("output %d %s lacks %s", i, r.Out[i], w)
+				}
+			}
+			if len(coll.filters) != tc.finds {
+				t.Errorf("%d finds, want %d", len(coll.filters), tc.finds)
+			}
+		})
 	}
 }
