@@ -104,6 +104,11 @@ func getStreamProcessorStats(_ context.Context, call *Call, r *Reply) error {
 			r.Int64("inputMessageCount", op.InputCount)
 			r.Int64("outputMessageCount", op.OutputCount)
 			r.Int64("dlqMessageCount", op.DLQCount)
+			if op.MaxMemoryUsage > 0 {
+				// A $cachedLookup's cache: what it holds and its maxMemUsageBytes.
+				r.Int64("stateSize", op.StateSize)
+				r.Int64("maxMemoryUsage", op.MaxMemoryUsage)
+			}
 			r.EndDoc()
 		}
 		r.EndDoc()

@@ -197,6 +197,18 @@ type Type struct {
 	// NewDLQ builds the writer of a processor's dead-letter queue (options.dlq); nil if the
 	// type cannot hold one.
 	NewDLQ func(env Env, dlq *store.DLQ) (Sink, error)
+	// NewLookup builds the reader of a $lookup or $cachedLookup stage's foreign collection;
+	// nil if the type cannot be looked up in. Like the other constructors it checks options
+	// (and privileges) without I/O.
+	NewLookup func(env Env, l *pipeline.Lookup) (LookupReader, error)
+}
+
+// LookupReader reads a lookup stage's foreign collection (pipeline.LookupSource) and is
+// closed by the runtime when the attempt ends. Find's errors are *Error: retryable for a
+// deployment that cannot be reached.
+type LookupReader interface {
+	pipeline.LookupSource
+	Close() error
 }
 
 var (

@@ -156,6 +156,66 @@ type Engine struct {
 	ops     []*OperatorStats
 	win     *OperatorStats
 	emitted int64
+	// lookups are the lookup stages of the chains, in the order chain built them (each
+	// chain last stage first; see Operators): drain answers their queued documents.
+	lookups []chainedLookup
+	// fatal is the first failure of a stage that is not the document's (a lookup whose
+	// deployment cannot be reached): the engine stops processing and Err reports it.
+	fatal error
+}
+
+type chainedLookup struct {
+	st *lookupStage
+	op *OperatorStats
+}
+
+// drain answers the documents the chains' lookup stages queued during this call, upstream
+// stages first (a stage's answers may queue documents in a later one), each stage with one
+// find (lookupStage.flush); the documents then go on down their chains.
+func (e *Engine) drain() {
+	for {
+		done := true
+		for i := len(e.lookups) - 1; i >= 0; i-- {
+			l := e.lookups[i]
+			if len(l.st.pending) == 0 {
+				continue
+			}
+			done = false
+			if e.fatal != nil {
+				l.st.pending = nil
+				continue
+			}
+			err := l.st.flush(func(d *Doc, err error) {
+				l.op.DLQCount++
+				e.dead(l.st.name, err, d)
+			})
+			if err != nil {
+				e.failedDoc(l.st.name, err, nil)
+			}
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// Err returns the failure that stopped the engine, if any: an error of a stage's connection
+// (a LookupSource's Find), which is not a document's fault and not a dead letter. The caller
+// fails the attempt and retries from the last checkpoint; what the engine returned since the
+// failure is incomplete.
+func (e *Engine) Err() error { return e.fatal }
+
+// failedDoc routes a stage's error: a fatal one stops the engine, any other sends the
+// document to the dead-letter queue.
+func (e *Engine) failedDoc(stage string, err error, d *Doc) {
+	var fe *fatalError
+	if errors.As(err, &fe) {
+		if e.fatal == nil {
+			e.fatal = fe.err
+		}
+		return
+	}
+	e.dead(stage, err, d)
 }
 
 // arenaChunk is the size of the chunks output documents are carved from: one allocation
@@ -237,11 +297,23 @@ func (e *Engine) chain(stages []Stage, next func(*Doc)) func(*Doc) {
 		var buf []byte // the stage's output buffer, reused
 		op := &OperatorStats{Name: st.Name()}
 		e.ops = append(e.ops, op)
+		op.st = st
+		if l, ok := st.(*lookupStage); ok {
+			// A lookup in a chain answers the documents of a call together (drain).
+			l.batched = true
+			e.lookups = append(e.lookups, chainedLookup{l, op})
+		}
 		next = func(d *Doc) {
+			if e.fatal != nil {
+				return
+			}
 			op.InputCount++
 			if err := st.Process(d, &buf, nxt); err != nil {
-				op.DLQCount++
-				e.dead(st.Name(), err, d)
+				var fe *fatalError
+				if !errors.As(err, &fe) {
+					op.DLQCount++
+				}
+				e.failedDoc(st.Name(), err, d)
 			}
 		}
 	}
@@ -289,9 +361,14 @@ func (e *Engine) Push(batch []Input) Result {
 	now := e.opts.Now()
 	e.lastInput = now
 	for _, in := range batch {
+		if e.fatal != nil {
+			break
+		}
 		e.ingest(in, now)
 	}
+	e.drain()
 	e.advance()
+	e.drain()
 	e.res = nil
 	return res
 }
@@ -302,6 +379,7 @@ func (e *Engine) Flush() Result {
 	e.res, res.pool, e.arena = &res, e.pool, nil // no chunk serves two results
 	e.watermark = math.MaxInt64
 	e.closeUpTo(math.MaxInt64)
+	e.drain()
 	e.res = nil
 	return res
 }
@@ -315,6 +393,7 @@ func (e *Engine) Idle(p int32) Result {
 	var res Result
 	e.res, res.pool, e.arena = &res, e.pool, nil // no chunk serves two results
 	e.advance()
+	e.drain()
 	e.res = nil
 	return res
 }
@@ -337,6 +416,7 @@ func (e *Engine) Tick() Result {
 			e.closeUpTo(moved - w.AllowedLateness)
 		}
 	}
+	e.drain()
 	e.res = nil
 	return res
 }
@@ -772,8 +852,11 @@ func (e *Engine) output(start, end int64, partitionKey *bson.RawValue, meta bson
 		}
 		var next []*Doc
 		for _, d := range docs {
+			if e.fatal != nil {
+				return
+			}
 			if err := st.Process(d, nil, func(o *Doc) { next = append(next, o) }); err != nil {
-				e.dead(st.Name(), err, d)
+				e.failedDoc(st.Name(), err, d)
 			}
 		}
 		docs = next

@@ -9,6 +9,11 @@ type OperatorStats struct {
 	// InputCount is the documents the operator was given, OutputCount those it passed on,
 	// DLQCount those it failed on.
 	InputCount, OutputCount, DLQCount int64
+	// StateSize and MaxMemoryUsage are the bytes a $cachedLookup's cache holds and may hold
+	// (maxMemUsageBytes); 0 for other operators.
+	StateSize, MaxMemoryUsage int64
+
+	st Stage
 }
 
 // SourceDeadLetters counts the inputs that became dead letters at $source: records the source
@@ -39,6 +44,12 @@ func (e *Engine) Operators() []OperatorStats {
 	}
 	for i := nAfter - 1; i >= 0; i-- {
 		out = append(out, *e.ops[i])
+	}
+	for i := range out {
+		if l, ok := out[i].st.(*lookupStage); ok && l.cache != nil {
+			out[i].StateSize, out[i].MaxMemoryUsage = l.cache.used, l.cache.max
+		}
+		out[i].st = nil
 	}
 	// A stage's output is what the next one took in; the window counts its own.
 	for i := range out {

@@ -33,6 +33,9 @@ type Plan struct {
 	After  []Stage
 	// Sink is nil for a pipeline run by sp.process().
 	Sink *Sink
+	// Lookups are the $lookup and $cachedLookup stages, wherever they are: the processor
+	// binds each to its connection (Lookup.Bind) before running the plan.
+	Lookups []*Lookup
 }
 
 // ParseOptions says how a pipeline will be used.
@@ -90,6 +93,8 @@ func init() {
 		"$validate":       {where: inMain | inWindow, parse: parseValidate},
 		"$setStreamMeta":  {where: inMain, parse: parseSetStreamMeta},
 		"$throttle":       {where: inMain, parse: parseThrottle},
+		"$lookup":         {where: inMain | inWindow, parse: parseLookup},
+		"$cachedLookup":   {where: inMain, parse: parseCachedLookup},
 		"$group":          {where: inWindow, kind: kindWindowOnly, parse: parseGroup},
 		"$sort":           {where: inWindow, kind: kindWindowOnly, parse: parseSort},
 		"$limit":          {where: inWindow, kind: kindWindowOnly, parse: parseLimit},
@@ -98,7 +103,7 @@ func init() {
 }
 
 // notYet are Atlas stages spi does not run yet; they are refused by name.
-var notYet = []string{"$lookup", "$cachedLookup", "$externalFunction", "$vectorSearch", "$iceberg", "$function"}
+var notYet = []string{"$externalFunction", "$vectorSearch", "$iceberg", "$function"}
 
 // stageOf splits a stage document {"$name": spec}.
 func stageOf(i int, v bson.RawValue) (string, bson.RawValue, error) {
@@ -202,6 +207,7 @@ func Parse(pipeline bson.Raw, opts ParseOptions) (*Plan, error) {
 	if p.Sink == nil && opts.RequireSink {
 		return nil, &ParseError{Index: len(vals) - 1, Msg: "the pipeline has no sink: end it with $merge, $emit or $https (only sp.process() runs without one)"}
 	}
+	p.lookups()
 	return p, nil
 }
 

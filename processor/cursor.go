@@ -309,6 +309,9 @@ func (m *Manager) Process(opts ProcessOptions) (string, int64, error) {
 	if e != nil {
 		return "", 0, e
 	}
+	if e := checkLookupMemory(plan, m.tierOf(store.Processor{Workspace: opts.Workspace})); e != nil {
+		return "", 0, e
+	}
 	now := time.Now().UTC()
 	id := bson.NewObjectID().Hex()
 	rec := store.Processor{ID: id, Workspace: opts.Workspace, Name: "process-" + id, Pipeline: append([]byte(nil), opts.Pipeline...),

@@ -267,7 +267,11 @@ func (m *Manager) Create(req CreateRequest) (store.Processor, error) {
 			return store.Processor{}, e
 		}
 	}
-	if _, e := m.validate(req.Workspace, req.Pipeline, true, req.DLQ); e != nil {
+	plan, e := m.validate(req.Workspace, req.Pipeline, true, req.DLQ)
+	if e != nil {
+		return store.Processor{}, e
+	}
+	if e := checkLookupMemory(plan, m.tierOf(store.Processor{Workspace: req.Workspace, Tier: req.Tier})); e != nil {
 		return store.Processor{}, e
 	}
 	now := time.Now().UTC()
@@ -365,7 +369,11 @@ func (m *Manager) Start(ws, name string, opts StartOptions) error {
 		}
 	}
 	// The connections may have changed since create: check again before running.
-	if _, e := m.validate(ws, rec.Pipeline, true, rec.DLQ); e != nil {
+	plan, e := m.validate(ws, rec.Pipeline, true, rec.DLQ)
+	if e != nil {
+		return e
+	}
+	if e := checkLookupMemory(plan, m.tierOf(rec)); e != nil {
 		return e
 	}
 	if opts.ClearCheckpoints {
@@ -677,6 +685,22 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 			_ = sink.Close()
 		}
 	}
+	for _, l := range plan.Lookups {
+		c, ok := conns[l.ConnectionName]
+		if !ok {
+			return nil, Errorf(CodeStreamProcessorInvalidOption, "%s.from.connectionName: no connection named %q in workspace %s", l.Stage, l.ConnectionName, ws)
+		}
+		t, ok := connectors.Lookup(c.Type)
+		if !ok || t.NewLookup == nil {
+			return nil, Errorf(CodeStreamProcessorInvalidOption, "%s.from.connectionName: connection %q is of type %s; %s reads from a Cluster connection", l.Stage, l.ConnectionName, c.Type, l.Stage)
+		}
+		// Building the reader checks the execute-as role's find privilege on from, without I/O.
+		lr, err := t.NewLookup(connectors.Env{Workspace: ws, Connection: &c, Roles: m.roles}, l)
+		if err != nil {
+			return nil, classify(err)
+		}
+		_ = lr.Close()
+	}
 	if dlq != nil {
 		c, ok := conns[dlq.ConnectionName]
 		switch {
@@ -698,6 +722,24 @@ func (m *Manager) validate(ws string, pipe bson.Raw, requireSink bool, dlq *stor
 		}
 	}
 	return plan, nil
+}
+
+// maxLookupCacheShare is the largest share of its tier's RAM a $cachedLookup's
+// maxMemUsageBytes may ask for: 12.5 % (Atlas's $cachedLookup page, spec §3.4 and §9).
+const maxLookupCacheShare = 8 // RAM / 8
+
+// checkLookupMemory refuses a $cachedLookup whose maxMemUsageBytes is over 12.5 % of the
+// processor tier's RAM, with code 420 naming the field, the tier and the cap.
+func checkLookupMemory(plan *pipeline.Plan, t Tier) *Error {
+	if plan == nil {
+		return nil
+	}
+	for _, l := range plan.Lookups {
+		if n, max := l.MaxMemUsageBytes(), t.RAM/maxLookupCacheShare; n > max {
+			return Errorf(CodeStreamProcessorInvalidOption, "%s.maxMemUsageBytes: %d is over 12.5%% of tier %s's %d MiB (at most %d bytes)", l.Stage, n, t.Name, t.RAM>>20, max)
+		}
+	}
+	return nil
 }
 
 // RunningUsing names the workspace's running (STARTED) processors whose pipeline or dead-letter

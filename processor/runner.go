@@ -255,6 +255,15 @@ func (r *runner) attempt() (err error) {
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
+	lookups, err := r.m.bindLookups(ctx, env, plan, rec)
+	defer func() {
+		for _, lr := range lookups {
+			_ = lr.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
 	if err := src.Open(ctx, positions); err != nil {
 		return err
 	}
@@ -396,6 +405,33 @@ func (m *Manager) connect(env connectors.Env, plan *pipeline.Plan, p *proc) (src
 	return src, sink, dlq, nil
 }
 
+// bindLookups builds the reader of each $lookup and $cachedLookup stage's foreign collection
+// (checking the execute-as role again) and binds it to the stage, with the attempt's context.
+// It returns the readers built, for the caller to close, also on error.
+func (m *Manager) bindLookups(ctx context.Context, env connectors.Env, plan *pipeline.Plan, rec store.Processor) ([]connectors.LookupReader, error) {
+	var out []connectors.LookupReader
+	for _, l := range plan.Lookups {
+		var c store.Connection
+		err := m.cfg.Store.View(func(tx *store.Txn) (err error) { c, err = tx.Connection(rec.Workspace, l.ConnectionName); return err })
+		if err != nil {
+			return out, &Error{Code: CodeStreamProcessorInvalidOption, Msg: fmt.Sprintf("%s.from.connectionName: connection %q no longer exists in workspace %s", l.Stage, l.ConnectionName, rec.Workspace)}
+		}
+		t, ok := connectors.Lookup(c.Type)
+		if !ok || t.NewLookup == nil {
+			return out, &Error{Code: CodeStreamProcessorInvalidOption, Msg: fmt.Sprintf("%s.from.connectionName: connection %q is of type %s; %s reads from a Cluster connection", l.Stage, l.ConnectionName, c.Type, l.Stage)}
+		}
+		lenv := env
+		lenv.Connection = &c
+		lr, err := t.NewLookup(lenv, l)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, lr)
+		l.Bind(ctx, lr)
+	}
+	return out, nil
+}
+
 // loop is one attempt's three goroutines and what they share.
 type loop struct {
 	r         *runner
@@ -527,6 +563,14 @@ func (l *loop) engineLoop(ctx context.Context) error {
 		}
 		if len(bt.Inputs) == 0 && len(bt.Idle) == 0 && !bt.EOF {
 			res = l.eng.Tick()
+		}
+		if err := l.eng.Err(); err != nil {
+			if ctx.Err() != nil {
+				return nil // the attempt is over: a find it cut short is no failure
+			}
+			// A lookup's deployment failed: not the documents' fault, so the attempt fails and
+			// is retried from the last checkpoint.
+			return err
 		}
 		if bt.Release != nil {
 			bt.Release() // the engine keeps nothing of its inputs

@@ -38,7 +38,7 @@ import (
 )
 
 func init() {
-	connectors.Register(connectors.Type{Name: store.TypeCluster, NewSink: NewSink, NewDLQ: NewDLQ})
+	connectors.Register(connectors.Type{Name: store.TypeCluster, NewSink: NewSink, NewDLQ: NewDLQ, NewLookup: NewLookup})
 }
 
 // Timeouts of the connection.
