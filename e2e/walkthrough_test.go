@@ -395,7 +395,7 @@ func TestSecurityWalkthrough(t *testing.T) {
 		}
 	}
 	ctlAudit := readFile(t, filepath.Join(s.DataDir, "audit", "control-plane.jsonl"))
-	if n := len(regexp.MustCompile(`"caller":"` + roPub + `"[^\n]*"method":"POST"[^\n]*"status":403`).FindAllString(ctlAudit, -1)); n != 4 {
+	if n := len(regexp.MustCompile(`"caller":"`+roPub+`"[^\n]*"method":"POST"[^\n]*"status":403`).FindAllString(ctlAudit, -1)); n != 4 {
 		t.Errorf("the audit log holds %d refused POSTs of the Read Only key, want 4", n)
 	}
 

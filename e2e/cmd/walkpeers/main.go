@@ -105,7 +105,12 @@ func run() error {
 	fctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(fctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "walkpeers: FerretDB:", err)
+		}
+	}()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -125,11 +130,8 @@ func run() error {
 	case <-ctx.Done():
 		return nil
 	case err := <-done:
-		done <- err // for the deferred wait
-		if err == nil || errors.Is(err, context.Canceled) {
-			return errors.New("FerretDB stopped")
-		}
-		return fmt.Errorf("FerretDB: %w", err)
+		done <- err // for the deferred wait, which reports it
+		return errors.New("FerretDB stopped")
 	}
 }
 
