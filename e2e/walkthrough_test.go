@@ -209,7 +209,7 @@ func TestSecurityWalkthrough(t *testing.T) {
 	fmt.Fprintf(&script, "echo '@@block end'\nprintf '%%s\\n%%s\\n' \"$SPO\" \"$RO\" > %q\n", keysFile)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
+	cmd := exec.CommandContext(ctx, "bash", "-eo", "pipefail", "-c", script.String())
 	cmd.Dir = ".."
 	cmd.Env = mongoshEnv(t)
 	for k, v := range settings {
@@ -305,6 +305,9 @@ func TestSecurityWalkthrough(t *testing.T) {
 		t.Errorf("the tutorial's wait did not end with %q", want)
 	}
 	// Created by the developer, on Stocks, and audited as such; the login to default refused.
+	if !strings.Contains(out.String(), "MongoServerError: Authentication failed.") || strings.Contains(out.String(), "the developer could log in") {
+		t.Errorf("the developer's login to the default workspace was not refused:\n%s", out.String())
+	}
 	dataAudit := readFile(t, filepath.Join(s.DataDir, "audit", "data-plane.jsonl"))
 	if !regexp.MustCompile(`"event":"processorCommand","user":"stocksDeveloper","db":"admin","command":"createStreamProcessor","processor":"stockPrices","workspace":"Stocks"[^\n]*"outcome":"ok"`).MatchString(dataAudit) {
 		t.Errorf("no audit record of stocksDeveloper creating stockPrices on Stocks:\n%s", dataAudit)
