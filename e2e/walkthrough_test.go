@@ -318,6 +318,20 @@ func TestSecurityWalkthrough(t *testing.T) {
 	if !strings.Contains(out.String(), "modifiedBy: 'stocksDeveloper'") || !strings.Contains(out.String(), "name: 'kafkaProd'") {
 		t.Errorf("the developer's getStreamProcessor and listConnections are not in the tutorial's output:\n%s", out.String())
 	}
+	// The developer's view of the connections names the cluster but not where it is.
+	host := strings.TrimSuffix(strings.TrimPrefix(peers.MongoDB, "mongodb://"), "/")
+	devViews := 0
+	for id, b := range blocks {
+		if strings.Contains(b, "name: 'stocksCluster'") {
+			devViews++
+			if strings.Contains(b, host) {
+				t.Errorf("the developer's output (block %s) shows the cluster's address %s:\n%s", id, host, b)
+			}
+		}
+	}
+	if devViews != 1 {
+		t.Errorf("%d blocks print the developer's sp.listConnections(), want 1", devViews)
+	}
 	// The execute-as role refused config.prices before any write.
 	if !strings.Contains(out.String(), "420 StreamProcessorInvalidOptions $merge into config.prices") ||
 		!strings.Contains(out.String(), "execute-as role readWriteAnyDatabase may not insert into config.prices") {
