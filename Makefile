@@ -11,7 +11,7 @@ BIN       := bin
 LINT      := $(BIN)/golangci-lint
 NPM_STAMP := e2e/node_modules/.spi-installed
 
-.PHONY: all build run shell test unit e2e lint fmt deps fuzz bench soak clean
+.PHONY: all build run shell walkpeers test unit e2e lint fmt deps fuzz bench soak clean
 
 all: build
 
@@ -29,6 +29,12 @@ run: build
 shell: $(NPM_STAMP)
 	@node e2e/scripts/shell.js $${SPI_DATA_DIR:-data}
 
+## walkpeers: the Kafka broker (kfake, 127.0.0.1:9092, SASL SCRAM-SHA-256 user $$KAFKA_USER, default
+## stocks) and MongoDB stand-in (embedded FerretDB, 127.0.0.1:27018) of docs/security-walkthrough.md,
+## until Ctrl-C; WALKPEERS_ARGS passes flags (-kafka, -mongodb, -dir)
+walkpeers: $(NPM_STAMP)
+	cd e2e && exec $(GO) run ./cmd/walkpeers $(WALKPEERS_ARGS)
+
 ## test: install what the tests need, then lint, unit tests (race detector) and end-to-end tests
 test: deps lint unit e2e
 
@@ -44,12 +50,13 @@ soak: $(NPM_STAMP)
 	cd e2e && SPI_SOAK=$(SOAK_SCALE) $(GO) test -count=1 -timeout 60m -v -run 'TestPreLoginAttacks' .
 
 ## deps: Go modules, the pinned linter, mongosh, the Node driver's compressors and
-## mongodb-data-service, curl, openssl, kcat (Debian's kafkacat), and Debian's pymongo with its snappy and zstd modules
+## mongodb-data-service, curl, openssl, jq, kcat (Debian's kafkacat), and Debian's pymongo with its snappy and zstd modules
 deps: $(NPM_STAMP) $(LINT)
 	$(GO) mod download
 	cd e2e && $(GO) mod download
 	@command -v curl >/dev/null || bash e2e/scripts/apt-install.sh curl
 	@command -v openssl >/dev/null || bash e2e/scripts/apt-install.sh openssl
+	@command -v jq >/dev/null || bash e2e/scripts/apt-install.sh jq
 	@command -v kcat >/dev/null || command -v kafkacat >/dev/null || bash e2e/scripts/apt-install.sh kafkacat
 	@/usr/bin/python3 -c 'import pymongo, snappy, zstandard' 2>/dev/null || \
 	  bash e2e/scripts/apt-install.sh python3-pymongo python3-snappy python3-zstandard
