@@ -599,7 +599,17 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, _ *call
 }
 
 func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
-	ws, name := r.PathValue("tenantName"), r.PathValue("connectionName")
+	c, apiErr := s.loadConnection(r.PathValue("tenantName"), r.PathValue("connectionName"))
+	if apiErr != nil {
+		return apiErr
+	}
+	writeJSON(w, http.StatusOK, connectionView(c))
+	return nil
+}
+
+// loadConnection reads connection name of workspace ws. Errors: 404 naming the workspace or
+// the connection that does not exist; 500 for a store failure.
+func (s *Server) loadConnection(ws, name string) (store.Connection, *apiError) {
 	var c store.Connection
 	var missingWS bool
 	err := s.opts.Store.View(func(tx *store.Txn) (err error) {
@@ -612,14 +622,13 @@ func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, _ *caller
 	})
 	switch {
 	case store.IsNotFound(err) && missingWS:
-		return notFound("workspace", ws)
+		return c, notFound("workspace", ws)
 	case store.IsNotFound(err):
-		return notFound("connection", name)
+		return c, notFound("connection", name)
 	case err != nil:
-		return internal(err)
+		return c, internal(err)
 	}
-	writeJSON(w, http.StatusOK, connectionView(c))
-	return nil
+	return c, nil
 }
 
 // checkCustomRole verifies a CUSTOM execute-as role exists.
@@ -796,30 +805,14 @@ func (s *Server) connectionAction(w http.ResponseWriter, r *http.Request, _ *cal
 	if !ok {
 		return errorf(http.StatusNotFound, "RESOURCE_NOT_FOUND", "No endpoint %s %s.", r.Method, audit.Clip(r.URL.Path, auditPathMax))
 	}
-	var (
-		c          store.Connection
-		missingWS  bool
-		roleSource = func(role string) (store.Role, bool) {
-			var rl store.Role
-			err := s.opts.Store.View(func(tx *store.Txn) (err error) { rl, err = tx.Role(role); return err })
-			return rl, err == nil
-		}
-	)
-	err := s.opts.Store.View(func(tx *store.Txn) (err error) {
-		if _, err = tx.Workspace(ws); err != nil {
-			missingWS = true
-			return err
-		}
-		c, err = tx.Connection(ws, name)
-		return err
-	})
-	switch {
-	case store.IsNotFound(err) && missingWS:
-		return notFound("workspace", ws)
-	case store.IsNotFound(err):
-		return notFound("connection", name)
-	case err != nil:
-		return internal(err)
+	roleSource := func(role string) (store.Role, bool) {
+		var rl store.Role
+		err := s.opts.Store.View(func(tx *store.Txn) (err error) { rl, err = tx.Role(role); return err })
+		return rl, err == nil
+	}
+	c, apiErr := s.loadConnection(ws, name)
+	if apiErr != nil {
+		return apiErr
 	}
 	if c.Cluster == nil || !c.Cluster.ProvisionExecuteAsUser || c.Cluster.ExecuteAs == nil {
 		return invalid("provisionExecuteAsUser", "connection %s does not provision an execute-as user, so it has no password to rotate", name)
@@ -840,8 +833,8 @@ func (s *Server) connectionAction(w http.ResponseWriter, r *http.Request, _ *cal
 		}
 		return errorf(http.StatusBadRequest, "STREAM_CONNECTION_PROVISIONING_FAILED", "The execute-as user's password was not rotated: %s", msg)
 	}
-	var apiErr *apiError
-	err = s.opts.Store.Update(func(tx *store.Txn) error {
+	apiErr = nil
+	err := s.opts.Store.Update(func(tx *store.Txn) error {
 		cur, err := tx.Connection(ws, name)
 		if err != nil {
 			apiErr = notFound("connection", name)

@@ -121,18 +121,8 @@ func NewSink(env connectors.Env, sink *pipeline.Sink) (connectors.Sink, error) {
 // clientOptions builds the driver's options: the connection string with the credentials in
 // the registry. The driver's error may quote the string: callers say only that it is unusable.
 func (s *Sink) clientOptions() (*options.ClientOptions, error) {
-	opts := options.Client().ApplyURI(s.cs)
-	// The connection string's own timeouts (serverSelectionTimeoutMS, connectTimeoutMS) win.
-	if opts.ServerSelectionTimeout == nil {
-		opts.SetServerSelectionTimeout(selectTimeout)
-	}
-	if opts.ConnectTimeout == nil {
-		opts.SetConnectTimeout(connectTimeout)
-	}
-	if opts.AppName == nil {
-		opts.SetAppName("spi")
-	}
-	if err := opts.Validate(); err != nil {
+	opts, err := baseOptions(s.cs, "spi")
+	if err != nil {
 		return nil, err
 	}
 	if provisioned(s.env.Connection) {
@@ -145,6 +135,27 @@ func (s *Sink) clientOptions() (*options.ClientOptions, error) {
 			cred.AuthSource = opts.Auth.AuthSource
 		}
 		opts.SetAuth(cred)
+	}
+	return opts, nil
+}
+
+// baseOptions reads a connection string (without credentials) into the driver's options, with
+// spid's server selection and connect timeouts and appName app where the string sets none, and
+// validates them. The driver's error may quote the string: callers say only that it is unusable.
+func baseOptions(cs, app string) (*options.ClientOptions, error) {
+	opts := options.Client().ApplyURI(cs)
+	// The connection string's own timeouts (serverSelectionTimeoutMS, connectTimeoutMS) win.
+	if opts.ServerSelectionTimeout == nil {
+		opts.SetServerSelectionTimeout(selectTimeout)
+	}
+	if opts.ConnectTimeout == nil {
+		opts.SetConnectTimeout(connectTimeout)
+	}
+	if opts.AppName == nil {
+		opts.SetAppName(app)
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	return opts, nil
 }

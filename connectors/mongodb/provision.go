@@ -194,17 +194,8 @@ func provision(ctx context.Context, c *store.Connection, rotate *store.ExecuteAs
 // string with the registry's credentials (PLAIN authenticates against $external, the driver's
 // default for it: MongoDB Enterprise's LDAP).
 func adminOptions(cl *store.Cluster) (*options.ClientOptions, error) {
-	opts := options.Client().ApplyURI(cl.ConnectionString)
-	if opts.ServerSelectionTimeout == nil {
-		opts.SetServerSelectionTimeout(selectTimeout)
-	}
-	if opts.ConnectTimeout == nil {
-		opts.SetConnectTimeout(connectTimeout)
-	}
-	if opts.AppName == nil {
-		opts.SetAppName("spi-provision")
-	}
-	if err := opts.Validate(); err != nil {
+	opts, err := baseOptions(cl.ConnectionString, "spi-provision")
+	if err != nil {
 		return nil, err
 	}
 	if cl.Username != "" {
