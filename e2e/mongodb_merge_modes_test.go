@@ -102,17 +102,18 @@ func TestMergeModes(t *testing.T) {
 			want: map[string][]string{"": {four}}},
 		{name: "delete_fail", merge: `{"whenMatched": "delete", "whenNotMatched": "fail"}`, out: 2, dlq: 1,
 			want: map[string][]string{"": {four}}},
-		// A pipeline: the unmatched document is inserted as the pipeline makes it from the on
-		// fields (all_modes.js: {_id: 2, x: 2}).
+		// A pipeline: the unmatched document is inserted as it is, as current mongod's $merge
+		// (UpsertType kInsertSuppliedDoc) and Atlas Stream Processing's (its merge_pipeline.js
+		// streams tests) do; mongod 4.2's all_modes.js expected {_id: 2, x: 2}.
 		{name: "pipeline_insert", merge: `{"whenMatched": [{"$addFields": {"x": 2}}], "whenNotMatched": "insert"}`, out: 3,
-			want: map[string][]string{"": {`{"_id":1,"a":10,"c":"z","x":2}`, `{"_id":2,"x":2}`, `{"_id":3,"a":30,"x":2}`, four}}},
+			want: map[string][]string{"": {`{"_id":1,"a":10,"c":"z","x":2}`, `{"_id":2,"a":2,"b":"b"}`, `{"_id":3,"a":30,"x":2}`, four}}},
 		{name: "pipeline_discard", merge: `{"whenMatched": [{"$addFields": {"x": 2}}], "whenNotMatched": "discard"}`, out: 3,
 			want: map[string][]string{"": {`{"_id":1,"a":10,"c":"z","x":2}`, `{"_id":3,"a":30,"x":2}`, four}}},
 		{name: "pipeline_fail", merge: `{"whenMatched": [{"$addFields": {"x": 2}}], "whenNotMatched": "fail"}`, out: 2, dlq: 1,
 			want: map[string][]string{"": {`{"_id":1,"a":10,"c":"z","x":2}`, `{"_id":3,"a":30,"x":2}`, four}}},
 		// $$new is the document $merge writes; let binds variables evaluated against it.
 		{name: "pipeline_let", merge: `{"let": {"tag": {"$concat": ["v", "$b"]}}, "whenMatched": [{"$set": {"a": {"$add": ["$a", "$$new.a"]}, "tag": "$$tag"}}, {"$unset": "c"}], "whenNotMatched": "insert"}`, out: 3,
-			want: map[string][]string{"": {`{"_id":1,"a":11,"tag":"va"}`, `{"_id":2,"a":null,"tag":"vb"}`, `{"_id":3,"a":33,"tag":"vc"}`, four}}},
+			want: map[string][]string{"": {`{"_id":1,"a":11,"tag":"va"}`, `{"_id":2,"a":2,"b":"b"}`, `{"_id":3,"a":33,"tag":"vc"}`, four}}},
 		{name: "pipeline_replaceWith_new", merge: `{"whenMatched": [{"$replaceWith": {"$mergeObjects": ["$$ROOT", "$$new", {"prev": "$a"}]}}], "whenNotMatched": "discard"}`, out: 3,
 			want: map[string][]string{"": {`{"_id":1,"a":1,"b":"a","c":"z","prev":10}`, `{"_id":3,"a":3,"b":"c","prev":30}`, four}}},
 		// A compound on, other than _id: matched by (k, r); the new document gets an _id.

@@ -95,14 +95,6 @@ func TestSubstituteVars(t *testing.T) {
 	}
 }
 
-// The document an upsert through a pipeline starts from holds the on fields, nested.
-func TestOnDocument(t *testing.T) {
-	got := onDocument(raw(t, bson.D{{Key: "a.b", Value: 1}, {Key: "c", Value: 2}, {Key: "a.d.e", Value: 3}}))
-	if want := `{"a": {"b": {"$numberInt":"1"},"d": {"e": {"$numberInt":"3"}}},"c": {"$numberInt":"2"}}`; got.String() != want {
-		t.Errorf("%s, want %s", got, want)
-	}
-}
-
 // The writes of the modes that depend on a match, with and without one.
 func TestProbedModels(t *testing.T) {
 	doc := raw(t, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: 2}})

@@ -432,20 +432,11 @@ func (s *Sink) model(t *target, it item, matched map[string]bson.Raw) (mongo.Wri
 		case "fail":
 			return nil, fmt.Sprintf("$merge into %s: no document matches %s and whenNotMatched is fail (MongoDB's MergeStageNoMatchingDocument, code 13113)", t.ns, it.filter)
 		}
-		// An insert, written as an upsert of the filter so that sending it again (after a
-		// partial failure of the bulk write) changes nothing.
-		if it.wm != "pipeline" {
-			return mongo.NewReplaceOneModel().SetFilter(it.filter).SetReplacement(it.doc).SetUpsert(true), ""
-		}
-		// An upsert through a pipeline: the pipeline runs over the filter's fields.
-		out, reason := s.applyPipeline(it, onDocument(it.filter))
-		if reason != "" {
-			return nil, reason
-		}
-		if _, err := out.LookupErr("_id"); err != nil {
-			out = withID(out)
-		}
-		return mongo.NewReplaceOneModel().SetFilter(idFilter(out.Lookup("_id"))).SetReplacement(out).SetUpsert(true), ""
+		// An insert of the document as it is, whatever whenMatched is: with a pipeline too,
+		// as mongod's $merge inserts the supplied document (UpsertType kInsertSuppliedDoc) and
+		// Atlas Stream Processing's $merge does. It is written as an upsert of the filter, so
+		// that sending it again (after a partial failure of the bulk write) changes nothing.
+		return mongo.NewReplaceOneModel().SetFilter(it.filter).SetReplacement(it.doc).SetUpsert(true), ""
 	}
 	switch it.wm {
 	case "fail":
@@ -498,46 +489,6 @@ func (s *Sink) applyPipeline(it item, doc bson.Raw) (bson.Raw, string) {
 		return nil, fmt.Sprintf("$merge.whenMatched: %v", err)
 	}
 	return out, ""
-}
-
-// onDocument turns a filter {"a.b": 1, c: 2} into the document an upsert starts from,
-// {a: {b: 1}, c: 2}.
-func onDocument(filter bson.Raw) bson.Raw {
-	type field struct {
-		path []string
-		v    bson.RawValue
-	}
-	var fields []field
-	elems, _ := filter.Elements()
-	for _, e := range elems {
-		fields = append(fields, field{strings.Split(e.Key(), "."), e.Value()})
-	}
-	var build func(fs []field) []byte
-	build = func(fs []field) []byte {
-		idx, b := bsoncore.AppendDocumentStart(nil)
-		done := map[string]bool{}
-		for _, f := range fs {
-			head := f.path[0]
-			if done[head] {
-				continue
-			}
-			done[head] = true
-			if len(f.path) == 1 {
-				b = bsoncore.AppendValueElement(b, head, bsoncore.Value{Type: bsoncore.Type(f.v.Type), Data: f.v.Value})
-				continue
-			}
-			var sub []field
-			for _, g := range fs {
-				if g.path[0] == head && len(g.path) > 1 {
-					sub = append(sub, field{g.path[1:], g.v})
-				}
-			}
-			b = bsoncore.AppendDocumentElement(b, head, build(sub))
-		}
-		b, _ = bsoncore.AppendDocumentEnd(b, idx)
-		return b
-	}
-	return build(fields)
 }
 
 // withValueID returns d with id as its first field, _id.
