@@ -44,8 +44,8 @@ func parseTimeSeries(opts bson.Raw) (tsSpec, error) {
 		v := opts.Lookup(f)
 		s, ok := v.StringValueOK()
 		switch {
-		case !ok && v.Type != 0:
-			return t, connectors.Invalid("$emit.%s: an expression is not supported yet by spid's time series $emit; give a string", f)
+		case !ok && v.Type != 0, ok && strings.HasPrefix(s, "$"):
+			return t, connectors.Invalid("$emit.%s: an expression is not supported yet by spid's time series $emit; give a name", f)
 		case s == "":
 			return t, connectors.Invalid("$emit.%s: is required with timeseries, a non-empty string", f)
 		}
