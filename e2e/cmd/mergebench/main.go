@@ -166,14 +166,14 @@ func run(cfg config) error {
 		return err
 	}
 	defer ref.Stop()
-	fc, err := mongo.Connect(options.Client().ApplyURI(ref.URI).SetTimeout(time.Minute))
+	fc, err := mongo.Connect(options.Client().ApplyURI(ref.URI).SetTimeout(10 * time.Minute))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = fc.Disconnect(context.Background()) }()
 	db := fc.Database(dbName)
 
-	kit, err := benchkit.StartSpid(cfg.spid, "mergebench", time.Minute)
+	kit, err := benchkit.StartSpid(cfg.spid, "mergebench", 10*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -394,7 +394,9 @@ func runLoopChild(spec string) error {
 		return err
 	}
 	ctx := context.Background()
-	cl, err := mongo.Connect(options.Client().ApplyURI(f[0]).SetTimeout(time.Minute))
+	// A bulk write of batchSize upserts costs FerretDB a scan of the collection per upsert: on
+	// a busy machine one takes over a minute, so the per-operation timeout is generous.
+	cl, err := mongo.Connect(options.Client().ApplyURI(f[0]).SetTimeout(10 * time.Minute))
 	if err != nil {
 		return err
 	}
