@@ -42,6 +42,10 @@ func TestDynamicTargetDenied(t *testing.T) {
 		{bson.D{{Key: "k", Value: "x"}}, "$merge.into.db must evaluate to a non-empty string, not missing"},
 		{bson.D{{Key: "d", Value: ""}, {Key: "k", Value: "x"}}, "$merge.into.db must evaluate to a non-empty string"},
 		{bson.D{{Key: "d", Value: "a.b"}, {Key: "k", Value: "x"}}, `$merge into a.b.c_x: "a.b" is not a valid database name`},
+		{bson.D{{Key: "d", Value: "app"}, {Key: "k", Value: "bad$x"}}, `$merge into app.c_bad$x: "c_bad$x" is not a valid collection name: MongoDB refuses $`},
+		{bson.D{{Key: "d", Value: "app"}, {Key: "k", Value: "a\x00b"}}, `is not a valid collection name: MongoDB refuses $ and the null character`},
+		{bson.D{{Key: "d", Value: strings.Repeat("d", 64)}, {Key: "k", Value: "x"}}, "is longer than MongoDB's 63 bytes"},
+		{bson.D{{Key: "d", Value: "app"}, {Key: "k", Value: strings.Repeat("x", 250)}}, "bytes, over MongoDB's 255"},
 		{bson.D{{Key: "d", Value: "admin"}, {Key: "k", Value: "x"}}, ""},
 		{bson.D{{Key: "d", Value: "local"}, {Key: "k", Value: "x"}}, "execute-as role readWriteAnyDatabase may not insert into local.c_x"},
 	} {
@@ -156,6 +160,39 @@ func TestProbedModels(t *testing.T) {
 			if got := r.Replacement.(bson.Raw).String(); got != `{"_id": {"$numberInt":"1"},"a": {"$numberInt":"1"},"b": {"$numberInt":"1"},"x": {"$numberInt":"2"}}` {
 				t.Errorf("pipeline replacement %s", got)
 			}
+		}
+	}
+}
+
+// MongoDB's naming restrictions (MongoDB manual, "Naming Restrictions"), shared by $merge, the
+// time series $emit, options.dlq and $lookup's from: each rule refuses, naming the field.
+func TestNamespaceNames(t *testing.T) {
+	for _, tc := range []struct {
+		db, coll, field, want string
+	}{
+		{"db", "coll", "", ""},
+		{"d-b_1", "c.d-e", "", ""},
+		{strings.Repeat("d", 63), "c", "", ""},
+		{"", "c", "db", "the database name is empty"},
+		{strings.Repeat("d", 64), "c", "db", "longer than MongoDB's 63 bytes"},
+		{"a/b", "c", "db", "not a valid database name"},
+		{"a\\b", "c", "db", "not a valid database name"},
+		{"a.b", "c", "db", "not a valid database name"},
+		{"a b", "c", "db", "not a valid database name"},
+		{"a\"b", "c", "db", "not a valid database name"},
+		{"a$b", "c", "db", "not a valid database name"},
+		{"a\x00b", "c", "db", "not a valid database name"},
+		{"db", "", "coll", "the collection name is empty"},
+		{"db", "c$d", "coll", "MongoDB refuses $"},
+		{"db", "$c", "coll", "MongoDB refuses $"},
+		{"db", "c\x00d", "coll", "MongoDB refuses $ and the null character"},
+		{"db", "system.x", "coll", "the system. prefix is reserved"},
+		{"db", strings.Repeat("c", 252), "", ""},
+		{"db", strings.Repeat("c", 253), "coll", "256 bytes, over MongoDB's 255"},
+	} {
+		field, reason := nsNameError(tc.db, tc.coll)
+		if field != tc.field || !strings.Contains(reason, tc.want) || (tc.want == "") != (reason == "") {
+			t.Errorf("%q.%q: %s %q, want %s %q", tc.db, tc.coll, field, reason, tc.field, tc.want)
 		}
 	}
 }
