@@ -41,11 +41,8 @@ func NewDLQ(env connectors.Env, dlq *store.DLQ) (connectors.Sink, error) {
 	if dlq == nil || dlq.DB == "" || dlq.Coll == "" {
 		return nil, connectors.Invalid("options.dlq: db and coll are required")
 	}
-	if strings.ContainsAny(dlq.DB, "/\\. \"$\x00") {
-		return nil, connectors.Invalid("options.dlq.db: %q is not a valid database name", dlq.DB)
-	}
-	if strings.ContainsAny(dlq.Coll, "$\x00") || strings.HasPrefix(dlq.Coll, "system.") {
-		return nil, connectors.Invalid("options.dlq.coll: %q is not a collection a dead-letter queue may write to", dlq.Coll)
+	if field, msg := nsNameError(dlq.DB, dlq.Coll); msg != "" {
+		return nil, connectors.Invalid("options.dlq.%s: %s", field, msg)
 	}
 	cl := c.Cluster
 	ns := authz.Namespace{DB: dlq.DB, Coll: dlq.Coll}
@@ -104,56 +101,74 @@ func (d *DLQ) WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson.
 		pending = append(pending, doc)
 		recs = append(recs, doc)
 	}
-	// Some servers (FerretDB 1.x) may stop an unordered batch at its first error without
-	// saying which inserts they skipped: the inserts that did not fail are sent again, and a
-	// duplicate key then means written if the collection holds the record's _id (written),
-	// refused otherwise. Each pass removes at least one record, so it ends.
-	for pass := 0; len(pending) > 0; pass++ {
-		_, err := d.s.coll.InsertMany(ctx, pending, options.InsertMany().SetOrdered(false))
-		if err == nil {
-			return rejected, nil
-		}
-		var bwe mongo.BulkWriteException
-		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || authError(bwe) {
+	// Some servers (FerretDB 1.x) stop an unordered batch at its first error and report it at
+	// index 0, so the indices of a batch's errors cannot be trusted: when a batch of more than
+	// one record comes back with write errors, each record is sent again alone, and its own
+	// answer decides. A duplicate key then means written if the collection holds the record's
+	// _id (written by the batch), refused otherwise (another unique index).
+	if len(pending) == 0 {
+		return rejected, nil
+	}
+	unordered := options.InsertMany().SetOrdered(false)
+	_, err = d.s.coll.InsertMany(ctx, pending, unordered)
+	if err == nil {
+		return rejected, nil
+	}
+	if !writeErrorsOnly(err) {
+		return nil, d.s.connError(err)
+	}
+	if len(pending) == 1 {
+		d.drop(err)
+		return append(rejected, recs[0]), nil
+	}
+	var dups []int
+	for i := range pending {
+		_, err := d.s.coll.InsertMany(ctx, pending[i:i+1], unordered)
+		switch {
+		case err == nil:
+		case !writeErrorsOnly(err):
 			return nil, d.s.connError(err)
+		case isDuplicateKey(err):
+			dups = append(dups, i)
+		default:
+			d.drop(err)
+			rejected = append(rejected, recs[i])
 		}
-		failed := map[int]bool{}
-		var dups []int
-		for _, we := range bwe.WriteErrors {
-			if we.Index < 0 || we.Index >= len(pending) || failed[we.Index] {
-				return nil, d.s.connError(err)
-			}
-			failed[we.Index] = true
-			if pass > 0 && we.Code == codeDuplicateKey {
-				dups = append(dups, we.Index) // written by an earlier pass, or refused by another unique index
-				continue
-			}
-			d.log.Warn("dead-letter record dropped: the deployment refused it", "reason", d.s.scrub(we.Message), "code", we.Code)
-			rejected = append(rejected, recs[we.Index])
+	}
+	if len(dups) > 0 {
+		written, err := d.written(ctx, recs, dups)
+		if err != nil {
+			return nil, err
 		}
-		if len(dups) > 0 {
-			written, err := d.written(ctx, recs, dups)
-			if err != nil {
-				return nil, err
-			}
-			for _, i := range dups {
-				if !written[i] {
-					d.log.Warn("dead-letter record dropped: the deployment refused it as a duplicate key")
-					rejected = append(rejected, recs[i])
-				}
+		for _, i := range dups {
+			if !written[i] {
+				d.log.Warn("dead-letter record dropped: the deployment refused it as a duplicate key")
+				rejected = append(rejected, recs[i])
 			}
 		}
-		var next []any
-		var nextRecs []bson.Raw
-		for i := range pending {
-			if !failed[i] {
-				next = append(next, pending[i])
-				nextRecs = append(nextRecs, recs[i])
-			}
-		}
-		pending, recs = next, nextRecs
 	}
 	return rejected, nil
+}
+
+// writeErrorsOnly says whether err is a bulk write's refusal of some of its records for their
+// own sake: write errors, none of them Unauthorized, and no write concern error.
+func writeErrorsOnly(err error) bool {
+	var bwe mongo.BulkWriteException
+	return errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 && !authError(bwe)
+}
+
+// isDuplicateKey says whether a bulk write of one record was refused with DuplicateKey.
+func isDuplicateKey(err error) bool {
+	var bwe mongo.BulkWriteException
+	return errors.As(err, &bwe) && len(bwe.WriteErrors) == 1 && bwe.WriteErrors[0].Code == codeDuplicateKey
+}
+
+// drop logs the deployment's refusal of one record (err is a writeErrorsOnly error).
+func (d *DLQ) drop(err error) {
+	var bwe mongo.BulkWriteException
+	errors.As(err, &bwe)
+	we := bwe.WriteErrors[0]
+	d.log.Warn("dead-letter record dropped: the deployment refused it", "reason", d.s.scrub(we.Message), "code", we.Code)
 }
 
 // written says which of recs[idx] the collection holds, by their _id: a duplicate key on a

@@ -29,13 +29,17 @@ type Lookup struct {
 // NewLookup reads a Cluster connection and a lookup stage's from, and checks the connection's
 // execute-as role (BUILT_IN, or custom through env.Roles) for the find action on {db, coll}
 // (authz.LookupActions, spec §6.3); it does not connect. Errors are *connectors.Error with
-// code 420 (StreamProcessorInvalidOptions): no Cluster settings, a role that may not find
+// code 420 (StreamProcessorInvalidOptions): no Cluster settings, a db or coll MongoDB refuses
+// (nsNameError), a role that may not find
 // there (naming the role, the namespace and the action), a connection string the driver
 // cannot read.
 func NewLookup(env connectors.Env, l *pipeline.Lookup) (connectors.LookupReader, error) {
 	c := env.Connection
 	if c == nil || c.Cluster == nil {
 		return nil, connectors.Invalid("%s.from.connectionName: connection has no Cluster settings", l.Stage)
+	}
+	if field, msg := nsNameError(l.DB, l.Coll); msg != "" {
+		return nil, connectors.Invalid("%s.from.%s: %s", l.Stage, field, msg)
 	}
 	cl := c.Cluster
 	ns := authz.Namespace{DB: l.DB, Coll: l.Coll}

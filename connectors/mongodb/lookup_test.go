@@ -43,6 +43,18 @@ func TestNewLookupExecuteAs(t *testing.T) {
 	if _, err := NewLookup(customEnv("reader"), from("db2")); !errors.As(err, &ce) || ce.Code != connectors.CodeInvalidOptions || !strings.Contains(err.Error(), "db2.c") {
 		t.Errorf("reader from db2.c: %v, want a 420", err)
 	}
+	// A from MongoDB refuses by name (the rules of $merge's targets, nsNameError).
+	for _, tc := range []struct{ db, coll, want string }{
+		{"db1", "system.x", `$lookup.from.coll: "system.x" is not a valid collection name`},
+		{"db1", "c$d", `$lookup.from.coll: "c$d" is not a valid collection name`},
+		{strings.Repeat("d", 64), "c", "$lookup.from.db: database name"},
+	} {
+		l := from(tc.db)
+		l.Coll = tc.coll
+		if _, err := NewLookup(env("readAnyDatabase", "BUILT_IN"), l); !errors.As(err, &ce) || ce.Code != connectors.CodeInvalidOptions || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s.%s: %v, want a 420 with %q", tc.db, tc.coll, err, tc.want)
+		}
+	}
 	if _, err := NewLookup(connectors.Env{Connection: &store.Connection{Name: "k", Type: store.TypeKafka}}, from("db1")); !errors.As(err, &ce) || ce.Code != connectors.CodeInvalidOptions {
 		t.Errorf("no Cluster settings: %v, want a 420", err)
 	}

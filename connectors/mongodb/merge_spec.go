@@ -21,6 +21,10 @@ const (
 	// does not set batchSize; maxBatchSize is MongoDB's maxWriteBatchSize (100,000).
 	defaultBatchSize = 10_000
 	maxBatchSize     = 100_000
+	// maxDBNameBytes and maxNamespaceBytes are MongoDB's limits on a database name and on
+	// db.coll (MongoDB manual, "Naming Restrictions").
+	maxDBNameBytes    = 63
+	maxNamespaceBytes = 255
 )
 
 // whenMatched and whenNotMatched modes (MongoDB manual, $merge; spec §3.8). "pipeline" stands
@@ -86,21 +90,57 @@ func (m *mergeSpec) evaluates() bool {
 	return m.dynamic() || m.wmExpr != nil || m.wnmExpr != nil || len(m.let) > 0
 }
 
-// nsError says why db.coll is not a namespace $merge may write to, or "".
-func nsError(db, coll string) string {
+// dbNameError says why MongoDB refuses db as a database name, or "" if it does not (MongoDB
+// manual, "Naming Restrictions": not empty, none of /\. "$ or the null character, fewer than 64
+// bytes). Shared by every namespace a Cluster connection names: $merge (into.db), the time
+// series $emit, options.dlq and $lookup's from.
+func dbNameError(db string) string {
 	switch {
 	case db == "":
 		return "the database name is empty"
 	case strings.ContainsAny(db, "/\\. \"$\x00"):
-		return fmt.Sprintf("%q is not a valid database name", db)
-	case len(db) > 63:
-		return fmt.Sprintf("database name %q is longer than 63 bytes", db)
-	case coll == "":
-		return "the collection name is empty"
-	case strings.ContainsRune(coll, 0) || strings.HasPrefix(coll, "system.") || strings.HasPrefix(coll, "$"):
-		return fmt.Sprintf("%q is not a collection $merge may write to", coll)
+		return fmt.Sprintf("%q is not a valid database name: MongoDB refuses the characters /\\. \"$ and the null character in one", db)
+	case len(db) > maxDBNameBytes:
+		return fmt.Sprintf("database name %q is longer than MongoDB's %d bytes", db, maxDBNameBytes)
 	}
 	return ""
+}
+
+// collNameError says why MongoDB refuses coll as the name of a collection spid writes to or
+// reads, or "" if it does not (MongoDB manual, "Naming Restrictions": not empty, no $ and no
+// null character, not starting with "system.", which is reserved for MongoDB's own collections).
+func collNameError(coll string) string {
+	switch {
+	case coll == "":
+		return "the collection name is empty"
+	case strings.ContainsAny(coll, "$\x00"):
+		return fmt.Sprintf("%q is not a valid collection name: MongoDB refuses $ and the null character in one", coll)
+	case strings.HasPrefix(coll, "system."):
+		return fmt.Sprintf("%q is not a valid collection name: the system. prefix is reserved for MongoDB's own collections", coll)
+	}
+	return ""
+}
+
+// nsNameError checks db and coll with dbNameError and collNameError, and says which of them
+// ("db" or "coll") is refused and why; field is "" when both are valid. The fully qualified
+// namespace db.coll must also be at most 255 bytes (MongoDB manual, "Naming Restrictions").
+func nsNameError(db, coll string) (field, reason string) {
+	if msg := dbNameError(db); msg != "" {
+		return "db", msg
+	}
+	if msg := collNameError(coll); msg != "" {
+		return "coll", msg
+	}
+	if n := len(db) + 1 + len(coll); n > maxNamespaceBytes {
+		return "coll", fmt.Sprintf("the namespace <db>.<coll> is %d bytes, over MongoDB's %d", n, maxNamespaceBytes)
+	}
+	return "", ""
+}
+
+// nsError says why db.coll is not a namespace $merge may write to, or "".
+func nsError(db, coll string) string {
+	_, msg := nsNameError(db, coll)
+	return msg
 }
 
 // parseMerge reads the $merge options that pipeline.parseMerge has checked for shape. Errors are
@@ -130,16 +170,17 @@ func parseMerge(opts bson.Raw) (mergeSpec, error) {
 			return m, connectors.Invalid("$merge.into.%s: is required: a name or an expression that evaluates to one", f.name)
 		}
 	}
+	// A static name MongoDB refuses is refused here (420 naming the field), never sent.
 	if m.dbExpr == nil && m.collExpr == nil {
-		if msg := nsError(m.db, m.coll); msg != "" {
-			return m, connectors.Invalid("$merge.into: %s", msg)
+		if field, msg := nsNameError(m.db, m.coll); msg != "" {
+			return m, connectors.Invalid("$merge.into.%s: %s", field, msg)
 		}
 	} else if m.dbExpr == nil {
-		if msg := nsError(m.db, "x"); msg != "" {
+		if msg := dbNameError(m.db); msg != "" {
 			return m, connectors.Invalid("$merge.into.db: %s", msg)
 		}
 	} else if m.collExpr == nil {
-		if msg := nsError("x", m.coll); msg != "" {
+		if msg := collNameError(m.coll); msg != "" {
 			return m, connectors.Invalid("$merge.into.coll: %s", msg)
 		}
 	}

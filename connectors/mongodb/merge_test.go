@@ -1,6 +1,7 @@
 package mongodb
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/spi-streams/spi/authz"
+	"github.com/spi-streams/spi/connectors"
 	"github.com/spi-streams/spi/pipeline"
 )
 
@@ -42,6 +45,10 @@ func TestDynamicTargetDenied(t *testing.T) {
 		{bson.D{{Key: "k", Value: "x"}}, "$merge.into.db must evaluate to a non-empty string, not missing"},
 		{bson.D{{Key: "d", Value: ""}, {Key: "k", Value: "x"}}, "$merge.into.db must evaluate to a non-empty string"},
 		{bson.D{{Key: "d", Value: "a.b"}, {Key: "k", Value: "x"}}, `$merge into a.b.c_x: "a.b" is not a valid database name`},
+		{bson.D{{Key: "d", Value: "app"}, {Key: "k", Value: "bad$x"}}, `$merge into app.c_bad$x: "c_bad$x" is not a valid collection name: MongoDB refuses $`},
+		{bson.D{{Key: "d", Value: "app"}, {Key: "k", Value: "a\x00b"}}, `is not a valid collection name: MongoDB refuses $ and the null character`},
+		{bson.D{{Key: "d", Value: strings.Repeat("d", 64)}, {Key: "k", Value: "x"}}, "is longer than MongoDB's 63 bytes"},
+		{bson.D{{Key: "d", Value: "app"}, {Key: "k", Value: strings.Repeat("x", 250)}}, "bytes, over MongoDB's 255"},
 		{bson.D{{Key: "d", Value: "admin"}, {Key: "k", Value: "x"}}, ""},
 		{bson.D{{Key: "d", Value: "local"}, {Key: "k", Value: "x"}}, "execute-as role readWriteAnyDatabase may not insert into local.c_x"},
 	} {
@@ -149,5 +156,71 @@ func TestProbedModels(t *testing.T) {
 				t.Errorf("pipeline replacement %s", got)
 			}
 		}
+	}
+}
+
+// MongoDB's naming restrictions (MongoDB manual, "Naming Restrictions"), shared by $merge, the
+// time series $emit, options.dlq and $lookup's from: each rule refuses, naming the field.
+func TestNamespaceNames(t *testing.T) {
+	for _, tc := range []struct {
+		db, coll, field, want string
+	}{
+		{"db", "coll", "", ""},
+		{"d-b_1", "c.d-e", "", ""},
+		{strings.Repeat("d", 63), "c", "", ""},
+		{"", "c", "db", "the database name is empty"},
+		{strings.Repeat("d", 64), "c", "db", "longer than MongoDB's 63 bytes"},
+		{"a/b", "c", "db", "not a valid database name"},
+		{"a\\b", "c", "db", "not a valid database name"},
+		{"a.b", "c", "db", "not a valid database name"},
+		{"a b", "c", "db", "not a valid database name"},
+		{"a\"b", "c", "db", "not a valid database name"},
+		{"a$b", "c", "db", "not a valid database name"},
+		{"a\x00b", "c", "db", "not a valid database name"},
+		{"db", "", "coll", "the collection name is empty"},
+		{"db", "c$d", "coll", "MongoDB refuses $"},
+		{"db", "$c", "coll", "MongoDB refuses $"},
+		{"db", "c\x00d", "coll", "MongoDB refuses $ and the null character"},
+		{"db", "system.x", "coll", "the system. prefix is reserved"},
+		{"db", strings.Repeat("c", 252), "", ""},
+		{"db", strings.Repeat("c", 253), "coll", "256 bytes, over MongoDB's 255"},
+	} {
+		field, reason := nsNameError(tc.db, tc.coll)
+		if field != tc.field || !strings.Contains(reason, tc.want) || (tc.want == "") != (reason == "") {
+			t.Errorf("%q.%q: %s %q, want %s %q", tc.db, tc.coll, field, reason, tc.field, tc.want)
+		}
+	}
+}
+
+// The deployment's answers to a bulk write, classified (the e2e test shows InvalidNamespace from
+// FerretDB; the other codes need a genuine MongoDB): a command error of a target MongoDB refuses
+// is a *refusedTarget carrying every document of the write, never retryable; one of the
+// connection or the moment (ShutdownInProgress, 91) and Unauthorized (13) stay a retryable 421;
+// write errors become dead letters with the deployment's reason.
+func TestOutcome(t *testing.T) {
+	s := dynamicSink(t, "readWriteAnyDatabase")
+	tg := &target{ns: authz.Namespace{DB: "db", Coll: "c"}}
+	origs := []bson.Raw{raw(t, bson.D{{Key: "_id", Value: 1}}), raw(t, bson.D{{Key: "_id", Value: 2}})}
+	for _, code := range []int32{20, 73, 166} {
+		_, err := s.outcome(tg, mongo.CommandError{Code: code, Name: "X", Message: "no"}, origs)
+		var rt *refusedTarget
+		if !errors.As(err, &rt) || len(rt.unwritten) != 2 || !strings.Contains(rt.reason, "$merge into db.c: the deployment refuses the target: no (X "+fmt.Sprint(code)+")") {
+			t.Errorf("code %d: %v", code, err)
+		}
+	}
+	for _, err := range []error{
+		mongo.CommandError{Code: 91, Name: "ShutdownInProgress"},
+		mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{{WriteError: mongo.WriteError{Index: 0, Code: 13, Message: "not authorized"}}}},
+		mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{{WriteError: mongo.WriteError{Index: 2, Code: 11000}}}},
+	} {
+		_, got := s.outcome(tg, err, origs)
+		var ce *connectors.Error
+		if !errors.As(got, &ce) || !ce.Retryable || ce.Code != connectors.CodeAtlasConnection {
+			t.Errorf("%v: %v, want a retryable 421", err, got)
+		}
+	}
+	dead, err := s.outcome(tg, mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{{WriteError: mongo.WriteError{Index: 1, Code: 11000, Message: "E11000 duplicate key"}}}}, origs)
+	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].String(), "write refused by the deployment: E11000 duplicate key (code 11000)") || dead[0].Lookup("doc", "_id").AsInt64() != 2 {
+		t.Errorf("write error: %v %v", dead, err)
 	}
 }

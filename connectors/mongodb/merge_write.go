@@ -262,21 +262,95 @@ func describe(v bson.RawValue) string {
 
 // writeTarget writes one target's items in bulk writes of at most batchSize writes; a key that
 // repeats within a chunk starts a new round, so that the writes to one key apply in order
-// whatever order the deployment applies an unordered batch in.
+// whatever order the deployment applies an unordered batch in. Should the deployment refuse the
+// target itself (refusedTarget), the documents of the batch not yet written to it become dead
+// letters with the deployment's reason, and the others are kept: the next batch tries the
+// target again.
 func (s *Sink) writeTarget(ctx context.Context, t *target, items []item) (rejected []bson.Raw, err error) {
 	for len(items) > 0 {
 		n := min(len(items), s.spec.batchSize)
 		chunk := items[:n]
 		items = items[n:]
-		for _, r := range rounds(chunk) {
+		rs := rounds(chunk)
+		for i, r := range rs {
 			dead, err := s.writeRound(ctx, t, r)
+			rejected = append(rejected, dead...)
+			var rt *refusedTarget
+			if errors.As(err, &rt) {
+				for _, d := range rt.unwritten {
+					rejected = append(rejected, s.deadLetter(d, rt.reason))
+				}
+				for _, later := range append(rs[i+1:], items) {
+					for _, it := range later {
+						rejected = append(rejected, s.deadLetter(it.orig, rt.reason))
+					}
+				}
+				return rejected, nil
+			}
 			if err != nil {
 				return nil, err
 			}
-			rejected = append(rejected, dead...)
 		}
 	}
 	return rejected, nil
+}
+
+// refusedTarget is the deployment's refusal of a target itself, for a reason that sending the
+// writes again will not change (targetCodes): unwritten are the documents of the round it
+// refused, as the pipeline gave them.
+type refusedTarget struct {
+	reason    string
+	unwritten []bson.Raw
+}
+
+func (e *refusedTarget) Error() string { return e.reason }
+
+// targetCodes are the command errors by which a deployment refuses a namespace itself rather
+// than the connection, the credentials or the moment: a name it does not accept
+// (InvalidNamespace, 73; FerretDB answers it for names MongoDB accepts but FerretDB does not), a
+// view (CommandNotSupportedOnView, 166), an operation the collection's kind forbids
+// (IllegalOperation, 20). Sending again cannot succeed, so the documents become dead letters
+// rather than a retryable failure of the processor. Codes: mongo's error_codes.yml.
+var targetCodes = map[int32]bool{20: true, 73: true, 166: true}
+
+// outcome reads the result of a bulk write of models whose documents (as the pipeline gave
+// them) are origs: the writes the deployment refused for the document's own sake as dead
+// letters; a refusal of the target as *refusedTarget; anything else (connection,
+// authentication, authorization, write concern, an index out of range) as a retryable 421.
+func (s *Sink) outcome(t *target, err error, origs []bson.Raw) (rejected []bson.Raw, _ error) {
+	if err == nil {
+		return nil, nil
+	}
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 && !authError(bwe) {
+		failed := map[int]bool{}
+		for _, we := range bwe.WriteErrors {
+			if we.Index < 0 || we.Index >= len(origs) || failed[we.Index] {
+				return nil, s.connErrorNS(t.ns, err)
+			}
+			failed[we.Index] = true
+			rejected = append(rejected, s.deadLetter(origs[we.Index], fmt.Sprintf("$merge into %s: write refused by the deployment: %s (code %d)", t.ns, s.scrub(we.Message), we.Code)))
+		}
+		return rejected, nil
+	}
+	if rt := s.refusal(t, err, origs); rt != nil {
+		return nil, rt
+	}
+	return nil, s.connErrorNS(t.ns, err)
+}
+
+// refusal is err as a *refusedTarget when it is a command error of targetCodes, or nil.
+func (s *Sink) refusal(t *target, err error, origs []bson.Raw) *refusedTarget {
+	var ce mongo.CommandError
+	if !errors.As(err, &ce) || !targetCodes[ce.Code] {
+		return nil
+	}
+	name := ce.Name
+	if name == "" {
+		name = "code"
+	}
+	return &refusedTarget{unwritten: origs,
+		reason: fmt.Sprintf("$merge into %s: the deployment refuses the target: %s (%s %d); the document is not written", t.ns, s.scrub(ce.Message), name, ce.Code)}
 }
 
 // rounds splits items into rounds of distinct keys: a key's first write goes to round 0, its
@@ -299,17 +373,28 @@ func rounds(items []item) [][]item {
 }
 
 // writeRound writes items with distinct keys as one unordered bulk write, after reading the
-// documents they match when a mode depends on it. The writes the deployment refuses for the
-// document's own sake become dead letters, and the others are sent again: some servers
-// (FerretDB 1.x) stop an unordered update batch at its first error without saying which writes
-// they skipped, and every write here is idempotent given the probe, so sending one that was
-// applied again changes nothing. Each pass removes at least one write, so it ends.
+// documents they match when a mode depends on it. When a bulk write of more than one write comes
+// back with write errors, its writes are sent again one at a time, and each document's outcome
+// is the answer to its own write: some servers (FerretDB 1.x) stop an unordered bulk write at
+// its first error and report it at index 0, so the indices of a batch's errors cannot be
+// trusted. Sending a write that was applied again changes nothing: every model (see model) is
+// an upsert or replacement of a whole document or a $set/$setOnInsert of fixed values, or a
+// deleteOne of a filter on the on fields (which MongoDB requires to be unique), all computed
+// once, from one probe, before the first send. A write refused again becomes a dead letter with
+// the deployment's reason; an error of the target itself is a *refusedTarget.
 func (s *Sink) writeRound(ctx context.Context, t *target, items []item) (rejected []bson.Raw, err error) {
 	var matched map[string]bson.Raw
 	for _, it := range items {
 		if needsProbe(it.wm, it.wnm) {
 			if matched, err = s.probe(ctx, t, items); err != nil {
-				return nil, err
+				var origs []bson.Raw
+				for _, it := range items {
+					origs = append(origs, it.orig)
+				}
+				if rt := s.refusal(t, err, origs); rt != nil {
+					return nil, rt
+				}
+				return nil, s.connErrorNS(t.ns, err)
 			}
 			break
 		}
@@ -327,37 +412,34 @@ func (s *Sink) writeRound(ctx context.Context, t *target, items []item) (rejecte
 			origs = append(origs, it.orig)
 		}
 	}
-	for len(models) > 0 {
-		_, err := t.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-		if err == nil {
-			return rejected, nil
+	if len(models) == 0 {
+		return rejected, nil
+	}
+	unordered := options.BulkWrite().SetOrdered(false)
+	_, err = t.coll.BulkWrite(ctx, models, unordered)
+	var bwe mongo.BulkWriteException
+	if len(models) == 1 || !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || authError(bwe) {
+		dead, err := s.outcome(t, err, origs)
+		return append(rejected, dead...), err
+	}
+	for i := range models {
+		_, err := t.coll.BulkWrite(ctx, models[i:i+1], unordered)
+		dead, err := s.outcome(t, err, origs[i:i+1])
+		var rt *refusedTarget
+		if errors.As(err, &rt) {
+			rt.unwritten = origs[i:]
+			return rejected, rt
 		}
-		var bwe mongo.BulkWriteException
-		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || authError(bwe) {
-			return nil, s.connErrorNS(t.ns, err)
+		if err != nil {
+			return nil, err
 		}
-		failed := map[int]bool{}
-		for _, we := range bwe.WriteErrors {
-			if we.Index < 0 || we.Index >= len(models) || failed[we.Index] {
-				return nil, s.connErrorNS(t.ns, err)
-			}
-			failed[we.Index] = true
-			rejected = append(rejected, s.deadLetter(origs[we.Index], fmt.Sprintf("$merge into %s: write refused by the deployment: %s (code %d)", t.ns, s.scrub(we.Message), we.Code)))
-		}
-		var nm []mongo.WriteModel
-		var no []bson.Raw
-		for i := range models {
-			if !failed[i] {
-				nm = append(nm, models[i])
-				no = append(no, origs[i])
-			}
-		}
-		models, origs = nm, no
+		rejected = append(rejected, dead...)
 	}
 	return rejected, nil
 }
 
-// probe finds the documents of t that items' filters match, by key.
+// probe finds the documents of t that items' filters match, by key. Its error is the driver's,
+// for writeRound to classify.
 func (s *Sink) probe(ctx context.Context, t *target, items []item) (map[string]bson.Raw, error) {
 	ors := bson.A{}
 	for _, it := range items {
@@ -377,7 +459,7 @@ func (s *Sink) probe(ctx context.Context, t *target, items []item) (map[string]b
 		cur, err = t.coll.Find(ctx, filter)
 	}
 	if err != nil {
-		return nil, s.connErrorNS(t.ns, err)
+		return nil, err
 	}
 	defer func() { _ = cur.Close(context.Background()) }()
 	out := map[string]bson.Raw{}
@@ -398,7 +480,7 @@ func (s *Sink) probe(ctx context.Context, t *target, items []item) (map[string]b
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return nil, s.connErrorNS(t.ns, err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -209,6 +209,9 @@ func TestRefusedOptions(t *testing.T) {
 		{extra: []bson.E{{Key: "batchSize", Value: "many"}}, want: "$merge.batchSize"},
 		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "$"}, {Key: "coll", Value: "coll"}}, want: "$merge.into.db: "},
 		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "a.b"}, {Key: "coll", Value: "$c"}}, want: "$merge.into.db: \"a.b\" is not a valid database name"},
+		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "db"}, {Key: "coll", Value: "c$d"}}, want: "$merge.into.coll: \"c$d\" is not a valid collection name: MongoDB refuses $"},
+		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "a b"}, {Key: "coll", Value: "c"}}, want: "$merge.into.db: \"a b\" is not a valid database name"},
+		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "$d"}, {Key: "coll", Value: "system.x"}}, want: "$merge.into.coll: \"system.x\" is not a valid collection name: the system. prefix"},
 		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "db"}, {Key: "coll", Value: bson.D{{Key: "$nope", Value: bson.A{"a", "b"}}}}}, want: "$merge.into.coll: "},
 		{into: bson.D{{Key: "connectionName", Value: "c"}, {Key: "db", Value: "db"}, {Key: "coll", Value: 3}}, want: "$merge.into.coll: is required"},
 	} {

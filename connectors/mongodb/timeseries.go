@@ -55,11 +55,8 @@ func parseTimeSeries(opts bson.Raw) (tsSpec, error) {
 			t.coll = s
 		}
 	}
-	if strings.ContainsAny(t.db, "/\\. \"$\x00") {
-		return t, connectors.Invalid("$emit.db: %q is not a valid database name", t.db)
-	}
-	if strings.ContainsAny(t.coll, "$\x00") || strings.HasPrefix(t.coll, "system.") {
-		return t, connectors.Invalid("$emit.coll: %q is not a collection $emit may write to", t.coll)
+	if field, msg := nsNameError(t.db, t.coll); msg != "" {
+		return t, connectors.Invalid("$emit.%s: %s", field, msg)
 	}
 	ts, ok := opts.Lookup("timeseries").DocumentOK()
 	if !ok {

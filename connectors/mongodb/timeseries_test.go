@@ -38,6 +38,8 @@ func TestTimeSeriesRefusals(t *testing.T) {
 		{bson.D{{Key: "timeField", Value: "t"}}, []bson.E{{Key: "coll", Value: bson.D{{Key: "$concat", Value: bson.A{"a", "$b"}}}}}, "$emit.coll: an expression is not supported yet"},
 		{bson.D{{Key: "timeField", Value: "t"}}, []bson.E{{Key: "db", Value: "a.b"}}, "$emit.db: \"a.b\" is not a valid database name"},
 		{bson.D{{Key: "timeField", Value: "t"}}, []bson.E{{Key: "db", Value: "$db"}}, "$emit.db: an expression is not supported yet"},
+		{bson.D{{Key: "timeField", Value: "t"}}, []bson.E{{Key: "coll", Value: "c$d"}}, "$emit.coll: \"c$d\" is not a valid collection name: MongoDB refuses $"},
+		{bson.D{{Key: "timeField", Value: "t"}}, []bson.E{{Key: "coll", Value: "system.x"}}, "$emit.coll: \"system.x\" is not a valid collection name: the system. prefix"},
 	} {
 		st := emitTS(t, tc.ts)
 		if tc.opts != nil {
