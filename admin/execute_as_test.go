@@ -56,8 +56,84 @@ func TestProvisionExecuteAsUserConnection(t *testing.T) {
 	if got := stored().ExecuteAs.Password.Reveal(); got == first {
 		t.Fatal("a new connectionString kept the execute-as password")
 	}
-	out = env.must("PATCH", "/streams/default/connections/deploy", `{"provisionExecuteAsUser":false}`)
+	out = env.must("PATCH", "/streams/default/connections/deploy", `{"provisionExecuteAsUser":false,"authentication":{"mechanism":"SCRAM-SHA-256","username":"writer","password":"writer-pw-7"}}`)
 	if _, ok := out["executeAsUser"]; ok || stored().ExecuteAs != nil {
 		t.Fatalf("turned off, the execute-as user is still registered: %v", out)
+	}
+}
+
+// Switching provisionExecuteAsUser changes what authentication is (the user administrator when
+// on, the processors' identity when off), so a PATCH that switches it must give a new username
+// and password (trial bug 3): turned off without them, the user administrator would become the
+// identity processors write as. A refused PATCH changes nothing; a PATCH of authentication alone
+// on a provisioned connection replaces the administrator and keeps the execute-as user.
+func TestProvisionSwitchNeedsAuthentication(t *testing.T) {
+	env := newEnv(t)
+	env.must("POST", "/streams/default/connections", `{"name":"prov","type":"Cluster","clusterName":"c0","connectionString":"mongodb://h:27017",`+
+		`"dbRoleToExecute":{"role":"readWriteAnyDatabase","type":"BUILT_IN"},`+
+		`"authentication":{"mechanism":"PLAIN","username":"useradmin","password":"admin-pw-42"},"provisionExecuteAsUser":true}`)
+	env.must("POST", "/streams/default/connections", `{"name":"plain","type":"Cluster","clusterName":"c0","connectionString":"mongodb://h:27017",`+
+		`"dbRoleToExecute":{"role":"readWriteAnyDatabase","type":"BUILT_IN"},`+
+		`"authentication":{"username":"writer","password":"writer-pw-7"}}`)
+	stored := func(name string) store.Cluster {
+		t.Helper()
+		var c store.Connection
+		if err := env.st.View(func(tx *store.Txn) (err error) { c, err = tx.Connection("default", name); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return *c.Cluster
+	}
+	provBefore, plainBefore := stored("prov"), stored("plain")
+	for _, tc := range []struct{ conn, body, reason string }{
+		{"prov", `{"provisionExecuteAsUser":false}`, "turning it off would make the stored user administrator"},
+		{"prov", `{"provisionExecuteAsUser":false,"authentication":{"password":"other-pw"}}`, "turning it off"},
+		{"prov", `{"provisionExecuteAsUser":false,"authentication":{"username":"writer"}}`, "turning it off"},
+		{"plain", `{"provisionExecuteAsUser":true}`, "turning it on would make the stored execute-as identity"},
+		{"plain", `{"provisionExecuteAsUser":true,"authentication":{"username":"useradmin"}}`, "turning it on"},
+	} {
+		status, out := env.do("owner", "PATCH", "/streams/default/connections/"+tc.conn, tc.body)
+		detail, _ := out["detail"].(string)
+		if status != 400 || out["errorCode"] != "INVALID_ATTRIBUTE" || !strings.Contains(detail, "provisionExecuteAsUser") ||
+			!strings.Contains(detail, tc.reason) || !strings.Contains(detail, "authentication.password") {
+			t.Errorf("PATCH %s %s: %d %v, want 400 INVALID_ATTRIBUTE naming provisionExecuteAsUser: %s", tc.conn, tc.body, status, out, tc.reason)
+		}
+		if strings.Contains(detail, "admin-pw-42") || strings.Contains(detail, "writer-pw-7") {
+			t.Errorf("PATCH %s: the error shows a password: %s", tc.conn, detail)
+		}
+	}
+	if got := stored("prov"); !got.ProvisionExecuteAsUser || got.Username != "useradmin" || got.ExecuteAs == nil || *got.ExecuteAs != *provBefore.ExecuteAs {
+		t.Fatalf("a refused PATCH changed the provisioned connection: %+v", got)
+	}
+	if got := stored("plain"); got.ProvisionExecuteAsUser || got != plainBefore {
+		t.Fatalf("a refused PATCH changed the plain connection: %+v", got)
+	}
+	// Sending a GET reply back (provisionExecuteAsUser unchanged) needs no credentials.
+	_, got := env.do("owner", "GET", "/streams/default/connections/prov", "")
+	back, _ := json.Marshal(got)
+	env.must("PATCH", "/streams/default/connections/prov", string(back))
+	env.must("PATCH", "/streams/default/connections/plain", `{"provisionExecuteAsUser":false}`)
+
+	// A new administrator on a provisioned connection: the execute-as user and its password stay.
+	out := env.must("PATCH", "/streams/default/connections/prov", `{"authentication":{"mechanism":"SCRAM-SHA-256","username":"useradmin2","password":"admin-pw-43"}}`)
+	if out["provisionExecuteAsUser"] != true || out["executeAsUser"] == nil {
+		t.Fatalf("a new administrator turned provisioning off: %v", out)
+	}
+	if got := stored("prov"); got.Username != "useradmin2" || got.Password.Reveal() != "admin-pw-43" || *got.ExecuteAs != *provBefore.ExecuteAs {
+		t.Fatalf("after a new administrator: %+v", got)
+	}
+
+	// Off with a new identity: the processors' credentials are the ones given, never the administrator's.
+	out = env.must("PATCH", "/streams/default/connections/prov", `{"provisionExecuteAsUser":false,"authentication":{"mechanism":"SCRAM-SHA-256","username":"writer","password":"writer-pw-8"}}`)
+	if a, _ := out["authentication"].(map[string]any); a["username"] != "writer" || out["provisionExecuteAsUser"] != nil || out["executeAsUser"] != nil {
+		t.Fatalf("turned off: %v", out)
+	}
+	if got := stored("prov"); got.ProvisionExecuteAsUser || got.ExecuteAs != nil || got.Username != "writer" || got.Password.Reveal() != "writer-pw-8" {
+		t.Fatalf("turned off: %+v", got)
+	}
+
+	// On again with a user administrator: a new execute-as user password, not the old one.
+	out = env.must("PATCH", "/streams/default/connections/prov", `{"provisionExecuteAsUser":true,"authentication":{"username":"useradmin","password":"admin-pw-44"}}`)
+	if got := stored("prov"); !got.ProvisionExecuteAsUser || got.Username != "useradmin" || got.ExecuteAs == nil || got.ExecuteAs.Password == provBefore.ExecuteAs.Password {
+		t.Fatalf("turned on again: %+v (reply %v)", got, out)
 	}
 }
