@@ -206,7 +206,8 @@ func (r *runner) attempt() (err error) {
 	rec := r.rec
 	tier := r.m.tierOf(rec)
 	env := connectors.Env{Workspace: rec.Workspace, Processor: rec.Name, ProcessorID: rec.ID, Logger: r.m.log, Ephemeral: r.p.ephemeral,
-		MaxPartitions: tier.MaxKafkaPartitions, Tier: tier.Name, StreamMetaField: rec.StreamMetaFieldName, Roles: r.m.roles}
+		MaxPartitions: tier.MaxKafkaPartitions, Tier: tier.Name, StreamMetaField: rec.StreamMetaFieldName, Roles: r.m.roles,
+		RolesGeneration: r.m.rolesGeneration}
 	plan, err := pipeline.Parse(rec.Pipeline, pipeline.ParseOptions{RequireSink: !r.p.ephemeral})
 	if err != nil {
 		return &Error{Code: CodeFailedToParse, Msg: err.Error()}
