@@ -17,8 +17,9 @@ import (
 // uses a Cluster connection whose CUSTOM execute-as role is name, or inherits it through other
 // custom roles, is checked again exactly as at start (validate: static $merge and time series
 // targets, lookup sources, change stream sources, the dead-letter collection; authz.ExecuteAsAllows).
-// A processor the role no longer allows is stopped at once, without a final checkpoint (what it
-// had read but not written is not written: a later start resumes from its last checkpoint), and
+// A processor the role no longer allows is stopped at once, without a final checkpoint (a write
+// under way is let finish; what it had read but not written is not written: a later start
+// resumes from its last checkpoint), and
 // recorded FAILED with the start check's error (code 420, naming the role, the namespace and
 // the missing action). The others keep running; every running sink forgets the decisions it
 // kept for dynamic $merge targets (connectors.Env.RolesGeneration), so each such target is
@@ -64,9 +65,9 @@ func (m *Manager) recheck(p *proc, name string) (ws, proc string, ok bool) {
 	if e == nil {
 		return "", "", false
 	}
-	r := p.run
-	r.cancel() // no final checkpoint: nothing more is written as the old role
-	<-r.done   // its goroutines see the cancelled context; a write under way returns
+	// No final checkpoint: nothing more is written as the old role. A write already under way
+	// is let finish, so that none lands after the change is answered.
+	p.run.halt()
 	p.run = nil
 	rec.State = store.StateFailed
 	rec.ErrorMsg = fmt.Sprintf("stopped because custom role %s changed: %s", name, e.Msg)
