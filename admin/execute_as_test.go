@@ -137,3 +137,31 @@ func TestProvisionSwitchNeedsAuthentication(t *testing.T) {
 		t.Fatalf("turned on again: %+v (reply %v)", got, out)
 	}
 }
+
+// The Admin API's role PATCH applies the change to running processors before it replies (trial
+// bug 4; the runtime's side is processor.TestRoleChangedStopsDeniedProcessors, the deployment's
+// e2e.TestCustomRoleChangeStopsRunningProcessors): the processor whose execute-as role lost its
+// target is FAILED 420 in the next GET.
+func TestRolePatchStopsDeniedProcessor(t *testing.T) {
+	env, _ := newProcEnv(t)
+	acts := func(coll string) string {
+		return `[{"action":"INSERT","resources":[{"db":"out","collection":"` + coll + `"}]},{"action":"UPDATE","resources":[{"db":"out","collection":"` + coll + `"}]}]`
+	}
+	env.must("POST", "/customDBRoles/roles", `{"roleName":"crWriter","actions":`+acts("cr")+`}`)
+	env.must("POST", "/streams/default/connections", `{"name":"ferret","type":"Cluster","clusterName":"c0","connectionString":"mongodb://127.0.0.1:1",`+
+		`"dbRoleToExecute":{"role":"crWriter","type":"CUSTOM"}}`)
+	// No document passes the $match, so the sink never connects to the absent deployment.
+	env.must("POST", procPath, `{"name":"cr_ok","pipeline":[{"$source":{"connectionName":"sample_stream_solar"}},{"$match":{"obs.watts":{"$lt":-1}}},`+
+		`{"$merge":{"into":{"connectionName":"ferret","db":"out","coll":"cr"}}}]}`)
+	env.must("POST", procPath+"/cr_ok:start", "")
+	if _, out := env.do("owner", "GET", procPath+"/cr_ok", ""); out["state"] != "STARTED" {
+		t.Fatalf("before the PATCH: %v", out)
+	}
+	env.must("PATCH", "/customDBRoles/roles/crWriter", `{"actions":`+acts("other")+`}`)
+	_, out := env.do("owner", "GET", procPath+"/cr_ok", "")
+	msg, _ := out["errorMsg"].(string)
+	if out["state"] != "FAILED" || out["errorCode"] != float64(420) ||
+		!strings.Contains(msg, "stopped because custom role crWriter changed") || !strings.Contains(msg, "may not insert into out.cr: it lacks the INSERT action there") {
+		t.Fatalf("after the PATCH: %v", out)
+	}
+}
