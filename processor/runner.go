@@ -74,12 +74,23 @@ func (r *runner) write(f func() error) error {
 // halt ends the runner without a final checkpoint once the write under way, if any, has
 // returned (its context is not cancelled under it, so the deployment has acknowledged it): no
 // write starts after halt begins, and none is still running at the deployment when it
-// returns. A later start resumes from the last committed checkpoint.
+// returns. A write that takes longer than stopTimeout is cancelled. A later start resumes from
+// the last committed checkpoint.
 func (r *runner) halt() {
-	r.writeMu.Lock()
-	r.halted = true
-	r.cancel() // before the sink loop can see halted, so supervise takes errHalted for a stop
-	r.writeMu.Unlock()
+	locked := make(chan struct{})
+	go func() {
+		defer close(locked)
+		r.writeMu.Lock()
+		defer r.writeMu.Unlock()
+		r.halted = true
+		r.cancel() // before the sink loop can see halted, so supervise takes errHalted for a stop
+	}()
+	select {
+	case <-locked:
+	case <-time.After(stopTimeout):
+		r.cancel() // the write under way is given up
+		<-locked
+	}
 	<-r.done
 }
 
