@@ -19,9 +19,8 @@ import (
 // targets, lookup sources, change stream sources, the dead-letter collection; authz.ExecuteAsAllows).
 // A processor the role no longer allows is stopped at once, without a final checkpoint (a write
 // under way is let finish; what it had read but not written is not written: a later start
-// resumes from its last checkpoint), and
-// recorded FAILED with the start check's error (code 420, naming the role, the namespace and
-// the missing action). The others keep running; every running sink forgets the decisions it
+// resumes from its last checkpoint), and recorded FAILED with the start check's error (code
+// 420, naming the role, the namespace and the missing action). The others keep running; every running sink forgets the decisions it
 // kept for dynamic $merge targets (connectors.Env.RolesGeneration), so each such target is
 // checked against the changed role before its next write.
 //
