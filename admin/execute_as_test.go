@@ -154,9 +154,14 @@ func TestRolePatchStopsDeniedProcessor(t *testing.T) {
 	env.must("POST", procPath, `{"name":"cr_ok","pipeline":[{"$source":{"connectionName":"sample_stream_solar"}},{"$match":{"obs.watts":{"$lt":-1}}},`+
 		`{"$merge":{"into":{"connectionName":"ferret","db":"out","coll":"cr"}}}]}`)
 	env.must("POST", procPath+"/cr_ok:start", "")
-	if _, out := env.do("owner", "GET", procPath+"/cr_ok", ""); out["state"] != "STARTED" {
-		t.Fatalf("before the PATCH: %v", out)
-	}
+	// The attempt checks the role itself once it runs: wait until it reads, so that the PATCH
+	// meets it running.
+	env.waitFor(procPath+"/cr_ok", func(p map[string]any) bool {
+		if p["state"] != "STARTED" {
+			t.Fatalf("before the PATCH: %v", p)
+		}
+		return statOf(p, "inputMessageCount") > 0
+	})
 	env.must("PATCH", "/customDBRoles/roles/crWriter", `{"actions":`+acts("other")+`}`)
 	_, out := env.do("owner", "GET", procPath+"/cr_ok", "")
 	msg, _ := out["errorMsg"].(string)

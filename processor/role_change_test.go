@@ -90,6 +90,14 @@ func TestRoleChangedStopsDeniedProcessors(t *testing.T) {
 		}
 	}
 
+	// Each attempt builds its sinks (checking the role) after Start returns: wait until every
+	// started processor reads, so that the change below meets them running.
+	for _, name := range []string{"cr_ok", "keep_ok", "dlq_cr", "other_cr"} {
+		waitFor(t, name+" to read", func() bool {
+			in, err := m.Get("w", name)
+			return err == nil && in.State == store.StateStarted && in.Stats.InputCount > 0
+		})
+	}
 	if got := m.RoleChanged("unused"); len(got) != 0 {
 		t.Fatalf("a change to a role no connection uses stopped %v", got)
 	}
