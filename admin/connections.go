@@ -449,8 +449,25 @@ func (b *connectionBody) applyClusterFields(c *store.Cluster) *apiError {
 // connectionString gets a new password too, so the old deployment's copy of the user does not
 // share it. Turned off, spid forgets the user (it stays on the deployment until an
 // administrator drops it).
+//
+// Switching provisionExecuteAsUser on a stored connection changes what authentication is:
+// on, the user administrator; off, the identity processors read and write as. Kept across the
+// switch, a user administrator would become the processors' identity (and it can grant itself
+// any role), or a data identity would be used for user management. So a PATCH that switches it
+// must give authentication.username and authentication.password in the same request (spi's
+// rule, like a secret bound to its destination; docs/admin-api.md): 400 naming
+// provisionExecuteAsUser otherwise.
 func (b *connectionBody) applyExecuteAs(c *store.Connection, oldConnString string) *apiError {
 	cl := c.Cluster
+	if b.ProvisionExecuteAsUser != nil && *b.ProvisionExecuteAsUser != cl.ProvisionExecuteAsUser && oldConnString != "" {
+		a := b.Authentication
+		if a == nil || a.Username == nil || a.Password == nil || *a.Username == "" || *a.Password == "" {
+			if cl.ProvisionExecuteAsUser {
+				return invalid("provisionExecuteAsUser", "turning it off would make the stored user administrator the identity processors read and write as; give the execute-as identity in authentication.username and authentication.password in the same request")
+			}
+			return invalid("provisionExecuteAsUser", "turning it on would make the stored execute-as identity the deployment's user administrator; give the user administrator in authentication.username and authentication.password in the same request")
+		}
+	}
 	if b.ProvisionExecuteAsUser != nil {
 		cl.ProvisionExecuteAsUser = *b.ProvisionExecuteAsUser
 	}

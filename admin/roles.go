@@ -262,8 +262,21 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, _ *caller) *
 	if err != nil {
 		return internal(err)
 	}
+	s.roleChanged(name)
 	writeJSON(w, http.StatusOK, toRoleView(role))
 	return nil
+}
+
+// roleChanged applies a committed change to custom role name to the running processors at once
+// (processor.Manager.RoleChanged): those whose Cluster connections' execute-as role it no
+// longer allows are FAILED with code 420 before the reply is sent.
+func (s *Server) roleChanged(name string) {
+	if s.opts.Processors == nil {
+		return
+	}
+	if stopped := s.opts.Processors.RoleChanged(name); len(stopped) > 0 {
+		s.log.Warn("custom role changed: processors its execute-as role no longer allows were stopped", "role", name, "processors", stopped)
+	}
 }
 
 func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
@@ -322,6 +335,7 @@ func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, _ *caller) *
 	if err != nil {
 		return internal(err)
 	}
+	s.roleChanged(name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

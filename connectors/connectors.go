@@ -184,6 +184,11 @@ type Env struct {
 	// counts from the next check. nil knows no custom role: a CUSTOM execute-as role is then
 	// refused as unknown.
 	Roles authz.RoleSource
+	// RolesGeneration, when set, changes whenever a custom role changed (the processor manager
+	// counts the Admin API's role changes): a sink that keeps execute-as decisions for a run
+	// (dynamic $merge targets) forgets them when it changes, so that each target is checked
+	// against the role as it now is before its next write. nil: roles do not change during a run.
+	RolesGeneration func() uint64
 }
 
 // Type is one connection type in the table: its name, what it can do, and its constructors.

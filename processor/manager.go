@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -70,6 +71,9 @@ type Manager struct {
 	mu      sync.Mutex
 	procs   map[string]*proc // by workspace + "\x00" + name
 	cursors map[int64]*cursor
+
+	// roleGen counts custom role changes (RoleChanged), for sinks' kept execute-as decisions.
+	roleGen atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc

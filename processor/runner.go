@@ -51,6 +51,47 @@ type runner struct {
 	// commits counts the checkpoints the runner's attempts committed: an attempt that
 	// committed one made progress, and the retry window starts again at its failure.
 	commits atomic.Int64
+
+	// writeMu is held by the sink loop while a sink writes or flushes; halted (guarded by it)
+	// refuses every write after halt.
+	writeMu sync.Mutex
+	halted  bool
+}
+
+// errHalted ends an attempt whose runner was halted.
+var errHalted = errors.New("processor halted")
+
+// write runs f, a sink's write or flush, unless the runner was halted.
+func (r *runner) write(f func() error) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	if r.halted {
+		return errHalted
+	}
+	return f()
+}
+
+// halt ends the runner without a final checkpoint once the write under way, if any, has
+// returned (its context is not cancelled under it, so the deployment has acknowledged it): no
+// write starts after halt begins, and none is still running at the deployment when it
+// returns. A write that takes longer than stopTimeout is cancelled. A later start resumes from
+// the last committed checkpoint.
+func (r *runner) halt() {
+	locked := make(chan struct{})
+	go func() {
+		defer close(locked)
+		r.writeMu.Lock()
+		defer r.writeMu.Unlock()
+		r.halted = true
+		r.cancel() // before the sink loop can see halted, so supervise takes errHalted for a stop
+	}()
+	select {
+	case <-locked:
+	case <-time.After(stopTimeout):
+		r.cancel() // the write under way is given up
+		<-locked
+	}
+	<-r.done
 }
 
 // barrier is a checkpoint barrier on its way from the source to the sink.
@@ -206,7 +247,8 @@ func (r *runner) attempt() (err error) {
 	rec := r.rec
 	tier := r.m.tierOf(rec)
 	env := connectors.Env{Workspace: rec.Workspace, Processor: rec.Name, ProcessorID: rec.ID, Logger: r.m.log, Ephemeral: r.p.ephemeral,
-		MaxPartitions: tier.MaxKafkaPartitions, Tier: tier.Name, StreamMetaField: rec.StreamMetaFieldName, Roles: r.m.roles}
+		MaxPartitions: tier.MaxKafkaPartitions, Tier: tier.Name, StreamMetaField: rec.StreamMetaFieldName, Roles: r.m.roles,
+		RolesGeneration: r.m.rolesGeneration}
 	plan, err := pipeline.Parse(rec.Pipeline, pipeline.ParseOptions{RequireSink: !r.p.ephemeral})
 	if err != nil {
 		return &Error{Code: CodeFailedToParse, Msg: err.Error()}
@@ -635,7 +677,7 @@ func (l *loop) sinkLoop(ctx context.Context) error {
 	}()
 	for o := range l.outs {
 		if b := o.barrier; b != nil {
-			if err := l.flush(ctx, b); err != nil {
+			if err := r.write(func() error { return l.flush(ctx, b) }); err != nil {
 				return err
 			}
 			select {
@@ -651,7 +693,8 @@ func (l *loop) sinkLoop(ctx context.Context) error {
 			continue
 		}
 		if len(o.docs) > 0 {
-			rejected, err := l.sink.WriteBatch(ctx, o.docs)
+			var rejected []bson.Raw
+			err := r.write(func() (err error) { rejected, err = l.sink.WriteBatch(ctx, o.docs); return err })
 			if err != nil {
 				return err
 			}
@@ -683,7 +726,8 @@ func (l *loop) sinkLoop(ctx context.Context) error {
 				bytes += int64(len(d))
 			}
 			if l.dlq != nil {
-				rejected, err := l.dlq.WriteBatch(ctx, o.dlq)
+				var rejected []bson.Raw
+				err := r.write(func() (err error) { rejected, err = l.dlq.WriteBatch(ctx, o.dlq); return err })
 				if err != nil {
 					return err
 				}

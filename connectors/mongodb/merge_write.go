@@ -61,6 +61,7 @@ func (s *Sink) WriteBatch(ctx context.Context, docs []bson.Raw) (rejected []bson
 	if len(docs) == 0 {
 		return nil, nil
 	}
+	s.forgetStaleDecisions()
 	if err := s.connect(); err != nil {
 		return nil, err
 	}

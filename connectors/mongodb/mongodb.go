@@ -73,6 +73,9 @@ type Sink struct {
 	targets map[authz.Namespace]*target
 	evalEnv expr.Env
 	pipeMu  sync.Mutex // serializes a whenMatched pipeline's shared compiled stages
+
+	// rolesGen is env.RolesGeneration as of the decisions in targets.
+	rolesGen uint64
 }
 
 // NewSink reads a Cluster connection and a $merge stage, and checks the connection's execute-as
@@ -290,6 +293,22 @@ func (s *Sink) scrub(msg string) string {
 		}
 	}
 	return msg
+}
+
+// forgetStaleDecisions drops the execute-as decisions kept for dynamic targets once a custom
+// role changed (env.RolesGeneration), so that each target is checked against the role as it now
+// is before its next write: a revoked action turns the target's documents into dead-letter
+// records from the next batch on. Called by WriteBatch's goroutine.
+func (s *Sink) forgetStaleDecisions() {
+	if s.env.RolesGeneration == nil {
+		return
+	}
+	if g := s.env.RolesGeneration(); g != s.rolesGen {
+		s.rolesGen = g
+		for _, t := range s.targets {
+			clear(t.allowed)
+		}
+	}
 }
 
 // executeAs checks the connection's execute-as role (BUILT_IN, or one of the project's custom
