@@ -328,8 +328,9 @@ func (d *ExecuteAsDenied) Error() string {
 //
 // It reads the custom roles through roles on every call and keeps nothing, so a role changed in
 // the registry counts from the next call. A caller checking dynamic $merge targets per document
-// may keep the decision per target namespace (at most 1,000 targets, spec section 3.8) for the
-// life of one processor run.
+// may keep the decision per target namespace (at most 1,000 targets, spec section 3.8) until a
+// custom role changes (connectors.Env.RolesGeneration; processor.Manager.RoleChanged re-checks
+// running processors at once).
 func ExecuteAsAllows(r store.RoleToExecute, roles RoleSource, ns Namespace, actions ...DBAction) error {
 	if ns.DB == "" && ns.Coll != "" {
 		return fmt.Errorf("namespace with collection %q needs a database", ns.Coll)
