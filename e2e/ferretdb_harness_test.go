@@ -28,6 +28,10 @@ type ferret struct {
 	URI  string // mongodb://<Addr>/
 	Addr string // 127.0.0.1:<port>
 	dir  string
+	// TLSAddr, when set, is a second listener serving TLS with pki's server certificate and
+	// requiring a client certificate from pki's CA (FerretDB does so when given a CA file).
+	TLSAddr string
+	pki     *testPKI
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // nil while stopped
@@ -38,13 +42,16 @@ type ferret struct {
 // test ends.
 func startFerret(t *testing.T) *ferret {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	f := &ferret{Addr: addr, dir: t.TempDir()}
+	f := &ferret{Addr: freeAddr(t), dir: t.TempDir()}
+	f.Start(t)
+	t.Cleanup(func() { f.Stop(t) })
+	return f
+}
+
+// startFerretTLS is startFerret with a TLS listener too (ferret.TLSAddr) for pki.
+func startFerretTLS(t *testing.T, pki *testPKI) *ferret {
+	t.Helper()
+	f := &ferret{Addr: freeAddr(t), TLSAddr: freeAddr(t), pki: pki, dir: t.TempDir()}
 	f.Start(t)
 	t.Cleanup(func() { f.Stop(t) })
 	return f
@@ -60,8 +67,12 @@ func (f *ferret) Start(t *testing.T) {
 	if f.cancel != nil {
 		t.Fatal("FerretDB is already running")
 	}
+	listener := ferretdb.ListenerConfig{TCP: f.Addr}
+	if f.TLSAddr != "" {
+		listener.TLS, listener.TLSCertFile, listener.TLSKeyFile, listener.TLSCAFile = f.TLSAddr, f.pki.ServerCert, f.pki.ServerKey, f.pki.CAFile
+	}
 	db, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: f.Addr},
+		Listener:  listener,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + f.dir + "/",
 		Logger:    slog.New(slog.DiscardHandler),
@@ -78,19 +89,25 @@ func (f *ferret) Start(t *testing.T) {
 		}
 	}()
 	f.cancel, f.done = cancel, done
-	waitUntil(t, "FerretDB listening on "+f.Addr, func() bool {
-		select {
-		case <-done:
-			t.Fatalf("FerretDB on %s ended before it listened", f.Addr)
-		default:
+	for _, addr := range []string{f.Addr, f.TLSAddr} {
+		if addr == "" {
+			continue
 		}
-		c, err := net.DialTimeout("tcp", f.Addr, time.Second)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err == nil
-	})
-	f.URI = db.MongoDBURI() // once listening: FerretDB knows its address only then
+		waitUntil(t, "FerretDB listening on "+addr, func() bool {
+			select {
+			case <-done:
+				t.Fatalf("FerretDB on %s ended before it listened", addr)
+			default:
+			}
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				_ = c.Close()
+			}
+			return err == nil
+		})
+	}
+	// The plain listener's URI (MongoDBURI would give the TLS listener's when there is one).
+	f.URI = "mongodb://" + f.Addr + "/"
 }
 
 // Stop ends FerretDB and waits until it has closed its listener and its clients' connections.

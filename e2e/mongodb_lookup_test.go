@@ -3,7 +3,6 @@ package e2e
 import (
 	"errors"
 	"fmt"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -284,7 +283,7 @@ func TestLookupFromFerretDB(t *testing.T) {
 	// An unreachable deployment: the processor retries with 421 naming the host, then fails;
 	// the connection's password appears nowhere.
 	const password = "lookup-Secret-0815"
-	dead := "127.0.0.1:" + closedPort(t)
+	dead := freeAddr(t) // nothing listens there
 	a.ok("POST", "/streams/default/connections", map[string]any{"name": "gone", "type": "Cluster", "clusterName": "gone",
 		"connectionString": "mongodb://" + dead + "/?serverSelectionTimeoutMS=300&connectTimeoutMS=300",
 		"dbRoleToExecute":  map[string]any{"role": "readAnyDatabase", "type": "BUILT_IN"},
@@ -313,18 +312,6 @@ func TestLookupFromFerretDB(t *testing.T) {
 			t.Errorf("message or log %d carries the password", i)
 		}
 	}
-}
-
-// closedPort returns a loopback port nothing listens on (it was free a moment ago).
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := strings.Cut(l.Addr().String(), ":")
-	_ = l.Close()
-	return port
 }
 
 // $lookup end to end through mongosh: the developer creates and starts a processor with

@@ -1,62 +1,12 @@
 package e2e
 
 import (
-	"context"
-	"errors"
-	"log/slog"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
-
-// startFerretDBTLS runs an embedded FerretDB that serves plain TCP (for the test's own client)
-// and TLS on another free loopback port, with the PKI's server certificate, requiring and
-// verifying client certificates from the PKI's CA (FerretDB does with a CA file). It returns
-// the TLS listener's host:port and the plain listener's mongodb:// URI.
-func startFerretDBTLS(t *testing.T, p *testPKI) (tlsAddr, plainURI string) {
-	t.Helper()
-	free := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = l.Close() }()
-		return l.Addr().String()
-	}
-	plain, tlsAddr := free(), free()
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: plain, TLS: tlsAddr, TLSCertFile: p.ServerCert, TLSKeyFile: p.ServerKey, TLSCAFile: p.CAFile},
-		Handler:  "sqlite", SQLiteURL: "file:" + t.TempDir() + "/",
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := f.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("ferretdb: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	for _, addr := range []string{plain, tlsAddr} {
-		waitUntil(t, "FerretDB listening on "+addr, func() bool {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				_ = c.Close()
-			}
-			return err == nil
-		})
-	}
-	return tlsAddr, "mongodb://" + plain + "/"
-}
 
 // A Cluster connection's TLS options are the connection string's (tls, tlsCAFile,
 // tlsCertificateKeyFile, authMechanism=MONGODB-X509 naming files on spid's host), against a
@@ -68,8 +18,9 @@ func startFerretDBTLS(t *testing.T, p *testPKI) (tlsAddr, plainURI string) {
 func TestMergeOverTLS(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
-	tlsAddr, plainURI := startFerretDBTLS(t, p)
-	fc := connectFerret(t, plainURI)
+	f := startFerretTLS(t, p)
+	tlsAddr := f.TLSAddr
+	fc := connectFerret(t, f.URI)
 	s := startSpid(t, "--checkpoint-interval", "300ms", "--processor-retry-timeout", "2s")
 	a := newAPI(t, s.Creds(t))
 	c := connectGo(t, s.Admin(t, "", ""))
