@@ -111,25 +111,35 @@ func TestRetriesAndFailures(t *testing.T) {
 	flakyFailures.Store(0)
 }
 
-// flakySink is a fake sink, acceptable for the same reason as flaky: its writes fail with a
-// retryable error while flakySinkFailures > 0, then it discards what it is given.
-type flakySink struct{}
+// failingSink is a fake sink, acceptable for the same reason as flaky: its writes fail with a
+// retryable error while *failures > 0; then each takes delay (so the engine runs ahead of it by
+// the queue between them) and discards what it is given. FlakySink has no delay, SlowSink 5 ms.
+type failingSink struct {
+	failures *atomic.Int64
+	delay    time.Duration
+}
 
-var flakySinkFailures atomic.Int64
+var flakySinkFailures, slowSinkFailures atomic.Int64
 
-func (flakySink) WriteBatch(context.Context, []bson.Raw) ([]bson.Raw, error) {
-	if flakySinkFailures.Add(-1) >= 0 {
-		return nil, connectors.Retryable(errors.New("topic not available yet"))
+func (f failingSink) WriteBatch(ctx context.Context, _ []bson.Raw) ([]bson.Raw, error) {
+	if f.failures.Add(-1) >= 0 {
+		return nil, connectors.Retryable(errors.New("deployment unreachable"))
+	}
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+		}
 	}
 	return nil, nil
 }
-func (flakySink) Flush(context.Context) error { return nil }
-func (flakySink) Close() error                { return nil }
+func (failingSink) Flush(context.Context) error { return nil }
+func (failingSink) Close() error                { return nil }
 
 func init() {
-	connectors.Register(connectors.Type{Name: "FlakySink", NewSink: func(connectors.Env, *pipeline.Sink) (connectors.Sink, error) {
-		return flakySink{}, nil
-	}})
+	for name, sink := range map[string]failingSink{"FlakySink": {&flakySinkFailures, 0}, "SlowSink": {&slowSinkFailures, 5 * time.Millisecond}} {
+		connectors.Register(connectors.Type{Name: name, NewSink: func(connectors.Env, *pipeline.Sink) (connectors.Sink, error) { return sink, nil }})
+	}
 }
 
 // TestRetryBeforeFirstCheckpoint: attempts that fail before the first checkpoint read the
@@ -255,32 +265,6 @@ func TestRetryWindowAfterRecovery(t *testing.T) {
 	if err := m.Stop(context.Background(), "w", "again"); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// slowSink is a fake sink, acceptable for the same reason as flaky: each write takes 5 ms, so
-// the engine runs ahead of it by the queue between them, and a write fails with a retryable
-// error while slowSinkFailures > 0.
-type slowSink struct{}
-
-var slowSinkFailures atomic.Int64
-
-func (slowSink) WriteBatch(ctx context.Context, _ []bson.Raw) ([]bson.Raw, error) {
-	if slowSinkFailures.Add(-1) >= 0 {
-		return nil, connectors.Retryable(errors.New("deployment unreachable"))
-	}
-	select {
-	case <-time.After(5 * time.Millisecond):
-	case <-ctx.Done():
-	}
-	return nil, nil
-}
-func (slowSink) Flush(context.Context) error { return nil }
-func (slowSink) Close() error                { return nil }
-
-func init() {
-	connectors.Register(connectors.Type{Name: "SlowSink", NewSink: func(connectors.Env, *pipeline.Sink) (connectors.Sink, error) {
-		return slowSink{}, nil
-	}})
 }
 
 // TestRetryCountsEachInputOnce: a checkpoint records the inputs before its barrier, though
